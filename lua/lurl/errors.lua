@@ -1,0 +1,94 @@
+-- Typed errors after aiohttp's ClientError hierarchy.
+--
+-- Operational failures are returned as `nil, err`; err is a table with
+-- `kind`, `message` and context fields (url, method, status, errno, cause, ...),
+-- prints as "Kind: message", and answers err:is(kind) for its kind and every
+-- ancestor. A kind may have two parents: every ServerTimeoutError is also a
+-- TimeoutError, as in aiohttp.
+local M = {}
+
+local parents = {
+  ClientError = {},
+  ClientConnectionError = { "ClientError" },
+  ClientConnectionResetError = { "ClientConnectionError" },
+  ClientOSError = { "ClientConnectionError" },
+  ClientConnectorError = { "ClientOSError" },
+  ClientConnectorDNSError = { "ClientConnectorError" },
+  ClientProxyConnectionError = { "ClientConnectorError" },
+  ClientSSLError = { "ClientConnectorError" },
+  ClientConnectorSSLError = { "ClientSSLError" },
+  ClientConnectorCertificateError = { "ClientSSLError" },
+  ServerConnectionError = { "ClientConnectionError" },
+  ServerDisconnectedError = { "ServerConnectionError" },
+  ServerFingerprintMismatch = { "ServerConnectionError" },
+  ServerTimeoutError = { "ServerConnectionError", "TimeoutError" },
+  ConnectionTimeoutError = { "ServerTimeoutError" },
+  SocketTimeoutError = { "ServerTimeoutError" },
+  ClientResponseError = { "ClientError" },
+  ContentTypeError = { "ClientResponseError" },
+  TooManyRedirects = { "ClientResponseError" },
+  WSServerHandshakeError = { "ClientResponseError" },
+  ClientPayloadError = { "ClientError" },
+  InvalidURL = { "ClientError" },
+  InvalidUrlClientError = { "InvalidURL" },
+  NonHttpUrlClientError = { "InvalidUrlClientError" },
+  InvalidUrlRedirectClientError = { "InvalidURL" },
+  NonHttpUrlRedirectClientError = { "NonHttpUrlClientError", "InvalidUrlRedirectClientError" },
+  CircuitOpenError = { "ClientError" },
+  TimeoutError = {},
+  CancelledError = {},
+}
+M.kinds = parents
+
+-- ancestors[kind][other] is true when kind is other or descends from it.
+local ancestors = {}
+local function collect(kind, into)
+  into[kind] = true
+  for _, p in ipairs(parents[kind]) do collect(p, into) end
+  return into
+end
+for kind in pairs(parents) do ancestors[kind] = collect(kind, {}) end
+
+local Error = {}
+local mt = { __name = "lurl.error", __index = Error }
+
+function mt.__tostring(e)
+  local s = e.kind .. ": " .. tostring(e.message)
+  if e.method and e.url then s = s .. " (" .. e.method .. " " .. tostring(e.url) .. ")"
+  elseif e.url then s = s .. " (" .. tostring(e.url) .. ")" end
+  return s
+end
+
+-- err:is(kind): true when err is of kind or of a kind below it.
+function Error:is(kind)
+  if not parents[kind] then error("bad argument #1 to 'is' (unknown error kind '" .. tostring(kind) .. "')", 2) end
+  return ancestors[self.kind][kind] == true
+end
+
+-- errors.new(kind, message[, context]) -> err. context fields are copied in.
+function M.new(kind, message, context)
+  if not parents[kind] then error("unknown error kind '" .. tostring(kind) .. "'", 2) end
+  local e = { kind = kind, message = message }
+  if context then for k, v in pairs(context) do if e[k] == nil then e[k] = v end end end
+  return setmetatable(e, mt)
+end
+
+-- errors.is(value, kind): like err:is, for any value (false for non-errors).
+function M.is(value, kind)
+  return getmetatable(value) == mt and ancestors[value.kind][kind] == true
+end
+
+-- Add context (url, method, ...) to an error that lacks it; returns err.
+function M.annotate(err, context)
+  if getmetatable(err) == mt then
+    for k, v in pairs(context) do if err[k] == nil then err[k] = v end end
+  end
+  return err
+end
+
+-- Raise an argument error naming the function and argument, as Lua does.
+function M.argerror(fname, what, msg, level)
+  error(("bad argument %s to '%s' (%s)"):format(what, fname, msg), (level or 1) + 1)
+end
+
+return M

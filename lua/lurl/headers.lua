@@ -1,0 +1,163 @@
+-- Case-insensitive header multimap (aiohttp's CIMultiDict, Lua-idiomatic):
+--   h["content-type"]        first value, any case
+--   h:get_all("set-cookie")  every value, in order
+--   for name, value in h:items() do ... end   wire order, original case
+local M = {}
+
+local Headers = {}
+local mt = { __name = "lurl.headers" }
+M.methods = Headers
+
+local NAMES, VALUES, LOWER = {}, {}, {} -- private keys
+
+mt.__index = function(h, key)
+  local m = Headers[key]
+  if m ~= nil then return m end
+  if type(key) == "string" then return Headers.get(h, key) end
+  return nil
+end
+
+mt.__newindex = function(h, key, value)
+  if type(key) ~= "string" then error("header names must be strings", 2) end
+  if value == nil then Headers.remove(h, key) else Headers.set(h, key, value) end
+end
+
+function mt.__tostring(h)
+  local out = {}
+  for name, value in Headers.items(h) do out[#out + 1] = name .. ": " .. value end
+  return "lurl.headers {" .. table.concat(out, ", ") .. "}"
+end
+
+local function new()
+  return setmetatable({ [NAMES] = {}, [VALUES] = {}, [LOWER] = {} }, mt)
+end
+
+local function check_value(name, value)
+  local t = type(value)
+  if t == "number" then return tostring(value) end
+  if t ~= "string" then error(("header '%s' must be a string or number, got %s"):format(name, t), 3) end
+  if value:find("[\r\n%z]") then error(("header '%s' contains CR, LF or NUL"):format(name), 3) end
+  return value
+end
+
+function Headers:add(name, value)
+  value = check_value(name, value)
+  local names = self[NAMES]
+  local n = #names + 1
+  names[n], self[VALUES][n], self[LOWER][n] = name, value, name:lower()
+  return self
+end
+
+function Headers:get(name, default)
+  local lname, lower = name:lower(), self[LOWER]
+  for i = 1, #lower do
+    if lower[i] == lname then return self[VALUES][i] end
+  end
+  return default
+end
+
+function Headers:get_all(name)
+  local lname, lower, out = name:lower(), self[LOWER], {}
+  for i = 1, #lower do
+    if lower[i] == lname then out[#out + 1] = self[VALUES][i] end
+  end
+  return out
+end
+
+function Headers:has(name) return Headers.get(self, name) ~= nil end
+
+function Headers:remove(name)
+  local lname = name:lower()
+  local names, values, lower = self[NAMES], self[VALUES], self[LOWER]
+  for i = #lower, 1, -1 do
+    if lower[i] == lname then
+      table.remove(names, i); table.remove(values, i); table.remove(lower, i)
+    end
+  end
+  return self
+end
+
+-- Replace every value of name with value (a list sets several).
+function Headers:set(name, value)
+  Headers.remove(self, name)
+  if type(value) == "table" then
+    for _, v in ipairs(value) do Headers.add(self, name, v) end
+  else
+    Headers.add(self, name, value)
+  end
+  return self
+end
+
+function Headers:count() return #self[NAMES] end
+
+function Headers:items()
+  local i, names, values = 0, self[NAMES], self[VALUES]
+  return function()
+    i = i + 1
+    if names[i] then return names[i], values[i] end
+  end
+end
+
+-- Flat {name1, value1, ...} list for the wire encoder.
+function Headers:flat()
+  local out, names, values = {}, self[NAMES], self[VALUES]
+  for i = 1, #names do out[2 * i - 1], out[2 * i] = names[i], values[i] end
+  return out
+end
+
+function Headers:copy()
+  local c = new()
+  for name, value in Headers.items(self) do Headers.add(c, name, value) end
+  return c
+end
+
+-- Merge: values in other replace same-named ones here.
+function Headers:update(other)
+  local seen = {}
+  for name, value in M.new(other):items() do
+    local l = name:lower()
+    if not seen[l] then Headers.remove(self, name); seen[l] = true end
+    Headers.add(self, name, value)
+  end
+  return self
+end
+
+function M.is(v) return getmetatable(v) == mt end
+
+-- new(src): src is nil, headers, a map {name = value or {values}}, or a list
+-- of {name, value} pairs. Map keys are added in sorted order so the wire
+-- order is stable.
+function M.new(src)
+  if getmetatable(src) == mt then return Headers.copy(src) end
+  local h = new()
+  if src == nil then return h end
+  if type(src) ~= "table" then error("headers must be a table, got " .. type(src), 2) end
+  if #src > 0 then
+    for i, pair in ipairs(src) do
+      if type(pair) ~= "table" then error(("headers item %d must be a {name, value} pair"):format(i), 2) end
+      Headers.add(h, pair[1], pair[2])
+    end
+    return h
+  end
+  local keys = {}
+  for k in pairs(src) do
+    if type(k) ~= "string" then error("header names must be strings", 2) end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  for _, k in ipairs(keys) do Headers.set(h, k, src[k]) end
+  return h
+end
+
+-- from_flat(list): headers from the parser's {name, value, ...} list.
+function M.from_flat(list)
+  local h = new()
+  local names, values, lower = h[NAMES], h[VALUES], h[LOWER]
+  for i = 1, #list, 2 do
+    local n = (i + 1) / 2
+    names[n], values[n], lower[n] = list[i], list[i + 1], list[i]:lower()
+  end
+  return h
+end
+
+return M

@@ -1,0 +1,48 @@
+-- lurl: the public Lua API. Everything a script needs hangs off this table;
+-- the modules behind it (lurl.session, lurl.sched, ...) may be required too.
+local core = require "lurl.core"
+local connector = require "lurl.connector"
+local errors = require "lurl.errors"
+local headers = require "lurl.headers"
+local sched = require "lurl.sched"
+local session = require "lurl.session"
+local timeout = require "lurl.timeout"
+local url = require "lurl.url"
+
+local lurl = {
+  version = core.version,
+  versions = core.versions,
+
+  session = session.new,
+  timeout = timeout.new,
+  connector = connector.new,
+  headers = headers.new,
+
+  spawn = sched.spawn,
+  gather = sched.gather,
+  sleep = sched.sleep,
+  wait_for = sched.wait_for,
+  semaphore = sched.semaphore,
+  now = sched.now,
+
+  errors = errors,
+  error = errors.new,
+  url = url,
+}
+
+-- One-shot helpers: a session for a single request, closed afterwards.
+function lurl.request(method, u, opts)
+  local s = session.new()
+  local resp, err = s:request(method, u, opts)
+  if resp and opts and opts.stream then
+    -- the session must outlive a streamed body: keep it with the response
+    resp._session = s
+  else
+    s:close()
+  end
+  return resp, err
+end
+
+function lurl.get(u, opts) return lurl.request("GET", u, opts) end
+
+return lurl

@@ -1,0 +1,205 @@
+-- ClientResponse: status line, headers and the body, read whole by the
+-- session unless the request was made with stream = true.
+local errors = require "lurl.errors"
+
+local M = {}
+
+local Response = {}
+local mt = { __name = "lurl.response", __index = Response }
+M.methods = Response
+
+function mt.__tostring(r)
+  return ("lurl.response (%d %s, %s)"):format(r.status, r.reason, r.url)
+end
+
+local function parse_content_type(value)
+  if not value then return nil, nil end
+  local mime = value:match("^%s*([^;%s]+)")
+  local charset = value:match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([^\";%s]+)")
+  return mime and mime:lower(), charset and charset:lower()
+end
+
+-- new(fields): fields from the session (status, reason, headers, ...) plus
+-- the private stream state: _conn, _deadline, _finish(reusable).
+function M.new(r)
+  r.ok = r.status < 400
+  r.content_type, r.charset = parse_content_type(r.headers["content-type"])
+  r.history = r.history or {}
+  return setmetatable(r, mt)
+end
+
+local function payload_error(self, ev)
+  local msg
+  if ev[1] == "eof" or (ev[1] == "error" and ev[3] == "HPE_INVALID_EOF_STATE") then
+    msg = "response payload is not completed: the connection closed early"
+  else
+    msg = ("response payload is not completed: %s (%s)"):format(tostring(ev[2]), tostring(ev[3]))
+  end
+  return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status, cause = ev[3] })
+end
+
+-- The next body chunk; false at the end; nil, err on failure (the
+-- connection is then closed, never pooled).
+local function pull(self)
+  if self._eof then return false end
+  if self._error then return nil, self._error end
+  if not self._conn then return false end
+  local ev, err = self._conn:read_event(self._deadline, { url = self.url, method = self.method })
+  if ev and ev[1] == "body" then return ev[2] end
+  if ev and ev[1] == "done" then
+    self._eof = true
+    self:_finish(true)
+    return false
+  end
+  self._error = err or payload_error(self, ev)
+  self:_finish(false)
+  return nil, self._error
+end
+M.pull = pull
+
+-- Read everything that is left; called by the session for non-streamed
+-- responses, and by read() on streamed ones.
+local function read_all(self)
+  if self._body then return self._body end
+  local parts = self._pending and { self._pending } or {}
+  self._pending = nil
+  while true do
+    local chunk, err = pull(self)
+    if chunk == nil then return nil, err end
+    if chunk == false then break end
+    parts[#parts + 1] = chunk
+  end
+  self._body = table.concat(parts)
+  return self._body
+end
+M.read_all = read_all
+
+-- read() -> the whole body; read(n) -> up to n bytes ("" at the end). On a
+-- streamed response a failure returns nil, ClientPayloadError.
+function Response:read(n)
+  if n == nil then return read_all(self) end
+  if type(n) ~= "number" or n < 1 then errors.argerror("read", "#1", "positive number expected", 2) end
+  if self._body then
+    local pos = self._pos or 1
+    self._pos = pos + n
+    return self._body:sub(pos, pos + n - 1)
+  end
+  local buf = self._pending
+  if not buf then
+    local chunk, err = pull(self)
+    if chunk == nil then return nil, err end
+    if chunk == false then return "" end
+    buf = chunk
+  end
+  if #buf > n then
+    self._pending = buf:sub(n + 1)
+    return buf:sub(1, n)
+  end
+  self._pending = nil
+  return buf
+end
+
+local function raise(err) error(err, 0) end
+
+-- for chunk in resp:iter_any() do ... end: chunks as they arrive. A failure
+-- mid-body raises the ClientPayloadError (a loop cannot return it).
+function Response:iter_any()
+  return function()
+    local chunk = self._pending
+    if chunk then self._pending = nil; return chunk end
+    if self._body then
+      local b = self._body
+      if self._pos and self._pos > #b then return nil end
+      self._pos = #b + 1
+      return b ~= "" and b or nil
+    end
+    local c, err = pull(self)
+    if c == nil then raise(err) end
+    return c or nil
+  end
+end
+
+-- for chunk in resp:iter_chunked(n) do ... end: chunks of n bytes (the last
+-- may be shorter). Raises on failure like iter_any.
+function Response:iter_chunked(n)
+  if type(n) ~= "number" or n < 1 then errors.argerror("iter_chunked", "#1", "positive number expected", 2) end
+  return function()
+    local c, err = self:read(n)
+    if c == nil then raise(err) end
+    if c == "" then return nil end
+    return c
+  end
+end
+
+local function latin1_to_utf8(s)
+  return (s:gsub("[\128-\255]", function(c)
+    local b = c:byte()
+    return string.char(0xC0 + math.floor(b / 64), 0x80 + b % 64)
+  end))
+end
+
+-- text([encoding]) -> string. UTF-8, US-ASCII and ISO-8859-1 are understood
+-- now; any other charset is an error rather than mis-decoded text.
+function Response:text(encoding)
+  local body, err = read_all(self)
+  if not body then return nil, err end
+  local cs = (encoding or self.charset or "utf-8"):lower()
+  if cs == "utf-8" or cs == "utf8" or cs == "us-ascii" or cs == "ascii" then return body end
+  if cs == "iso-8859-1" or cs == "latin1" or cs == "latin-1" then return latin1_to_utf8(body) end
+  return nil, errors.new("ClientPayloadError", "cannot decode charset '" .. cs .. "'", { url = self.url })
+end
+
+-- json{ content_type = "application/json" | false, loads = fn } -> value.
+-- A body of another content type is ContentTypeError unless content_type is
+-- false; an empty body gives nil.
+function Response:json(opts)
+  opts = opts or {}
+  local body, err = read_all(self)
+  if not body then return nil, err end
+  local want = opts.content_type
+  if want == nil then want = "application/json" end
+  if want then
+    local ct = self.content_type or ""
+    local ok = ct == want or (want == "application/json" and ct:match("^application/[%w.+-]*%+json$"))
+    if not ok then
+      return nil, errors.new("ContentTypeError",
+        ("attempt to decode JSON with unexpected mimetype: %s"):format(ct),
+        { url = self.url, status = self.status, headers = self.headers })
+    end
+  end
+  if body:match("^%s*$") then return nil end
+  local loads = opts.loads or require("cjson").decode
+  local ok, value = pcall(loads, body)
+  if not ok then
+    return nil, errors.new("ContentTypeError", "invalid JSON: " .. tostring(value), { url = self.url, status = self.status })
+  end
+  return value
+end
+
+-- raise_for_status() -> resp, or nil and ClientResponseError for 4xx/5xx.
+function Response:raise_for_status()
+  if self.status < 400 then return self end
+  return nil, errors.new("ClientResponseError", ("%d, message='%s'"):format(self.status, self.reason), {
+    status = self.status, url = self.url, method = self.method, headers = self.headers,
+    request_info = self.request_info, history = self.history,
+  })
+end
+
+-- Give the connection back without reading the rest: it is closed (an unread
+-- body would corrupt the next exchange), unless the body was already done.
+function Response:release()
+  if self._conn and not self._eof then
+    self._error = self._error or errors.new("ClientPayloadError", "response was released", { url = self.url })
+    self:_finish(false)
+  end
+end
+
+Response.close = Response.release
+
+function Response:_finish(ok)
+  local fin = self._release
+  self._release, self._conn = nil, nil
+  if fin then fin(ok) end
+end
+
+return M

@@ -1,0 +1,329 @@
+-- The scheduler: tasks are coroutines on the runtime's libuv loop.
+--
+-- A blocking-looking call parks its task with `wait(arm, seconds)`: arm
+-- starts the operation and hands it a `wake` function that the libuv callback
+-- calls with the results. Each wait has its own wake, so a late callback of
+-- an abandoned operation (timed out, cancelled) is ignored.
+--
+-- Resumes never nest: a wake issued while a task runs is queued, and the queue
+-- is drained by the outermost entry from C (a libuv callback or lurl_call).
+local core = require "lurl.core"
+local errors = require "lurl.errors"
+
+local M = {}
+
+local TIMEOUT = setmetatable({}, { __name = "lurl.sched.timeout", __tostring = function() return "timeout" end })
+local CANCEL = setmetatable({}, { __name = "lurl.sched.cancel" })
+M.TIMEOUT = TIMEOUT
+
+local Task = {}
+local task_mt = { __name = "lurl.task", __index = Task }
+function task_mt.__tostring(t) return ("lurl.task (%s)"):format(t.state) end
+
+local current = nil          -- the task whose coroutine is running
+local ready, rhead, rtail = {}, 1, 0
+local live = 0               -- tasks not yet finished
+local failed = setmetatable({}, { __mode = "k" }) -- failed tasks nobody joined
+
+local unpack, select, pack = unpack, select, function(...) return { n = select("#", ...), ... } end
+
+local function report(task)
+  io.stderr:write("lurl: task failed and was never joined: ", tostring(task.traceback), "\n")
+end
+
+local function finish(task, ok, res)
+  live = live - 1
+  if task.timer then task.timer:close(); task.timer = nil end
+  if ok then
+    task.state, task.results = "done", res
+  else
+    local err = res[1]
+    task.state, task.error, task.traceback = "failed", err, res[2]
+    if errors.is(err, "CancelledError") then task.state = "cancelled" end
+  end
+  local joiners = task.joiners
+  task.joiners = nil
+  if task.on_done then
+    -- a task started from C: its host callback takes the outcome
+    if ok then task.on_done(true, unpack(res, 1, res.n))
+    else task.on_done(false, task.state == "cancelled" and tostring(task.error) or tostring(task.traceback)) end
+  elseif task.state == "failed" and not (joiners and #joiners > 0) then
+    failed[task] = true
+  end
+  if joiners then
+    for i = 1, #joiners do joiners[i]() end
+  end
+end
+
+local function traceback(err)
+  if type(err) == "table" then return { err, debug.traceback(tostring(err), 2) } end
+  return { err, debug.traceback(tostring(err), 2) }
+end
+
+-- The coroutine body: run fn protected so a failure keeps its traceback.
+local function body(task, ...)
+  local res = pack(xpcall(task.fn, traceback, ...))
+  if res[1] then return true, pack(unpack(res, 2, res.n)) end
+  return false, { res[2][1], res[2][2], n = 2 }
+end
+
+local function step(task, ...)
+  local prev = current
+  current = task
+  local ok, a, b = coroutine.resume(task.co, ...)
+  current = prev
+  if coroutine.status(task.co) == "dead" then
+    if not ok then a, b = false, { a, debug.traceback(task.co, tostring(a)), n = 2 } end
+    finish(task, a, b)
+  end
+end
+
+local function drain()
+  while rhead <= rtail do
+    local entry = ready[rhead]
+    ready[rhead] = nil
+    rhead = rhead + 1
+    step(entry[1], unpack(entry, 2, entry.n))
+  end
+  rhead, rtail = 1, 0
+end
+
+-- Resume task with the given values now (from C) or after the running task
+-- yields (from inside a task).
+local function schedule(task, ...)
+  rtail = rtail + 1
+  ready[rtail] = { task, n = select("#", ...) + 1, ... }
+  if not current then drain() end
+end
+
+local function new_task(fn, ...)
+  local task = setmetatable({ fn = fn, state = "running", seq = 0 }, task_mt)
+  task.co = coroutine.create(body)
+  live = live + 1
+  schedule(task, task, ...)
+  return task
+end
+
+-- The running task; raises when called outside one.
+function M.current()
+  if not current then error("lurl: a blocking call needs a task (use lurl.spawn)", 3) end
+  return current
+end
+
+-- Park the running task until its wake function is called, or until seconds
+-- pass (then returns TIMEOUT). arm(wake) starts the operation and may return
+-- a function that abandons it, called on timeout or cancellation.
+function M.wait(arm, seconds)
+  local task = M.current()
+  if task.cancel_requested then error(errors.new("CancelledError", "task was cancelled"), 0) end
+  if coroutine.running() ~= task.co then
+    error("lurl: blocking call inside a coroutine that is not a lurl task", 3)
+  end
+  local seq = task.seq + 1
+  task.seq = seq
+  -- returns true when it resumed the task, false for a stale wake
+  local function wake(...)
+    if task.seq ~= seq or not task.waiting then return false end
+    task.waiting = false
+    schedule(task, ...)
+    return true
+  end
+  task.waiting = true
+  local abandon = arm(wake)
+  if seconds then
+    local timer = task.timer
+    if not timer then timer = core.timer(); task.timer = timer end
+    timer:start(seconds, function() wake(TIMEOUT) end)
+  end
+  task.abandon = abandon
+  local res = pack(coroutine.yield())
+  task.abandon = nil
+  if seconds then task.timer:stop() end
+  local first = res[1]
+  if first == TIMEOUT or first == CANCEL then
+    if abandon then abandon() end
+  end
+  if first == CANCEL or task.cancel_requested then
+    error(errors.new("CancelledError", "task was cancelled"), 0)
+  end
+  return unpack(res, 1, res.n)
+end
+
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
+  return new_task(fn, ...)
+end
+
+-- Entry point of lurl_call: done(ok, ...) receives the outcome.
+function M.host_spawn(done, fn, ...)
+  local task = setmetatable({ fn = fn, state = "running", seq = 0, on_done = done }, task_mt)
+  task.co = coroutine.create(body)
+  live = live + 1
+  schedule(task, task, ...)
+  return task
+end
+
+function M.sleep(seconds)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("bad argument #1 to 'sleep' (number of seconds >= 0 expected)", 2)
+  end
+  if seconds == 0 then
+    M.wait(function(wake) wake() end) -- queued behind every task that is ready
+  else
+    M.wait(function() end, seconds)
+  end
+end
+
+function M.now() return core.now() end
+
+function M.unjoined_failures()
+  local n = 0
+  for task in pairs(failed) do
+    report(task)
+    failed[task] = nil
+    n = n + 1
+  end
+  return n
+end
+
+function M.live_tasks() return live end
+
+-- ---- Task methods ----
+
+function Task:done() return self.state ~= "running" end
+
+local function outcome(task)
+  failed[task] = nil
+  if task.state == "done" then return unpack(task.results, 1, task.results.n) end
+  return nil, task.error
+end
+
+-- Wait for the task; returns its results, or nil and its error (a raised
+-- value, or a CancelledError).
+function Task:join(seconds)
+  if self.state ~= "running" then return outcome(self) end
+  if self == current then error("a task cannot join itself", 2) end
+  local r = M.wait(function(wake)
+    self.joiners = self.joiners or {}
+    local list = self.joiners
+    list[#list + 1] = wake
+    return function()
+      for i = #list, 1, -1 do if list[i] == wake then table.remove(list, i) end end
+    end
+  end, seconds)
+  if r == TIMEOUT then return nil, errors.new("TimeoutError", "join timed out") end
+  return outcome(self)
+end
+
+-- Cancel the task: an operation it waits on is abandoned (connections it holds
+-- are closed) and it is resumed with a CancelledError raised where it waits.
+function Task:cancel()
+  if self.state ~= "running" then return false end
+  self.cancel_requested = true
+  if self.waiting then
+    self.waiting = false
+    self.seq = self.seq + 1
+    schedule(self, CANCEL)
+  end
+  return true
+end
+
+-- ---- combinators ----
+
+-- Run the functions concurrently; return the first result of each, in order.
+-- If one raises, the others are cancelled and the error is raised again.
+function M.gather(...)
+  local n = select("#", ...)
+  local tasks = {}
+  for i = 1, n do
+    local fn = select(i, ...)
+    if type(fn) ~= "function" then error(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)), 2) end
+    tasks[i] = new_task(fn)
+  end
+  local results = {}
+  for i = 1, n do
+    local ok, r, err = pcall(tasks[i].join, tasks[i])
+    if not ok or (r == nil and tasks[i].state ~= "done") then
+      for j = 1, n do tasks[j]:cancel() end
+      failed[tasks[i]] = nil
+      error(ok and err or r, 0)
+    end
+    results[i] = r
+  end
+  return unpack(results, 1, n)
+end
+
+-- Run fn(...) in a task; if it is not done within seconds, cancel it and
+-- return nil, TimeoutError. Otherwise return its results.
+function M.wait_for(seconds, fn, ...)
+  if type(seconds) ~= "number" or seconds < 0 then error("bad argument #1 to 'wait_for' (number of seconds >= 0 expected)", 2) end
+  if type(fn) ~= "function" then error("bad argument #2 to 'wait_for' (function expected)", 2) end
+  local task = new_task(fn, ...)
+  local ok, r = pcall(M.wait, function(wake)
+    task.joiners = task.joiners or {}
+    task.joiners[#task.joiners + 1] = wake
+  end, seconds)
+  if not ok then task:cancel(); error(r, 0) end
+  if r == TIMEOUT then
+    task:cancel()
+    return nil, errors.new("TimeoutError", ("timed out after %g seconds"):format(seconds), { timeout = seconds })
+  end
+  if task.state == "failed" then failed[task] = nil; error(task.error, 0) end
+  return outcome(task)
+end
+
+-- ---- semaphore ----
+
+local Semaphore = {}
+local sem_mt = { __name = "lurl.semaphore", __index = Semaphore }
+function sem_mt.__tostring(s) return ("lurl.semaphore (%d free, %d waiting)"):format(s.value, #s.waiters) end
+
+function M.semaphore(n)
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then error("bad argument #1 to 'semaphore' (integer >= 0 expected)", 2) end
+  return setmetatable({ value = n, waiters = {} }, sem_mt)
+end
+
+-- Take a slot, waiting in FIFO order. Returns true, or nil and TimeoutError.
+function Semaphore:acquire(seconds)
+  if self.value > 0 and #self.waiters == 0 then
+    self.value = self.value - 1
+    return true
+  end
+  local waiters = self.waiters
+  local entry = {}
+  local ok, r = pcall(M.wait, function(wake)
+    entry.wake = wake
+    waiters[#waiters + 1] = entry
+    return function()
+      for i = 1, #waiters do if waiters[i] == entry then table.remove(waiters, i); break end end
+    end
+  end, seconds)
+  if not ok then
+    -- cancelled after release() handed us the slot: pass it on
+    if entry.granted then self:release() end
+    error(r, 0)
+  end
+  if r == TIMEOUT then return nil, errors.new("TimeoutError", "semaphore acquire timed out") end
+  return true
+end
+
+-- Give the slot to the first waiter still waiting, else back to the pool.
+function Semaphore:release()
+  local waiters = self.waiters
+  while #waiters > 0 do
+    local entry = table.remove(waiters, 1)
+    if entry.wake(true) then entry.granted = true; return end
+  end
+  self.value = self.value + 1
+end
+
+-- Run fn(...) holding a slot; the slot is released even when fn raises.
+function Semaphore:with(fn, ...)
+  self:acquire()
+  local res = pack(pcall(fn, ...))
+  self:release()
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+return M

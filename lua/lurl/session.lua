@@ -1,0 +1,315 @@
+-- ClientSession: shared headers, timeouts and the connection pool; builds each
+-- request, runs the HTTP/1.1 exchange and wraps the answer in a response.
+local cjson = require "cjson"
+local core = require "lurl.core"
+local connector_mod = require "lurl.connector"
+local errors = require "lurl.errors"
+local headers_mod = require "lurl.headers"
+local response = require "lurl.response"
+local timeout = require "lurl.timeout"
+local url = require "lurl.url"
+
+local M = {}
+
+M.USER_AGENT = "lurl/" .. core.version
+-- Only what the runtime decodes is advertised.
+M.ACCEPT_ENCODING = "identity"
+
+local Session = {}
+local mt = { __name = "lurl.session", __index = Session }
+function mt.__tostring(s) return ("lurl.session (%s)"):format(s.closed and "closed" or "open") end
+
+local SESSION_OPTIONS = {
+  base_url = "string", headers = "table", timeout = "any", raise_for_status = "any",
+  skip_auto_headers = "table", json_serialize = "function", connector = "table",
+  connector_owner = "boolean", max_line_size = "number", max_field_size = "number",
+}
+
+local REQUEST_OPTIONS = {
+  params = "any", headers = "table", data = "any", json = "any", timeout = "any",
+  raise_for_status = "any", stream = "boolean", skip_auto_headers = "table",
+  max_line_size = "number", max_field_size = "number",
+}
+
+local function check_options(fname, opts, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then errors.argerror(fname, "#2", "options table expected, got " .. type(opts), 3) end
+  for k, v in pairs(opts) do
+    local want = known[k]
+    if not want then errors.argerror(fname, "#2", "unknown option '" .. tostring(k) .. "'", 3) end
+    if want ~= "any" and type(v) ~= want then
+      errors.argerror(fname, "'" .. k .. "'", want .. " expected, got " .. type(v), 3)
+    end
+  end
+  return opts
+end
+
+local function check_rfs(fname, v)
+  if v ~= nil and type(v) ~= "boolean" and type(v) ~= "function" then
+    errors.argerror(fname, "'raise_for_status'", "boolean or function expected", 3)
+  end
+end
+
+local function lower_set(list)
+  local set = {}
+  for _, name in ipairs(list or {}) do set[name:lower()] = true end
+  return set
+end
+
+-- lurl.session{ base_url, headers, timeout, raise_for_status, skip_auto_headers,
+--               json_serialize, connector, connector_owner }
+function M.new(opts)
+  opts = check_options("session", opts, SESSION_OPTIONS)
+  check_rfs("session", opts.raise_for_status)
+  local base
+  if opts.base_url then
+    local b, err = url.parse(opts.base_url)
+    if not b or not url.check_http(b, opts.base_url) then
+      errors.argerror("session", "'base_url'", "invalid URL '" .. opts.base_url .. "'" .. (err and (": " .. err.message) or ""), 2)
+    end
+    base = b
+  end
+  local conn = opts.connector
+  if conn ~= nil and not connector_mod.is(conn) then errors.argerror("session", "'connector'", "lurl.connector expected", 2) end
+  local ok, hdrs = pcall(headers_mod.new, opts.headers)
+  if not ok then errors.argerror("session", "'headers'", hdrs, 2) end
+  return setmetatable({
+    base_url = base,
+    headers = hdrs,
+    timeout = timeout.for_session(opts.timeout),
+    raise_for_status = opts.raise_for_status or false,
+    skip_auto_headers = lower_set(opts.skip_auto_headers),
+    json_serialize = opts.json_serialize or cjson.encode,
+    connector = conn or connector_mod.new(),
+    connector_owner = conn == nil or opts.connector_owner ~= false,
+    max_line_size = opts.max_line_size or 8190,
+    max_field_size = opts.max_field_size or 8190,
+    closed = false,
+  }, mt)
+end
+
+-- ---- building the request ----
+
+local function build_url(self, raw, params)
+  local u, err
+  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw), 4) end
+  if self.base_url and not raw:match("^[%a][%w+.-]*:") then
+    u, err = url.join(self.base_url, raw)
+  else
+    u, err = url.parse(raw)
+  end
+  if not u then return nil, err end
+  u, err = url.check_http(u, raw)
+  if not u then return nil, err end
+  if params ~= nil then
+    if type(params) ~= "string" and type(params) ~= "table" then
+      errors.argerror("request", "'params'", "table or string expected, got " .. type(params), 4)
+    end
+    local ok, res = pcall(url.with_params, u, params)
+    if not ok then errors.argerror("request", "'params'", res, 4) end
+    u = res
+  end
+  u.fragment = nil
+  return u
+end
+
+local function build_body(self, opts)
+  if opts.data ~= nil and opts.json ~= nil then
+    errors.argerror("request", "#2", "'data' and 'json' cannot be used together", 4)
+  end
+  if opts.json ~= nil then return self.json_serialize(opts.json), "application/json" end
+  local data = opts.data
+  if data == nil then return nil end
+  if type(data) == "string" then return data, nil end
+  if type(data) == "table" then
+    local ok, res = pcall(url.encode_form, data)
+    if not ok then errors.argerror("request", "'data'", res, 4) end
+    return res, "application/x-www-form-urlencoded"
+  end
+  errors.argerror("request", "'data'", "string or table expected, got " .. type(data), 4)
+end
+
+local METHODS_WITH_BODY = { POST = true, PUT = true, PATCH = true }
+
+local function build_headers(self, method, u, opts, body, ctype)
+  local h = headers_mod.new(self.headers)
+  if opts.headers then
+    local ok, err = pcall(h.update, h, opts.headers)
+    if not ok then errors.argerror("request", "'headers'", err, 4) end
+  end
+  local skip = self.skip_auto_headers
+  if opts.skip_auto_headers then skip = setmetatable(lower_set(opts.skip_auto_headers), { __index = skip }) end
+  local function auto(name, value)
+    if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
+  end
+  auto("Host", url.host_header(u))
+  auto("User-Agent", M.USER_AGENT)
+  auto("Accept", "*/*")
+  auto("Accept-Encoding", M.ACCEPT_ENCODING)
+  if body then
+    h:set("Content-Length", tostring(#body))
+    if ctype then auto("Content-Type", ctype) end
+  elseif METHODS_WITH_BODY[method] then
+    h:set("Content-Length", "0")
+  end
+  if self.connector.force_close then h:set("Connection", "close") end
+  return h
+end
+
+-- ---- the exchange ----
+
+local function fields_to_pairs(fields)
+  local out = {}
+  for i = 1, #fields, 2 do out[#out + 1] = { fields[i], fields[i + 1] } end
+  return out
+end
+
+local function connection_error(kind, msg, ev, ctx)
+  return errors.new(kind, msg, { url = ctx.url, method = ctx.method, errno = ev and ev[3], cause = ev and ev[2] })
+end
+
+-- Map a read event that ended the exchange before a head arrived.
+local function head_failure(ev, err, ctx)
+  if not ev then return err end
+  local kind = ev[1]
+  if kind == "eof" then
+    return connection_error("ServerDisconnectedError", "server disconnected before sending a response", ev, ctx)
+  end
+  if ev[3] == "ECONNRESET" then
+    return connection_error("ClientConnectionResetError", "connection reset by peer", ev, ctx)
+  end
+  if ev[3] and ev[3]:match("^HPE_") then
+    if ev[3] == "HPE_INVALID_EOF_STATE" then
+      return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
+    end
+    return connection_error("ClientResponseError", "invalid HTTP response: " .. tostring(ev[2]), ev, ctx)
+  end
+  return connection_error("ClientOSError", tostring(ev[2]), ev, ctx)
+end
+
+local function read_head(c, deadline, ctx)
+  while true do
+    local ev, err = c:read_event(deadline, ctx)
+    if not ev or ev[1] ~= "head" then return nil, head_failure(ev, err, ctx) end
+    return ev
+  end
+end
+
+-- Send the request on c and read the head; returns the head event or nil, err.
+local function exchange(c, req, deadline, ctx)
+  c:begin(req.method == "HEAD")
+  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), req.body)
+  if not bytes then errors.argerror("request", "'headers'", why, 5) end
+  local ok, err, ename = c:send(bytes, deadline, ctx)
+  if not ok then
+    if type(err) == "table" then return nil, err end
+    -- the peer may have answered and closed before reading everything
+    local ev = c.queue[c.queue.head]
+    if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
+    return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
+      "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
+  end
+  return read_head(c, deadline, ctx)
+end
+
+local function make_response(self, req, head, c, deadline, stream)
+  local status, reason, major, minor, fields, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
+  local connector = self.connector
+  local resp = response.new {
+    status = status, reason = reason, version = major .. "." .. minor,
+    method = req.method, url = req.url_string,
+    headers = headers_mod.from_flat(fields), raw_headers = fields_to_pairs(fields),
+    request_info = { method = req.method, url = req.url_string, real_url = req.url_string, headers = req.headers },
+    _conn = c,
+    -- a streamed body is bounded by sock_read only, as in aiohttp
+    _deadline = stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
+  }
+  resp._release = function(ok) connector:release(c, ok and c:can_reuse(keep_alive)) end
+  return resp
+end
+
+-- Close a streamed response's connection if the script drops it unread.
+local function guard(resp)
+  local proxy = newproxy(true)
+  getmetatable(proxy).__gc = function() if resp._conn then resp._conn:close() end end
+  resp._gc = proxy
+  return resp
+end
+
+local function perform(self, req, deadline, ctx)
+  local key = req.url.scheme .. "://" .. url.host_header(req.url)
+  local port = req.url.port or url.default_ports[req.url.scheme]
+  local c, err = self.connector:acquire(key, req.url.host, port, deadline, {
+    max_line_size = req.max_line_size, max_field_size = req.max_field_size, context = ctx,
+  })
+  if not c then return nil, err end
+  local ok, head, herr = pcall(exchange, c, req, deadline, ctx)
+  if not ok or not head then
+    -- a timeout, cancellation or failure leaves the connection in an unknown state
+    self.connector:release(c, false)
+    if not ok then error(head, 0) end
+    return nil, herr
+  end
+  local resp = make_response(self, req, head, c, deadline, req.stream)
+  if req.stream then return guard(resp) end
+  local body_ok, body, berr = pcall(response.read_all, resp)
+  if not body_ok then
+    self.connector:release(c, false)
+    error(body, 0)
+  end
+  if not body then return nil, berr end
+  return resp
+end
+
+local function apply_raise_for_status(resp, rfs)
+  if not rfs then return resp end
+  if type(rfs) == "function" then
+    local r, err = rfs(resp)
+    if r == nil and err ~= nil then return nil, err end
+    return resp
+  end
+  return resp:raise_for_status()
+end
+
+-- session:request(method, url[, opts]) -> response, or nil, err.
+function Session:request(method, raw_url, opts)
+  if getmetatable(self) ~= mt then errors.argerror("request", "#0", "call it as session:request(...)", 2) end
+  if self.closed then error("session is closed", 2) end
+  if type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+    errors.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method), 2)
+  end
+  method = method:upper()
+  opts = check_options("request", opts, REQUEST_OPTIONS)
+  check_rfs("request", opts.raise_for_status)
+  local u, err = build_url(self, raw_url, opts.params)
+  if not u then return nil, errors.annotate(err, { method = method }) end
+  local body, ctype = build_body(self, opts)
+  local req = {
+    method = method, url = u, url_string = url.tostring(u), body = body, stream = opts.stream,
+    headers = build_headers(self, method, u, opts, body, ctype),
+    max_line_size = opts.max_line_size or self.max_line_size,
+    max_field_size = opts.max_field_size or self.max_field_size,
+  }
+  local deadline = timeout.start(timeout.merge(self.timeout, opts.timeout))
+  local ctx = { url = req.url_string, method = method }
+  local resp
+  resp, err = perform(self, req, deadline, ctx)
+  if not resp then return nil, errors.annotate(err, ctx) end
+  local rfs = opts.raise_for_status
+  if rfs == nil then rfs = self.raise_for_status end
+  return apply_raise_for_status(resp, rfs)
+end
+
+for _, m in ipairs { "get", "post", "put", "patch", "delete", "head", "options" } do
+  local verb = m:upper()
+  Session[m] = function(self, u, opts) return Session.request(self, verb, u, opts) end
+end
+
+-- Close the session and, if it owns it, its connector.
+function Session:close()
+  if self.closed then return end
+  self.closed = true
+  if self.connector_owner then self.connector:close() end
+end
+
+return M

@@ -1,0 +1,59 @@
+/* lurl.core: the C side of the runtime as one Lua table. Everything here is
+ * mechanism; the Lua library in lua/lurl builds the API on top of it. */
+#include <dirent.h>
+#include <stdio.h>
+
+#include <llhttp.h>
+#include <luajit.h>
+#include <openssl/crypto.h>
+
+#include "rt.h"
+
+int lurl_versions(char *buf, size_t size) {
+    return snprintf(buf, size, "lurl %s (%s, libuv %s, llhttp %d.%d.%d, %s)", LURL_VERSION,
+                    LUAJIT_VERSION, uv_version_string(), LLHTTP_VERSION_MAJOR,
+                    LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, OpenSSL_version(OPENSSL_VERSION));
+}
+
+/* Monotonic seconds with sub-microsecond resolution. */
+static int l_now(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+    return 1;
+}
+
+/* Open file descriptors of this process (leak checks in specs and tools). */
+static int l_open_fds(lua_State *L) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return rt_fail(L, UV_ENOSYS);
+    int n = -1; /* the directory stream's own descriptor */
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+static int l_versions(lua_State *L) {
+    char buf[256];
+    lurl_versions(buf, sizeof buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+int rt_open_core(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"now", l_now}, {"open_fds", l_open_fds}, {"versions", l_versions}, {NULL, NULL}};
+    lua_newtable(L);
+    luaL_register(L, NULL, fns);
+    lua_pushliteral(L, LURL_VERSION);
+    lua_setfield(L, -2, "version");
+    rt_open_timer(L);
+    lua_setfield(L, -2, "timer");
+    rt_open_dns(L);
+    lua_setfield(L, -2, "getaddrinfo");
+    rt_open_tcp(L);
+    lua_setfield(L, -2, "tcp");
+    rt_open_h1(L);
+    lua_setfield(L, -2, "h1");
+    return 1;
+}

@@ -1,0 +1,406 @@
+/* lurl.core TCP: client connections, listeners and the byte stream between
+ * them. Callbacks carry `nil, "ENAME: message", "ENAME"` on failure. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+#define TCP_MT "lurl.tcp"
+
+typedef struct {
+    rt_handle h;
+    int read_ref;   /* read callback while reading */
+    int listen_ref; /* connection callback of a listener */
+} l_tcp;
+
+typedef struct {
+    uv_write_t req;
+    lurl_runtime *rt;
+    int cb_ref;   /* completion callback, or LUA_NOREF */
+    int data_ref; /* keeps the written strings alive until libuv is done */
+    uv_buf_t bufs[];
+} write_req;
+
+typedef struct {
+    uv_connect_t req;
+    lurl_runtime *rt;
+    int cb_ref;
+} tcp_connect;
+
+static l_tcp *check_tcp(lua_State *L) {
+    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+    if (t->h.closed) luaL_argerror(L, 1, "connection is closed");
+    return t;
+}
+
+static l_tcp *new_tcp(lua_State *L) {
+    l_tcp *t = lua_newuserdata(L, sizeof *t);
+    luaL_getmetatable(L, TCP_MT);
+    lua_setmetatable(L, -2);
+    t->read_ref = t->listen_ref = LUA_NOREF;
+    int err = uv_tcp_init(rt_get(L)->loop, &t->h.uv.tcp);
+    if (err) {
+        lua_pop(L, 1);
+        rt_fail(L, err);
+        return NULL;
+    }
+    rt_handle_open(L, &t->h);
+    return t;
+}
+
+static int parse_addr(lua_State *L, int idx, struct sockaddr_storage *ss) {
+    const char *ip = luaL_checkstring(L, idx);
+    int port = (int)luaL_checkinteger(L, idx + 1);
+    luaL_argcheck(L, port >= 0 && port <= 65535, idx + 1, "port must be 0..65535");
+    if (strchr(ip, ':')) return uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss);
+    return uv_ip4_addr(ip, port, (struct sockaddr_in *)ss);
+}
+
+static int push_status(lurl_runtime *rt, int status) {
+    lua_State *L = rt->L;
+    if (status == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", uv_err_name(status), uv_strerror(status));
+    lua_pushstring(L, uv_err_name(status));
+    return 3;
+}
+
+/* ---- connect ---- */
+
+static void on_connect(uv_connect_t *uvreq, int status) {
+    tcp_connect *c = uvreq->data;
+    lurl_runtime *rt = c->rt;
+    rt_push_ref(rt, c->cb_ref);
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, c->cb_ref);
+    free(c);
+    if (status == UV_ECANCELED) {
+        lua_pop(rt->L, 1);
+        return;
+    }
+    rt_callback(rt, push_status(rt, status));
+}
+
+/* tcp_connect(ip, port, fn) -> tcp; fn(true) once connected, or fn(nil, err, ename). */
+static int l_tcp_connect(lua_State *L) {
+    struct sockaddr_storage ss;
+    int err = parse_addr(L, 1, &ss);
+    if (err) return luaL_argerror(L, 1, "not an IP address");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    tcp_connect *c = malloc(sizeof *c);
+    if (!c) return luaL_error(L, "out of memory");
+    l_tcp *t = new_tcp(L);
+    if (!t) {
+        free(c);
+        return 3;
+    }
+    uv_tcp_nodelay(&t->h.uv.tcp, 1);
+    c->rt = t->h.rt;
+    c->req.data = c;
+    err = uv_tcp_connect(&c->req, &t->h.uv.tcp, (struct sockaddr *)&ss, on_connect);
+    if (err) {
+        free(c);
+        rt_handle_close(&t->h);
+        return rt_fail(L, err);
+    }
+    lua_pushvalue(L, 3);
+    c->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* ---- listen / accept ---- */
+
+static void on_connection(uv_stream_t *server, int status) {
+    l_tcp *t = server->data;
+    rt_push_ref(t->h.rt, t->listen_ref);
+    rt_callback(t->h.rt, push_status(t->h.rt, status));
+}
+
+/* tcp_listen(ip, port, fn[, backlog]) -> tcp; fn() for each pending connection. */
+static int l_tcp_listen(lua_State *L) {
+    struct sockaddr_storage ss;
+    if (parse_addr(L, 1, &ss)) return luaL_argerror(L, 1, "not an IP address");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int backlog = (int)luaL_optinteger(L, 4, 511);
+    l_tcp *t = new_tcp(L);
+    if (!t) return 3;
+    int err = uv_tcp_bind(&t->h.uv.tcp, (struct sockaddr *)&ss, 0);
+    if (!err) err = uv_listen(&t->h.uv.stream, backlog, on_connection);
+    if (err) {
+        rt_handle_close(&t->h);
+        return rt_fail(L, err);
+    }
+    lua_pushvalue(L, 3);
+    t->listen_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+static int tcp_accept(lua_State *L) {
+    l_tcp *server = check_tcp(L);
+    l_tcp *t = new_tcp(L);
+    if (!t) return 3;
+    int err = uv_accept(&server->h.uv.stream, &t->h.uv.stream);
+    if (err) {
+        rt_handle_close(&t->h);
+        return rt_fail(L, err);
+    }
+    uv_tcp_nodelay(&t->h.uv.tcp, 1);
+    return 1;
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    rt_handle *h = uvh->data;
+    /* One buffer per runtime: read_cb turns it into a Lua string at once. */
+    buf->base = h->rt->read_buf;
+    buf->len = sizeof h->rt->read_buf;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    l_tcp *t = stream->data;
+    lurl_runtime *rt = t->h.rt;
+    lua_State *L = rt->L;
+    if (nread == 0) return;
+    rt_push_ref(rt, t->read_ref);
+    if (nread > 0) {
+        lua_pushlstring(L, buf->base, (size_t)nread);
+        rt_callback(rt, 1);
+        return;
+    }
+    uv_read_stop(stream);
+    lua_pushnil(L);
+    if (nread == UV_EOF) {
+        lua_pushliteral(L, "EOF");
+        lua_pushliteral(L, "EOF");
+    } else {
+        lua_pushfstring(L, "%s: %s", uv_err_name((int)nread), uv_strerror((int)nread));
+        lua_pushstring(L, uv_err_name((int)nread));
+    }
+    rt_callback(rt, 3);
+}
+
+/* tcp:read_start(fn): fn(data) per read; fn(nil, "EOF", "EOF") at the end of
+ * the stream and fn(nil, err, ename) on failure, after which reading stops. */
+static int tcp_read_start(lua_State *L) {
+    l_tcp *t = check_tcp(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->read_ref);
+    lua_pushvalue(L, 2);
+    t->read_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int err = uv_read_start(&t->h.uv.stream, on_alloc, on_read);
+    if (err && err != UV_EALREADY) return rt_fail(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int tcp_read_stop(lua_State *L) {
+    l_tcp *t = check_tcp(L);
+    uv_read_stop(&t->h.uv.stream);
+    return 0;
+}
+
+/* ---- writing ---- */
+
+static void write_done(uv_write_t *uvreq, int status) {
+    write_req *w = uvreq->data;
+    lurl_runtime *rt = w->rt;
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, w->data_ref);
+    int cb = w->cb_ref;
+    free(w);
+    if (cb == LUA_NOREF) return;
+    rt_push_ref(rt, cb);
+    luaL_unref(rt->L, LUA_REGISTRYINDEX, cb);
+    rt_callback(rt, push_status(rt, status));
+}
+
+static int collect_bufs(lua_State *L, uv_buf_t *bufs, int n) {
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        bufs[0].base = (char *)lua_tolstring(L, 2, &bufs[0].len);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, 2, i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "list items must be strings");
+        bufs[i].base = (char *)lua_tolstring(L, -1, &bufs[i].len);
+        lua_pop(L, 1); /* still referenced by the list */
+    }
+    return n;
+}
+
+/* tcp:write(data[, fn]): data is a string or a list of strings. Returns true
+ * when everything was written at once (fn is not called), false when the rest
+ * is queued (fn(true) or fn(nil, err, ename) follows), or nil, err, ename. */
+static int tcp_write(lua_State *L) {
+    l_tcp *t = check_tcp(L);
+    int n = 1;
+    if (lua_type(L, 2) == LUA_TTABLE) n = (int)lua_objlen(L, 2);
+    else luaL_checktype(L, 2, LUA_TSTRING);
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
+    write_req *w = malloc(sizeof *w + (size_t)(n ? n : 1) * sizeof(uv_buf_t));
+    if (!w) return luaL_error(L, "out of memory");
+    n = collect_bufs(L, w->bufs, n);
+
+    /* Most writes fit in the socket buffer: try that before queueing. */
+    int first = 0, tried = uv_try_write(&t->h.uv.stream, w->bufs, (unsigned)n);
+    if (tried < 0 && tried != UV_EAGAIN) {
+        free(w);
+        return rt_fail(L, tried);
+    }
+    for (size_t done = tried > 0 ? (size_t)tried : 0; first < n && done > 0; first++) {
+        if (done < w->bufs[first].len) {
+            w->bufs[first].base += done;
+            w->bufs[first].len -= done;
+            break;
+        }
+        done -= w->bufs[first].len;
+    }
+    while (first < n && w->bufs[first].len == 0) first++;
+    if (first == n) {
+        free(w);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    w->rt = t->h.rt;
+    w->req.data = w;
+    int err = uv_write(&w->req, &t->h.uv.stream, w->bufs + first, (unsigned)(n - first), write_done);
+    if (err) {
+        free(w);
+        return rt_fail(L, err);
+    }
+    lua_pushvalue(L, 2);
+    w->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 3);
+    w->cb_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+/* ---- closing and socket details ---- */
+
+static void release_refs(l_tcp *t) {
+    lua_State *L = t->h.rt->L;
+    luaL_unref(L, LUA_REGISTRYINDEX, t->read_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->listen_ref);
+    t->read_ref = t->listen_ref = LUA_NOREF;
+}
+
+/* tcp:close([reset]): with reset true the peer sees a TCP RST. */
+static int tcp_close(lua_State *L) {
+    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+    if (t->h.closed) return 0;
+    release_refs(t);
+    if (lua_toboolean(L, 2)) {
+        uv_read_stop(&t->h.uv.stream);
+        struct linger lg = {1, 0};
+        uv_os_fd_t fd;
+        if (uv_fileno(&t->h.uv.handle, &fd) == 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    rt_handle_close(&t->h);
+    return 0;
+}
+
+static int tcp_closed(lua_State *L) {
+    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+    lua_pushboolean(L, t->h.closed);
+    return 1;
+}
+
+static void shutdown_done(uv_shutdown_t *req, int status) {
+    (void)status;
+    free(req);
+}
+
+/* tcp:shutdown(): send FIN once queued writes are done; reading goes on. */
+static int tcp_shutdown(lua_State *L) {
+    l_tcp *t = check_tcp(L);
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req) return luaL_error(L, "out of memory");
+    int err = uv_shutdown(req, &t->h.uv.stream, shutdown_done);
+    if (err) {
+        free(req);
+        return rt_fail(L, err);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* tcp:ref(false) lets the loop end while this socket stays open (idle pooled
+ * connections and listeners must not keep a finished script alive). */
+static int tcp_ref(lua_State *L) {
+    l_tcp *t = check_tcp(L);
+    if (lua_toboolean(L, 2)) uv_ref(&t->h.uv.handle);
+    else uv_unref(&t->h.uv.handle);
+    return 0;
+}
+
+static int push_name(lua_State *L, int peer) {
+    l_tcp *t = check_tcp(L);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int err = peer ? uv_tcp_getpeername(&t->h.uv.tcp, (struct sockaddr *)&ss, &len)
+                   : uv_tcp_getsockname(&t->h.uv.tcp, (struct sockaddr *)&ss, &len);
+    if (err) return rt_fail(L, err);
+    char ip[64];
+    int port;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, port);
+    return 2;
+}
+
+static int tcp_sockname(lua_State *L) {
+    return push_name(L, 0);
+}
+
+static int tcp_peername(lua_State *L) {
+    return push_name(L, 1);
+}
+
+static int tcp_fileno(lua_State *L) {
+    l_tcp *t = check_tcp(L);
+    uv_os_fd_t fd;
+    int err = uv_fileno(&t->h.uv.handle, &fd);
+    if (err) return rt_fail(L, err);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int tcp_tostring(lua_State *L) {
+    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+    lua_pushfstring(L, "lurl.tcp (%p%s)", (void *)t, t->h.closed ? ", closed" : "");
+    return 1;
+}
+
+int rt_open_tcp(lua_State *L) {
+    static const luaL_Reg methods[] = {{"read_start", tcp_read_start},
+                                       {"read_stop", tcp_read_stop},
+                                       {"write", tcp_write},
+                                       {"shutdown", tcp_shutdown},
+                                       {"close", tcp_close},
+                                       {"closed", tcp_closed},
+                                       {"accept", tcp_accept},
+                                       {"ref", tcp_ref},
+                                       {"sockname", tcp_sockname},
+                                       {"peername", tcp_peername},
+                                       {"fileno", tcp_fileno},
+                                       {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__tostring", tcp_tostring}, {NULL, NULL}};
+    rt_new_class(L, TCP_MT, methods, meta);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, l_tcp_connect);
+    lua_setfield(L, -2, "connect");
+    lua_pushcfunction(L, l_tcp_listen);
+    lua_setfield(L, -2, "listen");
+    return 1;
+}
