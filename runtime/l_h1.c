@@ -275,8 +275,12 @@ static int parser_execute(lua_State *L) {
     h->nspans = 0;
     llhttp_errno_t err = llhttp_execute(&h->p, data, len);
     size_t consumed = len;
-    if (err == HPE_PAUSED) consumed = (size_t)(llhttp_get_error_pos(&h->p) - data);
-    else if (err != HPE_OK) return push_error(L, h, err);
+    if (err != HPE_OK) {
+        /* A head or body bytes before the error are delivered first; llhttp
+         * repeats the error on the next call, which gets the rest. */
+        if (err != HPE_PAUSED && !h->head_ready && h->nspans == 0) return push_error(L, h, err);
+        consumed = (size_t)(llhttp_get_error_pos(&h->p) - data);
+    }
     lua_pushinteger(L, (lua_Integer)consumed);
     lua_pushboolean(L, h->head_ready);
     push_body(L, h);

@@ -1,5 +1,6 @@
 /* Runtime lifecycle: the Lua state, the module loader, tasks started from C,
  * and the bookkeeping of libuv handles owned by Lua userdata. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,18 @@ static void install_loader(lua_State *L) {
 
 /* ---- lifecycle ---- */
 
+/* A peer closing a socket we write to must be an error return, not a signal
+ * that ends the process. A host's own SIGPIPE handler is left alone. */
+static void ignore_sigpipe(void) {
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 lurl_runtime *lurl_new(uv_loop_t *loop) {
+    ignore_sigpipe();
     lurl_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return NULL;
     if (loop) {

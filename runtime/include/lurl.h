@@ -44,7 +44,8 @@ typedef struct lurl_runtime lurl_runtime;
 typedef void (*lurl_done_cb)(lurl_runtime *rt, int ok, lua_State *L, int nres, void *ud);
 
 /* Create a runtime on the host's loop, or on a private loop when loop is NULL.
- * Returns NULL when memory runs out. */
+ * Returns NULL when memory runs out. SIGPIPE is set to be ignored if it still
+ * has its default action (writes to a closed socket then fail with EPIPE). */
 lurl_runtime *lurl_new(uv_loop_t *loop);
 
 /* Close every handle the runtime owns, run the loop until they are closed and

@@ -1,0 +1,225 @@
+-- lurl.testing.server: a real HTTP/1.1 server on loopback, inside the runtime,
+-- for specs (ours and users'). Routes are Lua functions
+--   function(req) return { status =, headers =, body = } end
+-- where req = { method, target, path, query, version, headers, body }. A route
+-- runs in the connection's task, so it may call lurl.sleep. The answer may ask
+-- for deliberate misbehaviour:
+--   delay = s            wait s seconds before the head
+--   drip = { size =, interval = }   send the body in pieces, pausing between
+--   close_after = n      send the head and n body bytes, then close (FIN)
+--   reset_after = n      the same, then reset the connection (RST)
+--   content_length = n   announce n bytes whatever the body is
+--   chunked = true       chunked transfer coding; bad_chunking = true breaks it
+--   trailers = {...}     trailer fields (chunked only)
+--   never = true         read the request and never answer
+--   close = true         Connection: close after this response
+--   raw = "bytes"        send these bytes instead of a formed response
+local core = require "lurl.core"
+local headers_mod = require "lurl.headers"
+local sched = require "lurl.sched"
+
+local M = {}
+
+local Server = {}
+local mt = { __name = "lurl.testing.server", __index = Server }
+function mt.__tostring(s) return ("lurl.testing.server (%s)"):format(s:url("/")) end
+
+local REASONS = {
+  [100] = "Continue", [200] = "OK", [201] = "Created", [204] = "No Content", [301] = "Moved Permanently",
+  [302] = "Found", [304] = "Not Modified", [400] = "Bad Request", [404] = "Not Found",
+  [429] = "Too Many Requests", [500] = "Internal Server Error", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+
+-- ---- one connection ----
+
+local Peer = {}
+local peer_mt = { __index = Peer }
+
+local function new_peer(server, tcp)
+  local p = setmetatable({ server = server, tcp = tcp, chunks = {}, eof = false,
+    parser = core.h1.parser("request", 65536, 65536) }, peer_mt)
+  tcp:read_start(function(data)
+    if data then p.chunks[#p.chunks + 1] = data else p.eof = true end
+    local w = p.waker
+    if w then p.waker = nil; w() end
+  end)
+  return p
+end
+
+-- Next received bytes, or nil once the client closed.
+function Peer:receive()
+  while #self.chunks == 0 do
+    if self.eof or self.tcp:closed() then return nil end
+    sched.wait(function(wake) self.waker = wake end)
+  end
+  return table.remove(self.chunks, 1)
+end
+
+function Peer:send(data)
+  if self.tcp:closed() then return false end
+  local ok = sched.wait(function(wake)
+    local r = self.tcp:write(data, wake)
+    if r ~= false then wake(r) end
+  end)
+  return ok
+end
+
+-- Read one request; nil at the end of the connection or on a parse error.
+function Peer:read_request()
+  local parser = self.parser
+  parser:reset(false)
+  local req, body = nil, {}
+  while true do
+    local data = self.leftover or self:receive()
+    self.leftover = nil
+    if not data then return nil end
+    local pos = 1
+    while pos <= #data do
+      local n, head, chunk, done = parser:execute(data, pos)
+      if not n then return nil end
+      if head then
+        local method, target, major, minor, fields, keep_alive = parser:head()
+        req = { method = method, target = target, version = major .. "." .. minor,
+          headers = headers_mod.from_flat(fields), keep_alive = keep_alive }
+        req.path, req.query = target:match("^([^?]*)%??(.*)$")
+      end
+      if chunk then body[#body + 1] = chunk end
+      pos = pos + n
+      if done then
+        if pos <= #data then self.leftover = data:sub(pos) end
+        req.body = table.concat(body)
+        return req
+      end
+    end
+  end
+end
+
+local function encode_chunked(body, bad, trailers)
+  local out = {}
+  if #body > 0 then out[#out + 1] = ("%x\r\n%s\r\n"):format(#body, body) end
+  if bad then out[#out + 1] = "zz\r\n" end
+  out[#out + 1] = "0\r\n"
+  for name, value in headers_mod.new(trailers):items() do out[#out + 1] = name .. ": " .. value .. "\r\n" end
+  out[#out + 1] = "\r\n"
+  return table.concat(out)
+end
+
+local function head_bytes(resp, body, req)
+  local status = resp.status or 200
+  local h = headers_mod.new(resp.headers)
+  if resp.chunked then
+    h:set("Transfer-Encoding", "chunked")
+  elseif not h:has("Content-Length") and status ~= 204 and status ~= 304 and status >= 200 then
+    h:set("Content-Length", tostring(resp.content_length or #body))
+  end
+  if resp.close or not req.keep_alive then h:set("Connection", "close") end
+  local line = ("HTTP/1.1 %d %s"):format(status, resp.reason or REASONS[status] or "Unknown")
+  return assert(core.h1.encode(line, h:flat()))
+end
+
+function Peer:respond(req, resp)
+  if resp.never then
+    while self:receive() do end
+    return false
+  end
+  if resp.delay then sched.sleep(resp.delay) end
+  if resp.raw then
+    self:send(resp.raw)
+    return not resp.close
+  end
+  local body = resp.body or ""
+  if req.method == "HEAD" then body = "" end
+  local wire = resp.chunked and req.method ~= "HEAD" and encode_chunked(body, resp.bad_chunking, resp.trailers) or body
+  local cut = resp.close_after or resp.reset_after
+  if cut then wire = wire:sub(1, cut) end
+  if not self:send(head_bytes(resp, body, req)) then return false end
+  if resp.drip and #wire > 0 then
+    local size = resp.drip.size or 1
+    for i = 1, #wire, size do
+      if not self:send(wire:sub(i, i + size - 1)) then return false end
+      if i + size <= #wire then sched.sleep(resp.drip.interval or 0.01) end
+    end
+  elseif #wire > 0 then
+    self:send(wire)
+  end
+  if resp.reset_after then self.tcp:close(true); return false end
+  if resp.close_after then return false end
+  return not resp.close and req.keep_alive
+end
+
+local function handle(server, req)
+  local route = server.routes[req.path] or server.routes["*"]
+  if not route then return { status = 404, body = "no route for " .. req.path } end
+  local ok, resp = pcall(route, req)
+  if not ok then
+    io.stderr:write("lurl.testing.server: route ", req.path, " failed: ", tostring(resp), "\n")
+    return { status = 500, body = tostring(resp), close = true }
+  end
+  if type(resp) == "string" then return { status = 200, body = resp } end
+  if type(resp) == "number" then return { status = resp } end
+  return resp or { status = 204 }
+end
+
+local function serve(server, tcp)
+  local peer = new_peer(server, tcp)
+  server.peers[peer] = true
+  -- an idle keep-alive connection must not keep a finished script running
+  tcp:ref(false)
+  while true do
+    local req = peer:read_request()
+    if not req then break end
+    tcp:ref(true)
+    server.requests = server.requests + 1
+    local keep = peer:respond(req, handle(server, req))
+    if tcp:closed() then break end
+    tcp:ref(false)
+    if not keep then break end
+  end
+  server.peers[peer] = nil
+  tcp:close()
+end
+
+-- ---- the server ----
+
+-- server{ routes = { [path] = fn, ["*"] = fallback }, host = "127.0.0.1" }
+function M.new(opts)
+  opts = opts or {}
+  local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1",
+    requests = 0, connections = 0, peers = {} }, mt)
+  local listener, err = core.tcp.listen(self.host, opts.port or 0, function()
+    local tcp = self.listener:accept()
+    if not tcp then return end
+    self.connections = self.connections + 1
+    sched.spawn(serve, self, tcp)
+  end)
+  if not listener then error("cannot listen on " .. self.host .. ": " .. tostring(err), 2) end
+  self.listener = listener
+  listener:ref(false)
+  local _, port = listener:sockname()
+  self.port = port
+  return self
+end
+
+function Server:route(path, fn)
+  self.routes[path] = fn
+  return self
+end
+
+function Server:url(path)
+  local host = self.host:find(":", 1, true) and ("[" .. self.host .. "]") or self.host
+  return ("http://%s:%d%s"):format(host, self.port, path or "/")
+end
+
+-- Stop listening and drop every open connection.
+function Server:close()
+  if self.listener:closed() then return end
+  self.listener:close()
+  for peer in pairs(self.peers) do
+    if not peer.tcp:closed() then peer.tcp:close() end
+    local w = peer.waker
+    if w then peer.waker = nil; w() end
+  end
+end
+
+return M
