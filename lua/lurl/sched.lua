@@ -104,6 +104,9 @@ local function new_task(fn, ...)
   return task
 end
 
+-- The running task, or nil outside any task.
+function M.running() return current end
+
 -- The running task; raises when called outside one.
 function M.current()
   if not current then error("lurl: a blocking call needs a task (use lurl.spawn)", 3) end

@@ -177,6 +177,7 @@ local function serve(server, tcp)
     if not keep then break end
   end
   server.peers[peer] = nil
+  server.tasks[sched.current()] = nil
   tcp:close()
 end
 
@@ -186,12 +187,12 @@ end
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1",
-    requests = 0, connections = 0, peers = {} }, mt)
+    requests = 0, connections = 0, peers = {}, tasks = {} }, mt)
   local listener, err = core.tcp.listen(self.host, opts.port or 0, function()
     local tcp = self.listener:accept()
     if not tcp then return end
     self.connections = self.connections + 1
-    sched.spawn(serve, self, tcp)
+    self.tasks[sched.spawn(serve, self, tcp)] = true
   end)
   if not listener then error("cannot listen on " .. self.host .. ": " .. tostring(err), 2) end
   self.listener = listener
@@ -211,14 +212,16 @@ function Server:url(path)
   return ("http://%s:%d%s"):format(host, self.port, path or "/")
 end
 
--- Stop listening and drop every open connection.
+-- Stop listening and drop every open connection (routes still running are
+-- cancelled).
 function Server:close()
   if self.listener:closed() then return end
   self.listener:close()
   for peer in pairs(self.peers) do
     if not peer.tcp:closed() then peer.tcp:close() end
-    local w = peer.waker
-    if w then peer.waker = nil; w() end
+  end
+  for task in pairs(self.tasks) do
+    if task ~= sched.running() then task:cancel() end
   end
 end
 

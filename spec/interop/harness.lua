@@ -1,0 +1,73 @@
+-- Tiny check harness shared by the interop clients (loaded with dofile, so it
+-- needs no package path). Each check runs in pcall: one failure is reported
+-- and counted, the others still run. finish() prints "N passed, N failed"
+-- and raises when anything failed, so lurl exits non-zero.
+local H = { passed = 0, failed = 0 }
+
+function H.check(name, fn)
+  local ok, err = pcall(fn)
+  if ok then
+    H.passed = H.passed + 1
+    print("ok   " .. name)
+  else
+    H.failed = H.failed + 1
+    print("FAIL " .. name .. ": " .. tostring(err))
+  end
+end
+
+-- eq(got, want, what): error with both values shown when they differ.
+function H.eq(got, want, what)
+  if got ~= want then
+    local function show(v)
+      if type(v) == "string" and #v > 120 then return ("<%d bytes>"):format(#v) end
+      return type(v) == "string" and ("%q"):format(v) or tostring(v)
+    end
+    error(("%s: got %s, want %s"):format(what or "value", show(got), show(want)), 2)
+  end
+end
+
+-- ok(resp, err): the response, or an error naming err.
+function H.ok(resp, err)
+  if not resp then error("request failed: " .. tostring(err), 2) end
+  return resp
+end
+
+-- Adler-32 of a string, or fed incrementally: local a = H.adler(); a:update(s); a:digest()
+local function adler_update(st, s)
+  local a, b = st.a, st.b
+  local byte = string.byte
+  local n = #s
+  local i = 1
+  while i <= n do
+    local stop = i + 3799 -- stays far below 2^53 between reductions
+    if stop > n then stop = n end
+    for j = i, stop do
+      a = a + byte(s, j)
+      b = b + a
+    end
+    a, b = a % 65521, b % 65521
+    i = stop + 1
+  end
+  st.a, st.b, st.len = a, b, st.len + n
+  return st
+end
+function H.adler(s)
+  local st = { a = 1, b = 0, len = 0, update = adler_update,
+               digest = function(t) return t.b * 65536 + t.a end }
+  if s then adler_update(st, s) end
+  return st
+end
+
+function H.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function H.finish(label)
+  print(("%s: %d passed, %d failed"):format(label, H.passed, H.failed))
+  if H.failed > 0 then error(("%s: %d check(s) failed"):format(label, H.failed), 0) end
+end
+
+return H
