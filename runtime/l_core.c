@@ -11,8 +11,8 @@
 
 int lurl_versions(char *buf, size_t size) {
     return snprintf(buf, size, "lurl %s (%s, libuv %s, llhttp %d.%d.%d, %s)", LURL_VERSION,
-                    LUAJIT_VERSION, uv_version_string(), LLHTTP_VERSION_MAJOR,
-                    LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, OpenSSL_version(OPENSSL_VERSION));
+                    LUAJIT_VERSION, uv_version_string(), LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+                    LLHTTP_VERSION_PATCH, OpenSSL_version(OPENSSL_VERSION));
 }
 
 /* Monotonic seconds with sub-microsecond resolution. */

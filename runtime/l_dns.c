@@ -19,7 +19,8 @@ static void push_addrs(lua_State *L, const struct addrinfo *res) {
             uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof ip);
         else if (ai->ai_family == AF_INET6)
             uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, sizeof ip);
-        else continue;
+        else
+            continue;
         /* getaddrinfo lists an address once per socket type unless hinted;
          * keep the first of each. */
         int dup = 0;

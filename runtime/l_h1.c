@@ -44,7 +44,8 @@ static int fail(h1_parser *h, const char *fmt, size_t a, size_t b) {
 static int buf_add(h1_parser *h, const char *at, size_t len) {
     if (h->buf_len + len > h->buf_cap) {
         size_t cap = h->buf_cap ? h->buf_cap : 1024;
-        while (cap < h->buf_len + len) cap *= 2;
+        while (cap < h->buf_len + len)
+            cap *= 2;
         char *nb = realloc(h->buf, cap);
         if (!nb) return fail(h, "out of memory%.0zu%.0zu", 0, 0);
         h->buf = nb;
@@ -71,8 +72,8 @@ static int on_message_begin(llhttp_t *p) {
 static int on_line_part(h1_parser *h, const char *at, size_t len, size_t *off, size_t *n) {
     h->line_len += len;
     if (h->line_len > h->max_line)
-        return fail(h, "status or request line longer than max_line_size (%zu > %zu)",
-                    h->line_len, h->max_line);
+        return fail(h, "status or request line longer than max_line_size (%zu > %zu)", h->line_len,
+                    h->max_line);
     if (*n == 0) *off = h->buf_len;
     *n += len;
     return buf_add(h, at, len);
@@ -241,7 +242,8 @@ static void push_body(lua_State *L, h1_parser *h) {
     } else {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
-        for (int i = 0; i < h->nspans; i++) luaL_addlstring(&b, h->spans[i], h->span_lens[i]);
+        for (int i = 0; i < h->nspans; i++)
+            luaL_addlstring(&b, h->spans[i], h->span_lens[i]);
         luaL_pushresult(&b);
     }
     h->nspans = 0;
@@ -388,9 +390,12 @@ static const char *check_fields(lua_State *L, int n) {
         const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nl) : NULL;
         const char *value = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vl) : NULL;
         const char *why = NULL;
-        if (!name || !value) why = "name and value must be strings";
-        else if ((why = bad_token(name, nl)) != NULL) why = lua_pushfstring(L, "name %s", why);
-        else if ((why = bad_value(value, vl)) != NULL) why = lua_pushfstring(L, "value %s", why);
+        if (!name || !value)
+            why = "name and value must be strings";
+        else if ((why = bad_token(name, nl)) != NULL)
+            why = lua_pushfstring(L, "name %s", why);
+        else if ((why = bad_value(value, vl)) != NULL)
+            why = lua_pushfstring(L, "value %s", why);
         if (why) return lua_pushfstring(L, "header %s: %s", name ? name : "?", why);
         lua_pop(L, 2);
     }
@@ -408,7 +413,8 @@ static int l_h1_encode(lua_State *L) {
     const char *line = luaL_checklstring(L, 1, &llen);
     luaL_checktype(L, 2, LUA_TTABLE);
     int n = (int)lua_objlen(L, 2);
-    const char *why = bad_value(line, llen) ? "start line contains CR, LF or NUL" : check_fields(L, n);
+    const char *why =
+        bad_value(line, llen) ? "start line contains CR, LF or NUL" : check_fields(L, n);
     if (why) {
         lua_pushnil(L);
         lua_pushstring(L, why);
@@ -444,9 +450,12 @@ static int l_h1_encode(lua_State *L) {
 }
 
 int rt_open_h1(lua_State *L) {
-    static const luaL_Reg methods[] = {{"execute", parser_execute}, {"finish", parser_finish},
-                                       {"head", parser_head},       {"trailers", parser_trailers},
-                                       {"reset", parser_reset},     {"started", parser_started},
+    static const luaL_Reg methods[] = {{"execute", parser_execute},
+                                       {"finish", parser_finish},
+                                       {"head", parser_head},
+                                       {"trailers", parser_trailers},
+                                       {"reset", parser_reset},
+                                       {"started", parser_started},
                                        {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", parser_gc}, {NULL, NULL}};
     rt_new_class(L, H1_MT, methods, meta);

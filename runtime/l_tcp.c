@@ -237,8 +237,10 @@ static int collect_bufs(lua_State *L, uv_buf_t *bufs, int n) {
 static int tcp_write(lua_State *L) {
     l_tcp *t = check_tcp(L);
     int n = 1;
-    if (lua_type(L, 2) == LUA_TTABLE) n = (int)lua_objlen(L, 2);
-    else luaL_checktype(L, 2, LUA_TSTRING);
+    if (lua_type(L, 2) == LUA_TTABLE)
+        n = (int)lua_objlen(L, 2);
+    else
+        luaL_checktype(L, 2, LUA_TSTRING);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
     write_req *w = malloc(sizeof *w + (size_t)(n ? n : 1) * sizeof(uv_buf_t));
     if (!w) return luaL_error(L, "out of memory");
@@ -258,7 +260,8 @@ static int tcp_write(lua_State *L) {
         }
         done -= w->bufs[first].len;
     }
-    while (first < n && w->bufs[first].len == 0) first++;
+    while (first < n && w->bufs[first].len == 0)
+        first++;
     if (first == n) {
         free(w);
         lua_pushboolean(L, 1);
@@ -266,7 +269,8 @@ static int tcp_write(lua_State *L) {
     }
     w->rt = t->h.rt;
     w->req.data = w;
-    int err = uv_write(&w->req, &t->h.uv.stream, w->bufs + first, (unsigned)(n - first), write_done);
+    int err =
+        uv_write(&w->req, &t->h.uv.stream, w->bufs + first, (unsigned)(n - first), write_done);
     if (err) {
         free(w);
         return rt_fail(L, err);
@@ -333,8 +337,10 @@ static int tcp_shutdown(lua_State *L) {
  * connections and listeners must not keep a finished script alive). */
 static int tcp_ref(lua_State *L) {
     l_tcp *t = check_tcp(L);
-    if (lua_toboolean(L, 2)) uv_ref(&t->h.uv.handle);
-    else uv_unref(&t->h.uv.handle);
+    if (lua_toboolean(L, 2))
+        uv_ref(&t->h.uv.handle);
+    else
+        uv_unref(&t->h.uv.handle);
     return 0;
 }
 
@@ -383,18 +389,12 @@ static int tcp_tostring(lua_State *L) {
 }
 
 int rt_open_tcp(lua_State *L) {
-    static const luaL_Reg methods[] = {{"read_start", tcp_read_start},
-                                       {"read_stop", tcp_read_stop},
-                                       {"write", tcp_write},
-                                       {"shutdown", tcp_shutdown},
-                                       {"close", tcp_close},
-                                       {"closed", tcp_closed},
-                                       {"accept", tcp_accept},
-                                       {"ref", tcp_ref},
-                                       {"sockname", tcp_sockname},
-                                       {"peername", tcp_peername},
-                                       {"fileno", tcp_fileno},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"read_start", tcp_read_start}, {"read_stop", tcp_read_stop},
+                                       {"write", tcp_write},           {"shutdown", tcp_shutdown},
+                                       {"close", tcp_close},           {"closed", tcp_closed},
+                                       {"accept", tcp_accept},         {"ref", tcp_ref},
+                                       {"sockname", tcp_sockname},     {"peername", tcp_peername},
+                                       {"fileno", tcp_fileno},         {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__tostring", tcp_tostring}, {NULL, NULL}};
     rt_new_class(L, TCP_MT, methods, meta);
     lua_createtable(L, 0, 2);

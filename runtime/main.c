@@ -33,8 +33,10 @@ static void on_done(lurl_runtime *rt, int ok, lua_State *L, int nres, void *ud) 
 
 /* Run one chunk to completion (including the tasks it spawns). */
 static int run_chunk(lurl_runtime *rt, const char *code, const char *file, run_state *st) {
-    if (code) lurl_do_string(rt, code, "=(command line)", on_done, st);
-    else lurl_do_file(rt, file, on_done, st);
+    if (code)
+        lurl_do_string(rt, code, "=(command line)", on_done, st);
+    else
+        lurl_do_file(rt, file, on_done, st);
     if (!st->failed) lurl_run(rt);
     return !st->failed;
 }
@@ -80,8 +82,10 @@ int main(int argc, char **argv) {
     for (int j = 1; ok && j < i; j++)
         if (!strcmp(argv[j], "-e")) ok = run_chunk(rt, argv[++j], NULL, &st);
     int ran_code = i > 1 && ok;
-    if (ok && script) ok = run_chunk(rt, NULL, argv[script], &st);
-    else if (ok && !ran_code) ok = run_chunk(rt, NULL, "-", &st);
+    if (ok && script)
+        ok = run_chunk(rt, NULL, argv[script], &st);
+    else if (ok && !ran_code)
+        ok = run_chunk(rt, NULL, "-", &st);
     if (ok && lurl_unjoined_failures(rt) > 0) ok = 0;
     lurl_free(rt);
     return ok ? EXIT_OK : EXIT_SCRIPT;

@@ -86,8 +86,10 @@ void rt_handle_open(lua_State *L, rt_handle *h) {
 static void handle_closed(uv_handle_t *uvh) {
     rt_handle *h = uvh->data;
     lurl_runtime *rt = h->rt;
-    if (h->prev) h->prev->next = h->next;
-    else rt->handles = h->next;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        rt->handles = h->next;
     if (h->next) h->next->prev = h->prev;
     luaL_unref(rt->L, LUA_REGISTRYINDEX, h->self_ref);
 }
@@ -110,7 +112,8 @@ static int load_embedded(lua_State *L) {
         luaL_buffinit(L, &b);
         luaL_addstring(&b, dev);
         luaL_addchar(&b, '/');
-        for (const char *p = name; *p; p++) luaL_addchar(&b, *p == '.' ? '/' : *p);
+        for (const char *p = name; *p; p++)
+            luaL_addchar(&b, *p == '.' ? '/' : *p);
         luaL_pushresult(&b);
         const char *file = lua_tostring(L, -1);
         lua_pushfstring(L, "%s.lua", file);
@@ -129,8 +132,7 @@ static int load_embedded(lua_State *L) {
     }
     for (const rt_module *m = rt_modules; m->name; m++) {
         if (strcmp(m->name, name) == 0) {
-            if (luaL_loadbuffer(L, (const char *)m->code, m->size, name) != 0)
-                return lua_error(L);
+            if (luaL_loadbuffer(L, (const char *)m->code, m->size, name) != 0) return lua_error(L);
             return 1;
         }
     }
@@ -197,8 +199,10 @@ lurl_runtime *lurl_new(uv_loop_t *loop) {
 void lurl_free(lurl_runtime *rt) {
     if (!rt) return;
     rt->shutting_down = 1;
-    for (rt_handle *h = rt->handles; h; h = h->next) rt_handle_close(h);
-    while (rt->handles || rt->pending_reqs) uv_run(rt->loop, UV_RUN_ONCE);
+    for (rt_handle *h = rt->handles; h; h = h->next)
+        rt_handle_close(h);
+    while (rt->handles || rt->pending_reqs)
+        uv_run(rt->loop, UV_RUN_ONCE);
     lua_close(rt->L);
     if (rt->owns_loop) {
         uv_run(&rt->own_loop, UV_RUN_DEFAULT);
@@ -256,8 +260,10 @@ static int sched_fn(lua_State *L, const char *fn) {
 
 static void report_early(lurl_runtime *rt, lurl_done_cb done, void *ud) {
     lua_State *L = rt->L;
-    if (done) done(rt, 0, L, 1, ud);
-    else fprintf(stderr, "lurl: %s\n", lua_tostring(L, -1));
+    if (done)
+        done(rt, 0, L, 1, ud);
+    else
+        fprintf(stderr, "lurl: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
 }
 
@@ -291,7 +297,8 @@ static int push_script_args(lua_State *L) {
     }
     int n = (int)lua_objlen(L, -1);
     luaL_checkstack(L, n, "too many arguments");
-    for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, -i, i);
     lua_remove(L, -n - 1);
     return n;
 }

@@ -231,7 +231,7 @@ end
 -- Close a streamed response's connection if the script drops it unread.
 local function guard(resp)
   local proxy = newproxy(true)
-  getmetatable(proxy).__gc = function() if resp._conn then resp._conn:close() end end
+  getmetatable(proxy).__gc = function() resp:_finish(false) end
   resp._gc = proxy
   return resp
 end
