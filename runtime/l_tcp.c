@@ -337,10 +337,7 @@ static int tcp_shutdown(lua_State *L) {
  * connections and listeners must not keep a finished script alive). */
 static int tcp_ref(lua_State *L) {
     l_tcp *t = check_tcp(L);
-    if (lua_toboolean(L, 2))
-        uv_ref(&t->h.uv.handle);
-    else
-        uv_unref(&t->h.uv.handle);
+    rt_handle_ref(&t->h, lua_toboolean(L, 2));
     return 0;
 }
 

@@ -76,10 +76,7 @@ static int timer_close(lua_State *L) {
 /* timer:ref(false) lets the loop end while the timer is pending. */
 static int timer_ref(lua_State *L) {
     l_timer *t = check_timer(L);
-    if (lua_toboolean(L, 2))
-        uv_ref(&t->h.uv.handle);
-    else
-        uv_unref(&t->h.uv.handle);
+    rt_handle_ref(&t->h, lua_toboolean(L, 2));
     return 0;
 }
 

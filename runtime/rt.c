@@ -83,6 +83,13 @@ void rt_handle_open(lua_State *L, rt_handle *h) {
     rt->handles = h;
 }
 
+void rt_handle_ref(rt_handle *h, int ref) {
+    if (ref)
+        uv_ref(&h->uv.handle);
+    else
+        uv_unref(&h->uv.handle);
+}
+
 static void handle_closed(uv_handle_t *uvh) {
     rt_handle *h = uvh->data;
     lurl_runtime *rt = h->rt;

@@ -54,6 +54,9 @@ void rt_push_ref(lurl_runtime *rt, int ref);
 void rt_handle_open(lua_State *L, rt_handle *h);
 void rt_handle_close(rt_handle *h);
 
+/* Whether an open handle keeps the loop (and so a finished script) alive. */
+void rt_handle_ref(rt_handle *h, int ref);
+
 /* Return a failure as `nil, "ENAME: message", "ENAME"` (luv's convention). */
 int rt_fail(lua_State *L, int uverr);
 
