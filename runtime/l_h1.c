@@ -174,24 +174,18 @@ static int on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
-static const llhttp_settings_t *settings(void) {
-    static llhttp_settings_t s;
-    static int ready;
-    if (!ready) {
-        llhttp_settings_init(&s);
-        s.on_message_begin = on_message_begin;
-        s.on_status = on_status;
-        s.on_url = on_url;
-        s.on_header_field = on_header_field;
-        s.on_header_value = on_header_value;
-        s.on_header_value_complete = on_header_value_complete;
-        s.on_headers_complete = on_headers_complete;
-        s.on_body = on_body;
-        s.on_message_complete = on_message_complete;
-        ready = 1;
-    }
-    return &s;
-}
+/* Shared by every parser of every runtime: constant, so threads never race. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_status = on_status,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 /* ---- Lua API ---- */
 
@@ -215,8 +209,7 @@ static int l_parser_new(lua_State *L) {
     lua_setmetatable(L, -2);
     h->max_line = (size_t)max_line;
     h->max_field = (size_t)max_field;
-    (void)settings();
-    llhttp_init(&h->p, is_response ? HTTP_RESPONSE : HTTP_REQUEST, settings());
+    llhttp_init(&h->p, is_response ? HTTP_RESPONSE : HTTP_REQUEST, &settings);
     h->p.data = h;
     return 1;
 }

@@ -230,8 +230,10 @@ int lurl_run(lurl_runtime *rt) {
     return uv_run(rt->loop, UV_RUN_DEFAULT);
 }
 
-void lurl_register(lurl_runtime *rt, const char *name, lua_CFunction fn) {
-    lua_register(rt->L, name, fn);
+void lurl_register(lurl_runtime *rt, const char *name, lua_CFunction fn, void *ud) {
+    lua_pushlightuserdata(rt->L, ud);
+    lua_pushcclosure(rt->L, fn, 1);
+    lua_setglobal(rt->L, name);
 }
 
 void lurl_set_args(lurl_runtime *rt, int argc, char **argv, int script) {
@@ -252,7 +254,7 @@ static int host_done(lua_State *L) {
     lurl_done_cb done = (lurl_done_cb)(uintptr_t)lua_touserdata(L, lua_upvalueindex(1));
     void *ud = lua_touserdata(L, lua_upvalueindex(2));
     int ok = lua_toboolean(L, 1);
-    if (done) done(rt_get(L), ok, L, lua_gettop(L) - 1, ud);
+    done(rt_get(L), ok, L, lua_gettop(L) - 1, ud);
     return 0;
 }
 
@@ -288,9 +290,13 @@ int lurl_call(lurl_runtime *rt, int nargs, lurl_done_cb done, void *ud) {
         return 0;
     }
     lua_insert(L, fidx);
-    lua_pushlightuserdata(L, (void *)(uintptr_t)done);
-    lua_pushlightuserdata(L, ud);
-    lua_pushcclosure(L, host_done, 2);
+    if (done) {
+        lua_pushlightuserdata(L, (void *)(uintptr_t)done);
+        lua_pushlightuserdata(L, ud);
+        lua_pushcclosure(L, host_done, 2);
+    } else {
+        lua_pushnil(L); /* a plain task: a failure nobody joins is reported */
+    }
     lua_insert(L, fidx + 1);
     rt_callback(rt, nargs + 2);
     return 0;

@@ -85,23 +85,10 @@ struct host {
     char last_log[256];
 };
 
-/*
- * lurl_register takes a plain lua_CFunction, so a C function finds its host
- * through the Lua registry, where main() leaves a pointer to it.
- */
-#define HOST_REGISTRY_KEY "examples.embed.host"
-
-static struct host *host_of(lua_State *L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, HOST_REGISTRY_KEY);
-    struct host *h = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return h;
-}
-
 /* host_log(message): Lua reporting to the host. */
 static int host_log(lua_State *L) {
     const char *msg = luaL_checkstring(L, 1);
-    struct host *h = host_of(L);
+    struct host *h = lua_touserdata(L, lua_upvalueindex(1)); /* lurl_register's ud */
     h->log_calls++;
     snprintf(h->last_log, sizeof h->last_log, "%s", msg);
     printf("host_log: %s\n", msg);
@@ -188,10 +175,8 @@ int main(void) {
         fprintf(stderr, "embed_host: lurl_new failed\n");
         return 1;
     }
+    lurl_register(h.rt, "host_log", host_log, &h);
     lua_State *L = lurl_state(h.rt);
-    lua_pushlightuserdata(L, &h);
-    lua_setfield(L, LUA_REGISTRYINDEX, HOST_REGISTRY_KEY);
-    lurl_register(h.rt, "host_log", host_log);
 
     /* Set-up never blocks, so its callback has fired when this returns. */
     lurl_do_string(h.rt, setup_lua, "=host.c setup", on_setup, &h);

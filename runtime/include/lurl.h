@@ -64,14 +64,18 @@ lua_State *lurl_state(lurl_runtime *rt);
  * argv[script], arg[1..] follow it, negative indices hold what precedes it. */
 void lurl_set_args(lurl_runtime *rt, int argc, char **argv, int script);
 
-/* Register a C function as the global `name`. */
-void lurl_register(lurl_runtime *rt, const char *name, lua_CFunction fn);
+/* Register a C function as the global `name`. ud reaches the function as
+ * lua_touserdata(L, lua_upvalueindex(1)), so it needs no global of its own. */
+void lurl_register(lurl_runtime *rt, const char *name, lua_CFunction fn, void *ud);
 
 /*
  * Call the function below nargs arguments on top of the stack as a new task.
  * The function and its arguments are popped. The task runs until its first
- * blocking call before lurl_call returns; done (which may be NULL) fires when
- * it ends, possibly from inside lurl_call if it never blocks.
+ * blocking call before lurl_call returns; done fires when it ends, possibly
+ * from inside lurl_call if it never blocks. With done NULL the task is like
+ * one spawned from Lua: a failure is reported on stderr and counted by
+ * lurl_unjoined_failures. A task still running at lurl_free never completes:
+ * its done is not called, so free per-call ud there only if it has fired.
  * Returns 0, or -1 when the runtime is shutting down.
  */
 int lurl_call(lurl_runtime *rt, int nargs, lurl_done_cb done, void *ud);
