@@ -52,7 +52,10 @@ static int timer_start(lua_State *L) {
     drop_cb(t);
     lua_pushvalue(L, 3);
     t->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* libuv's clock counts whole milliseconds rounded down, so a timer of ms
+     * may fire up to 1 ms early in real time: one more keeps it never early. */
     uint64_t ms = (uint64_t)ceil(secs * 1000.0 - 1e-6);
+    if (ms > 0) ms++;
     uv_update_time(t->h.rt->loop); /* count from now, not from the last loop turn */
     uv_timer_start(&t->h.uv.timer, on_timer, ms, 0);
     return 0;

@@ -75,6 +75,7 @@ end
 
 -- errors.is(value, kind): like err:is, for any value (false for non-errors).
 function M.is(value, kind)
+  if not parents[kind] then error("bad argument #2 to 'is' (unknown error kind '" .. tostring(kind) .. "')", 2) end
   return getmetatable(value) == mt and ancestors[value.kind][kind] == true
 end
 

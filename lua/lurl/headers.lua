@@ -40,7 +40,15 @@ local function check_value(name, value)
   return value
 end
 
+-- RFC 9110 5.1: a field name is a token.
+local function check_name(name)
+  if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+    error(("invalid header name %q: must be a non-empty token"):format(tostring(name)), 3)
+  end
+end
+
 function Headers:add(name, value)
+  check_name(name)
   value = check_value(name, value)
   local names = self[NAMES]
   local n = #names + 1

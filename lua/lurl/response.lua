@@ -119,8 +119,8 @@ function Response:iter_any()
   end
 end
 
--- for chunk in resp:iter_chunked(n) do ... end: chunks of n bytes (the last
--- may be shorter). Raises on failure like iter_any.
+-- for chunk in resp:iter_chunked(n) do ... end: pieces of at most n bytes,
+-- as they arrive (aiohttp's contract). Raises on failure like iter_any.
 function Response:iter_chunked(n)
   if type(n) ~= "number" or n < 1 then errors.argerror("iter_chunked", "#1", "positive number expected", 2) end
   return function()

@@ -23,7 +23,7 @@ function task_mt.__tostring(t) return ("lurl.task (%s)"):format(t.state) end
 local current = nil          -- the task whose coroutine is running
 local ready, rhead, rtail = {}, 1, 0
 local live = 0               -- tasks not yet finished
-local failed = setmetatable({}, { __mode = "k" }) -- failed tasks nobody joined
+local failed = {}            -- failed tasks nobody joined (yet)
 
 local unpack, select, pack = unpack, select, function(...) return { n = select("#", ...), ... } end
 
@@ -62,6 +62,9 @@ end
 
 -- The coroutine body: run fn protected so a failure keeps its traceback.
 local function body(task, ...)
+  if task.cancel_requested then -- cancelled before it ever ran
+    return false, { errors.new("CancelledError", "task was cancelled"), "task was cancelled before it started", n = 2 }
+  end
   local res = pack(xpcall(task.fn, traceback, ...))
   if res[1] then return true, pack(unpack(res, 2, res.n)) end
   return false, { res[2][1], res[2][2], n = 2 }
@@ -234,25 +237,35 @@ end
 -- ---- combinators ----
 
 -- Run the functions concurrently; return the first result of each, in order.
--- If one raises, the others are cancelled and the error is raised again.
+-- As soon as one raises, the others are cancelled and its error is raised
+-- again; gather owns its children's outcomes, so none is reported unjoined.
 function M.gather(...)
   local n = select("#", ...)
-  local tasks = {}
   for i = 1, n do
     local fn = select(i, ...)
     if type(fn) ~= "function" then error(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)), 2) end
-    tasks[i] = new_task(fn)
+  end
+  local tasks, remaining, failure, wake_gatherer = {}, n, nil, nil
+  local function child_done(task)
+    remaining = remaining - 1
+    if task.state ~= "done" and not failure then failure = task end
+    if (failure or remaining == 0) and wake_gatherer then wake_gatherer() end
+  end
+  for i = 1, n do
+    local task = new_task(select(i, ...))
+    task.joiners = { function() child_done(task) end }
+    tasks[i] = task
+  end
+  local ok, err = true, nil
+  if remaining > 0 and not failure then
+    ok, err = pcall(M.wait, function(wake) wake_gatherer = wake end)
+  end
+  if not ok or failure then
+    for _, t in ipairs(tasks) do t:cancel(); failed[t] = nil end
+    error(ok and failure.error or err, 0)
   end
   local results = {}
-  for i = 1, n do
-    local ok, r, err = pcall(tasks[i].join, tasks[i])
-    if not ok or (r == nil and tasks[i].state ~= "done") then
-      for j = 1, n do tasks[j]:cancel() end
-      failed[tasks[i]] = nil
-      error(ok and err or r, 0)
-    end
-    results[i] = r
-  end
+  for i = 1, n do results[i] = tasks[i].results[1] end
   return unpack(results, 1, n)
 end
 
@@ -269,6 +282,7 @@ function M.wait_for(seconds, fn, ...)
   if not ok then task:cancel(); error(r, 0) end
   if r == TIMEOUT then
     task:cancel()
+    task.joiners = { function() failed[task] = nil end } -- its outcome is ours, not unjoined
     return nil, errors.new("TimeoutError", ("timed out after %g seconds"):format(seconds), { timeout = seconds })
   end
   if task.state == "failed" then failed[task] = nil; error(task.error, 0) end

@@ -1,0 +1,265 @@
+-- lurl against nginx: run by spec/interop_nginx_test.sh as
+--   lurl spec/interop/nginx_client.lua <base_url> <docroot>
+-- Prints one line per check and "N passed, N failed"; exits non-zero on failure.
+local lurl = require "lurl"
+local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local H = dofile(dir .. "/harness.lua")
+local check, eq, ok = H.check, H.eq, H.ok
+
+local base, docroot = ...
+assert(base and docroot, "usage: lurl nginx_client.lua <base_url> <docroot>")
+
+local blob = H.read_file(docroot .. "/static/blob.bin")
+local part = H.read_file(docroot .. "/static/part.txt")
+local blob_adler = H.adler(blob):digest()
+eq(#blob, 1048576, "size of blob.bin on disk")
+
+local session = lurl.session { base_url = base, timeout = lurl.timeout { total = 60, sock_connect = 5 } }
+
+-- "<connection> <requests>" from the /conn* locations
+local function conn_info(path, s)
+  local r = ok((s or session):get(path))
+  eq(r.status, 200, path .. " status")
+  local c, n = r:text():match("^(%d+) (%d+)$")
+  assert(c, "unexpected body from " .. path .. ": " .. r:text())
+  return tonumber(c), tonumber(n)
+end
+
+check("GET small static file", function()
+  local r = ok(session:get("/static/hello.txt"))
+  eq(r.status, 200, "status")
+  eq(r.reason, "OK", "reason")
+  eq(r.version, "1.1", "version")
+  eq(r:text(), "hello from nginx\n", "body")
+  eq(r.content_type, "text/plain", "content_type")
+  eq(r.headers["Content-Length"], "17", "Content-Length")
+  assert(r.headers["server"]:match("^nginx"), "Server header: " .. tostring(r.headers["server"]))
+end)
+
+check("GET 1 MiB binary file: exact bytes", function()
+  local r = ok(session:get("/static/blob.bin"))
+  eq(r.status, 200, "status")
+  local body = r:read()
+  eq(#body, #blob, "length")
+  eq(H.adler(body):digest(), blob_adler, "adler32")
+  assert(body == blob, "body differs from the file")
+  eq(r.headers["content-length"], tostring(#blob), "Content-Length")
+  eq(r.content_type, "application/octet-stream", "content_type")
+end)
+
+check("GET 1 MiB streamed with iter_chunked(65536)", function()
+  local r = ok(session:get("/static/blob.bin", { stream = true }))
+  -- like aiohttp's iter_chunked(n), pieces are at most n bytes: read(n)
+  -- returns what is buffered, so a piece can be shorter than n mid-body
+  local a, biggest = H.adler(), 0
+  for chunk in r:iter_chunked(65536) do
+    a:update(chunk)
+    assert(#chunk > 0, "empty piece")
+    if #chunk > biggest then biggest = #chunk end
+  end
+  eq(a.len, #blob, "length")
+  eq(a:digest(), blob_adler, "adler32")
+  eq(biggest, 65536, "largest piece")
+end)
+
+check("GET 1 MiB streamed with iter_any", function()
+  local r = ok(session:get("/static/blob.bin", { stream = true }))
+  local parts = {}
+  for chunk in r:iter_any() do parts[#parts + 1] = chunk end
+  local body = table.concat(parts)
+  assert(body == blob, ("body differs (%d bytes in %d chunks)"):format(#body, #parts))
+end)
+
+check("Range request: 206 with the right slice", function()
+  local r = ok(session:get("/static/blob.bin", { headers = { Range = "bytes=1000-1999" } }))
+  eq(r.status, 206, "status")
+  eq(r.headers["content-range"], "bytes 1000-1999/1048576", "Content-Range")
+  assert(r:read() == blob:sub(1001, 2000), "slice differs")
+end)
+
+check("conditional GET: 304 without a body, connection still usable", function()
+  local r = ok(session:get("/static/hello.txt"))
+  local etag = assert(r.headers["etag"], "no ETag")
+  local c1 = conn_info("/conn")
+  local r2 = ok(session:get("/static/hello.txt", { headers = { ["If-None-Match"] = etag } }))
+  eq(r2.status, 304, "status")
+  eq(r2:read(), "", "304 body")
+  local c2 = conn_info("/conn")
+  eq(c2, c1, "connection after the 304")
+end)
+
+check("HEAD: headers only, connection still usable", function()
+  local c1 = conn_info("/conn")
+  local r = ok(session:head("/static/blob.bin"))
+  eq(r.status, 200, "status")
+  eq(r.headers["content-length"], "1048576", "Content-Length")
+  eq(r:read(), "", "body")
+  eq(conn_info("/conn"), c1, "connection after HEAD")
+end)
+
+check("404: status, ok = false, raise_for_status", function()
+  local r = ok(session:get("/static/missing.txt"))
+  eq(r.status, 404, "status")
+  eq(r.ok, false, "ok")
+  local none, err = r:raise_for_status()
+  eq(none, nil, "raise_for_status result")
+  assert(err and err:is("ClientResponseError"), "want ClientResponseError, got " .. tostring(err))
+  eq(err.status, 404, "err.status")
+  local _, err2 = session:get("/static/missing.txt", { raise_for_status = true })
+  assert(err2 and err2:is("ClientResponseError"), "raise_for_status option: " .. tostring(err2))
+end)
+
+check("301 for a directory without slash is returned, not followed", function()
+  local r = ok(session:get("/static"))
+  eq(r.status, 301, "status")
+  assert(r.headers["location"]:match("/static/$"), "Location: " .. tostring(r.headers["location"]))
+end)
+
+local ssi_expected = "<html><body>\n" .. part .. "\nbetween the includes\n" .. blob .. "\n" .. part .. "\n</body></html>\n"
+
+check("chunked response (SSI) reassembled exactly", function()
+  local r = ok(session:get("/ssi/page.shtml"))
+  eq(r.status, 200, "status")
+  eq(r.headers["transfer-encoding"], "chunked", "Transfer-Encoding")
+  eq(r.headers["content-length"], nil, "Content-Length")
+  eq(r.content_type, "text/html", "content_type")
+  local body = r:read()
+  eq(#body, #ssi_expected, "length")
+  assert(body == ssi_expected, "body differs")
+end)
+
+check("chunked response (SSI) streamed, then the connection is reused", function()
+  local c1 = conn_info("/conn")
+  local r = ok(session:get("/ssi/page.shtml", { stream = true }))
+  local a, n = H.adler(), 0
+  for chunk in r:iter_any() do a:update(chunk); n = n + 1 end
+  eq(a.len, #ssi_expected, "length")
+  eq(a:digest(), H.adler(ssi_expected):digest(), "adler32")
+  eq(conn_info("/conn"), c1, "connection after the chunked body")
+end)
+
+check("POST with a string body", function()
+  local r = ok(session:post("/echo", { data = "hello=world&n=1", headers = { ["Content-Type"] = "text/x-lurl" } }))
+  eq(r.status, 200, "status")
+  eq(r:text(), "hello=world&n=1", "echoed body")
+  eq(r.headers["x-got-content-type"], "text/x-lurl", "Content-Type seen by nginx")
+  eq(r.headers["x-got-method"], "POST", "method seen by nginx")
+end)
+
+check("POST with a table body (urlencoded)", function()
+  local r = ok(session:post("/echo", { data = { name = "lurl" } }))
+  eq(r:text(), "name=lurl", "echoed body")
+  eq(r.headers["x-got-content-type"], "application/x-www-form-urlencoded", "Content-Type seen by nginx")
+end)
+
+check("POST with json", function()
+  local r = ok(session:post("/echo", { json = { n = 42 } }))
+  eq(r:text(), '{"n":42}', "echoed body")
+  eq(r.headers["x-got-content-type"], "application/json", "Content-Type seen by nginx")
+end)
+
+check("PUT with an empty body", function()
+  local r = ok(session:put("/echo"))
+  eq(r.status, 200, "status")
+  eq(r:text(), "", "echoed body")
+  eq(r.headers["x-got-method"], "PUT", "method seen by nginx")
+end)
+
+check("POST 1 MiB that nginx discards; the connection stays usable", function()
+  local c1 = conn_info("/conn")
+  local r = ok(session:post("/sink", { data = blob }))
+  eq(r.status, 200, "status")
+  eq(r:text(), "len=1048576", "body")
+  local r2 = ok(session:post("/sink", { data = "abc" }))
+  eq(r2:text(), "len=3", "second POST")
+  eq(conn_info("/conn"), c1, "connection after the POSTs")
+end)
+
+check("POST over client_max_body_size: 413, then the session goes on", function()
+  local r = ok(session:post("/small_limit", { data = blob }))
+  eq(r.status, 413, "status")
+  eq(ok(session:post("/small_limit", { data = "tiny" })):text(), "accepted", "small POST")
+  eq(ok(session:get("/static/hello.txt")):text(), "hello from nginx\n", "next GET")
+end)
+
+check("PUT 1 MiB to nginx dav, read it back, DELETE", function()
+  local r = ok(session:put("/dav/upload.bin", { data = blob }))
+  eq(r.status, 201, "PUT status")
+  local f = H.read_file(docroot .. "/dav/upload.bin")
+  assert(f == blob, ("file written by nginx differs (%d bytes)"):format(#f))
+  local g = ok(session:get("/dav/upload.bin"))
+  assert(g:read() == blob, "GET after PUT differs")
+  local d = ok(session:delete("/dav/upload.bin"))
+  eq(d.status, 204, "DELETE status")
+  eq(ok(session:get("/dav/upload.bin")).status, 404, "GET after DELETE")
+end)
+
+check("keep-alive: 20 GETs on one connection", function()
+  local s = lurl.session { base_url = base, headers = { ["User-Agent"] = "lurl-keepalive-check" } }
+  local first
+  for i = 1, 20 do
+    local c, n = conn_info("/conn", s)
+    first = first or { c, n }
+    eq(c, first[1], "connection of request " .. i)
+    eq(n, first[2] + i - 1, "connection_requests of request " .. i)
+    local st = s.connector:stats()
+    eq(st.idle, 1, "idle connections after request " .. i)
+    eq(st.in_use, 0, "connections in use after request " .. i)
+  end
+  eq(first[2], 1, "first request's connection_requests")
+  s:close()
+end)
+
+check("keep-alive: nginx closes after keepalive_requests, lurl reconnects", function()
+  local s = lurl.session { base_url = base }
+  local seen = {}
+  for i = 1, 7 do
+    local c, n = conn_info("/conn_limited", s)
+    eq(n, (i - 1) % 3 + 1, "connection_requests of request " .. i)
+    seen[#seen + 1] = c
+    if n == 3 then
+      -- nginx said Connection: close: nothing may stay in the pool
+      eq(s.connector:stats().idle, 0, "idle after the last request on a connection")
+    end
+  end
+  assert(seen[1] == seen[3] and seen[4] == seen[6] and seen[1] ~= seen[4] and seen[4] ~= seen[7],
+    "connections: " .. table.concat(seen, " "))
+  s:close()
+end)
+
+check("keep-alive: connection closed by nginx while idle is not reused", function()
+  local s = lurl.session { base_url = base }
+  local c1 = conn_info("/conn_short", s)
+  lurl.sleep(2.5) -- nginx's keepalive_timeout there is 1 s
+  local c2, n2 = conn_info("/conn_short", s)
+  assert(c2 ~= c1, "same connection after nginx closed it")
+  eq(n2, 1, "connection_requests on the new connection")
+  s:close()
+end)
+
+check("force_close connector: a new connection per request", function()
+  local s = lurl.session { base_url = base, connector = lurl.connector { force_close = true } }
+  local a = conn_info("/conn", s)
+  local b, nb = conn_info("/conn", s)
+  assert(a ~= b, "same connection with force_close")
+  eq(nb, 1, "connection_requests")
+  eq(s.connector:stats().idle, 0, "idle")
+  s:close()
+end)
+
+check("8 concurrent GETs of 1 MiB", function()
+  local tasks = {}
+  for i = 1, 8 do
+    tasks[i] = lurl.spawn(function()
+      local r = ok(session:get("/static/blob.bin"))
+      return r:read() == blob
+    end)
+  end
+  for i, t in ipairs(tasks) do eq(t:join(), true, "task " .. i .. " body matches") end
+  local st = session.connector:stats()
+  eq(st.in_use, 0, "in use")
+  assert(st.idle >= 1 and st.idle <= 8, "idle: " .. st.idle)
+end)
+
+session:close()
+H.finish("nginx_client")

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Interop: lurl against Python's aiohttp server, started and stopped here.
+#   bash spec/interop_aiohttp_test.sh <path-to-lurl>     (from the repo root)
+# The server (spec/interop/aiohttp_server.py) binds 127.0.0.1 port 0 and prints
+# its port; the client side is spec/interop/aiohttp_client.lua.
+set -u
+
+LURL=${1:?usage: bash spec/interop_aiohttp_test.sh <path-to-lurl>}
+# Debian's python3-aiohttp imports under the system Python only, not under
+# whatever python3 comes first on PATH.
+PY=${AIOHTTP_PYTHON:-/usr/bin/python3}
+if ! AIOHTTP_VERSION=$("$PY" -c 'import aiohttp; print(aiohttp.__version__)' 2>/dev/null); then
+  echo "SKIPPED: $PY cannot import aiohttp (install python3-aiohttp)"
+  exit 0
+fi
+LURL=$(cd "$(dirname "$LURL")" && pwd)/$(basename "$LURL")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-aiohttp.XXXXXX") || exit 1
+SERVER_PID=
+FAILED=0
+PASSED=0
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null
+  fi
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
+}
+cleanup() {
+  stop_server
+  if [ "$FAILED" -ne 0 ] && [ -s "$T/server.err" ]; then
+    echo "--- aiohttp server stderr (last 20 lines) ---"; tail -n 20 "$T/server.err"
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1"; }
+
+"$PY" -u spec/interop/aiohttp_server.py >"$T/server.out" 2>"$T/server.err" &
+SERVER_PID=$!
+PORT=
+for _ in $(seq 100); do          # up to ~10 s for the port line
+  PORT=$(head -n 1 "$T/server.out" 2>/dev/null)
+  case $PORT in ''|*[!0-9]*) PORT= ;; *) break ;; esac
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$PORT" ]; then
+  fail "aiohttp server did not start"; echo "0 passed, 1 failed"; exit 1
+fi
+echo "aiohttp $AIOHTTP_VERSION ($PY) on 127.0.0.1:$PORT"
+
+if timeout 180 "$LURL" spec/interop/aiohttp_client.lua "http://127.0.0.1:$PORT"; then
+  pass "aiohttp_client.lua"
+else
+  fail "aiohttp_client.lua (exit status $?)"
+fi
+
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+  pass "server still running after the client"
+else
+  fail "server died during the client run"
+fi
+# aiohttp logs handler exceptions and protocol errors ("Error handling request")
+if grep -E 'Traceback|Error handling request' "$T/server.err" >/dev/null; then
+  fail "server logged errors"; grep -E -A3 'Traceback|Error handling request' "$T/server.err" | head -20
+else
+  pass "server logged no errors"
+fi
+
+stop_server
+echo "interop_aiohttp: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Interop: lurl against a real nginx started (and stopped) by this test.
+#   bash spec/interop_nginx_test.sh <path-to-lurl>     (from the repo root)
+# nginx runs as the current user, from a generated config in a temp dir, on a
+# free 127.0.0.1 port. The client side is spec/interop/nginx_client.lua; this
+# script adds checks on nginx's access log (keep-alive as nginx saw it).
+set -u
+
+LURL=${1:?usage: bash spec/interop_nginx_test.sh <path-to-lurl>}
+NGINX=${NGINX:-/usr/sbin/nginx}
+if [ ! -x "$NGINX" ]; then
+  echo "SKIPPED: nginx not installed ($NGINX not found)"
+  exit 0
+fi
+LURL=$(cd "$(dirname "$LURL")" && pwd)/$(basename "$LURL")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-nginx.XXXXXX") || exit 1
+NGINX_PID=
+FAILED=0
+PASSED=0
+
+stop_nginx() {
+  [ -n "$NGINX_PID" ] || return 0
+  if kill -0 "$NGINX_PID" 2>/dev/null; then
+    kill -QUIT "$NGINX_PID" 2>/dev/null          # graceful shutdown
+    for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$NGINX_PID" 2>/dev/null && kill -KILL "$NGINX_PID" 2>/dev/null
+  fi
+  wait "$NGINX_PID" 2>/dev/null
+  NGINX_PID=
+}
+cleanup() {
+  stop_nginx
+  if [ "$FAILED" -ne 0 ] && [ -f "$T/error.log" ]; then
+    echo "--- nginx error.log (last 20 lines) ---"; tail -n 20 "$T/error.log"
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1"; }
+
+free_port() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null 2>&1; then
+      "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null && return 0
+    fi
+  done
+  # no Python: a random high port that nothing answers on
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# ---- the document root ----
+WWW=$T/www
+mkdir -p "$WWW/static" "$WWW/ssi" "$WWW/dav" "$T/tmp"
+printf 'hello from nginx\n' > "$WWW/static/hello.txt"
+printf 'included part: 0123456789\n' > "$WWW/static/part.txt"
+head -c 1048576 /dev/urandom > "$WWW/static/blob.bin"
+# served through SSI, so nginx cannot know the length: a chunked response
+cat > "$WWW/ssi/page.shtml" <<'HTML'
+<html><body>
+<!--# include virtual="/static/part.txt" -->
+between the includes
+<!--# include virtual="/static/blob.bin" -->
+<!--# include virtual="/static/part.txt" -->
+</body></html>
+HTML
+# Running as root, nginx workers would switch to "nobody", who cannot read
+# the mktemp -d directory: keep them as the current user.
+USER_LINE=
+if [ "$(id -u)" -eq 0 ]; then USER_LINE="user $(id -un) $(id -gn);"; fi
+
+write_conf() {
+  local port=$1
+  cat > "$T/nginx.conf" <<CONF
+$USER_LINE
+worker_processes 1;
+daemon off;
+pid $T/nginx.pid;
+error_log $T/error.log info;
+events { worker_connections 128; }
+http {
+  types {
+    text/html html shtml;
+    text/plain txt;
+    application/octet-stream bin;
+  }
+  default_type application/octet-stream;
+  log_format interop '\$connection \$connection_requests "\$request" \$status \$body_bytes_sent "\$http_user_agent"';
+  access_log $T/access.log interop;
+  client_body_temp_path $T/tmp/body;
+  proxy_temp_path $T/tmp/proxy;
+  fastcgi_temp_path $T/tmp/fastcgi;
+  uwsgi_temp_path $T/tmp/uwsgi;
+  scgi_temp_path $T/tmp/scgi;
+  sendfile on;
+  keepalive_timeout 30s;
+  keepalive_requests 1000;
+  gzip off;
+  server {
+    listen 127.0.0.1:$port;
+    server_name localhost;
+    root $WWW;
+    client_max_body_size 16m;
+
+    location /static/ { etag on; }
+    location /ssi/ { ssi on; ssi_silent_errors off; }
+    # which TCP connection (as nginx numbers them) served this request
+    location = /conn { default_type text/plain; return 200 "\$connection \$connection_requests"; }
+    # nginx closes the connection after every 3rd request here
+    location = /conn_limited { keepalive_requests 3; default_type text/plain; return 200 "\$connection \$connection_requests"; }
+    # and closes an idle connection after 1 s here
+    location = /conn_short { keepalive_timeout 1s; default_type text/plain; return 200 "\$connection \$connection_requests"; }
+    # POST: nginx reads the body, then proxies it to /echo_inner in a header
+    # which that location sends back (the body must be one line)
+    location = /echo {
+      client_body_in_single_buffer on;
+      client_body_buffer_size 1m;
+      proxy_set_header X-Echo-Body \$request_body;
+      proxy_set_header X-Echo-Type \$content_type;
+      proxy_set_header X-Echo-Method \$request_method;
+      proxy_pass http://127.0.0.1:$port/echo_inner;
+    }
+    location = /echo_inner {
+      allow 127.0.0.1; deny all;
+      default_type text/plain;
+      add_header X-Got-Content-Type \$http_x_echo_type always;
+      add_header X-Got-Method \$http_x_echo_method always;
+      return 200 \$http_x_echo_body;
+    }
+    # a body that nginx discards: the connection must stay usable
+    location = /sink { default_type text/plain; return 200 "len=\$content_length"; }
+    # a body over the limit: nginx answers 413 before reading it all
+    location = /small_limit { client_max_body_size 1k; default_type text/plain; return 200 "accepted"; }
+    # uploads written to disk by nginx's dav module
+    location /dav/ { dav_methods PUT DELETE; create_full_put_path on; }
+  }
+}
+CONF
+}
+
+# ---- start nginx (a few tries in case the port was taken meanwhile) ----
+PORT=
+for attempt in 1 2 3; do
+  PORT=$(free_port) || { fail "no free port found"; exit 1; }
+  write_conf "$PORT"
+  if ! "$NGINX" -t -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >"$T/configtest.log" 2>&1; then
+    cat "$T/configtest.log"; fail "nginx -t rejects the generated config"; exit 1
+  fi
+  : > "$T/error.log"
+  "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
+  NGINX_PID=$!
+  up=0
+  for _ in $(seq 100); do          # up to ~10 s
+    kill -0 "$NGINX_PID" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
+    sleep 0.1
+  done
+  [ "$up" -eq 1 ] && break
+  echo "nginx did not come up on port $PORT (attempt $attempt):"; tail -n 5 "$T/error.log" "$T/nginx.out" 2>/dev/null
+  stop_nginx
+done
+if [ -z "$NGINX_PID" ]; then fail "nginx did not start"; echo "0 passed, 1 failed"; exit 1; fi
+echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$PORT, docroot $WWW"
+
+# ---- the client ----
+if timeout 180 "$LURL" spec/interop/nginx_client.lua "http://127.0.0.1:$PORT" "$WWW"; then
+  pass "nginx_client.lua"
+else
+  fail "nginx_client.lua (exit status $?)"
+fi
+
+# ---- what nginx saw ----
+# The client sent 20 GETs with User-Agent lurl-keepalive-check on one session:
+# nginx must log one connection for all of them, requests numbered in a row.
+sleep 0.2   # access log lines are written when each request finishes; let the last land
+KA=$(grep '"lurl-keepalive-check"$' "$T/access.log" 2>/dev/null)
+n=$(printf '%s\n' "$KA" | grep -c . )
+conns=$(printf '%s\n' "$KA" | awk 'NF { print $1 }' | sort -u | wc -l)
+if [ "$n" -eq 20 ] && [ "$conns" -eq 1 ]; then
+  pass "access log: 20 keep-alive requests on 1 connection"
+else
+  fail "access log: want 20 requests on 1 connection, got $n requests on $conns connection(s)"
+fi
+if printf '%s\n' "$KA" | awk 'NF { if (prev != "" && $2 != prev + 1) bad = 1; prev = $2 } END { exit bad }'; then
+  pass "access log: connection_requests consecutive"
+else
+  fail "access log: connection_requests not consecutive"; printf '%s\n' "$KA" | head
+fi
+# Nothing the client sent may have made nginx answer 400 (a malformed request).
+if grep -q '" 400 ' "$T/access.log"; then
+  fail "access log: nginx answered 400 Bad Request"; grep '" 400 ' "$T/access.log" | head
+else
+  pass "access log: no 400 responses"
+fi
+if grep -E '\[(alert|crit|emerg)\]' "$T/error.log" >/dev/null; then
+  fail "error.log has alerts"; grep -E '\[(alert|crit|emerg)\]' "$T/error.log" | head
+else
+  pass "error.log: no alerts"
+fi
+
+stop_nginx
+echo "interop_nginx: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
