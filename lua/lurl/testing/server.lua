@@ -105,13 +105,13 @@ local function encode_chunked(body, bad, trailers)
   return table.concat(out)
 end
 
-local function head_bytes(resp, body, req)
+local function head_bytes(resp, body_len, req)
   local status = resp.status or 200
   local h = headers_mod.new(resp.headers)
   if resp.chunked then
     h:set("Transfer-Encoding", "chunked")
   elseif not h:has("Content-Length") and status ~= 204 and status ~= 304 and status >= 200 then
-    h:set("Content-Length", tostring(resp.content_length or #body))
+    h:set("Content-Length", tostring(resp.content_length or body_len))
   end
   if resp.close or not req.keep_alive then h:set("Connection", "close") end
   local line = ("HTTP/1.1 %d %s"):format(status, resp.reason or REASONS[status] or "Unknown")
@@ -129,11 +129,13 @@ function Peer:respond(req, resp)
     return not resp.close
   end
   local body = resp.body or ""
+  -- HEAD announces the length a GET would get (RFC 9110 9.3.2), sends nothing
+  local body_len = #body
   if req.method == "HEAD" then body = "" end
   local wire = resp.chunked and req.method ~= "HEAD" and encode_chunked(body, resp.bad_chunking, resp.trailers) or body
   local cut = resp.close_after or resp.reset_after
   if cut then wire = wire:sub(1, cut) end
-  if not self:send(head_bytes(resp, body, req)) then return false end
+  if not self:send(head_bytes(resp, body_len, req)) then return false end
   if resp.drip and #wire > 0 then
     local size = resp.drip.size or 1
     for i = 1, #wire, size do
