@@ -18,32 +18,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-aiohttp.XXXXXX") || exit 1
-SERVER_PID=
-FAILED=0
-PASSED=0
-
-stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
-  wait "$SERVER_PID" 2>/dev/null
-  SERVER_PID=
-}
-cleanup() {
-  stop_server
-  if [ "$FAILED" -ne 0 ] && [ -s "$T/server.err" ]; then
-    echo "--- aiohttp server stderr (last 20 lines) ---"; tail -n 20 "$T/server.err"
-  fi
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1"; }
+STOP_SIGNAL=TERM
+. spec/interop/common.sh
+SERVER_LOG="$T/server.err"
 
 "$PY" -u spec/interop/aiohttp_server.py >"$T/server.out" 2>"$T/server.err" &
 SERVER_PID=$!

@@ -17,32 +17,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-nginx.XXXXXX") || exit 1
-NGINX_PID=
-FAILED=0
-PASSED=0
-
-stop_nginx() {
-  [ -n "$NGINX_PID" ] || return 0
-  if kill -0 "$NGINX_PID" 2>/dev/null; then
-    kill -QUIT "$NGINX_PID" 2>/dev/null          # graceful shutdown
-    for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$NGINX_PID" 2>/dev/null && kill -KILL "$NGINX_PID" 2>/dev/null
-  fi
-  wait "$NGINX_PID" 2>/dev/null
-  NGINX_PID=
-}
-cleanup() {
-  stop_nginx
-  if [ "$FAILED" -ne 0 ] && [ -f "$T/error.log" ]; then
-    echo "--- nginx error.log (last 20 lines) ---"; tail -n 20 "$T/error.log"
-  fi
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $1"; }
+STOP_SIGNAL=QUIT
+. spec/interop/common.sh
+SERVER_LOG="$T/error.log"
 
 free_port() {
   local py
@@ -159,18 +136,18 @@ for attempt in 1 2 3; do
   fi
   : > "$T/error.log"
   "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
-  NGINX_PID=$!
+  SERVER_PID=$!
   up=0
   for _ in $(seq 100); do          # up to ~10 s
-    kill -0 "$NGINX_PID" 2>/dev/null || break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
     sleep 0.1
   done
   [ "$up" -eq 1 ] && break
   echo "nginx did not come up on port $PORT (attempt $attempt):"; tail -n 5 "$T/error.log" "$T/nginx.out" 2>/dev/null
-  stop_nginx
+  stop_server
 done
-if [ -z "$NGINX_PID" ]; then fail "nginx did not start"; echo "0 passed, 1 failed"; exit 1; fi
+if [ -z "$SERVER_PID" ]; then fail "nginx did not start"; echo "0 passed, 1 failed"; exit 1; fi
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$PORT, docroot $WWW"
 
 # ---- the client ----
@@ -209,6 +186,6 @@ else
   pass "error.log: no alerts"
 fi
 
-stop_nginx
+stop_server
 echo "interop_nginx: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
