@@ -13,13 +13,8 @@ if ! AIOHTTP_VERSION=$("$PY" -c 'import aiohttp; print(aiohttp.__version__)' 2>/
   echo "SKIPPED: $PY cannot import aiohttp (install python3-aiohttp)"
   exit 0
 fi
-LURL=$(cd "$(dirname "$LURL")" && pwd)/$(basename "$LURL")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT" || exit 1
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-aiohttp.XXXXXX") || exit 1
 STOP_SIGNAL=TERM
-. spec/interop/common.sh
+. "$(dirname "$0")/interop/common.sh" aiohttp
 SERVER_LOG="$T/server.err"
 
 "$PY" -u spec/interop/aiohttp_server.py >"$T/server.out" 2>"$T/server.err" &

@@ -12,13 +12,8 @@ if [ ! -x "$NGINX" ]; then
   echo "SKIPPED: nginx not installed ($NGINX not found)"
   exit 0
 fi
-LURL=$(cd "$(dirname "$LURL")" && pwd)/$(basename "$LURL")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT" || exit 1
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-nginx.XXXXXX") || exit 1
 STOP_SIGNAL=QUIT
-. spec/interop/common.sh
+. "$(dirname "$0")/interop/common.sh" nginx
 SERVER_LOG="$T/error.log"
 
 free_port() {

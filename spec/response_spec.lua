@@ -223,8 +223,6 @@ describe("response", function()
       assert.are.equal(1, server.connections)
     end)
 
-    -- response.lua documents "chunks of n bytes (the last may be shorter)";
-    -- iter_chunked is read(n), which stops at the end of a received piece.
     it("iter_any gives the whole body", function()
       local resp = assert(s:get("big", { stream = true }))
       local parts = {}

@@ -22,7 +22,6 @@ function task_mt.__tostring(t) return ("lurl.task (%s)"):format(t.state) end
 
 local current = nil          -- the task whose coroutine is running
 local ready, rhead, rtail = {}, 1, 0
-local live = 0               -- tasks not yet finished
 local failed = {}            -- failed tasks nobody joined (yet)
 
 local unpack, select, pack = unpack, select, function(...) return { n = select("#", ...), ... } end
@@ -32,7 +31,6 @@ local function report(task)
 end
 
 local function finish(task, ok, res)
-  live = live - 1
   if task.timer then task.timer:close(); task.timer = nil end
   if ok then
     task.state, task.results = "done", res
@@ -55,9 +53,10 @@ local function finish(task, ok, res)
   end
 end
 
+-- xpcall handler: keep the raised value (it may be an error object) and the
+-- traceback of where it was raised.
 local function traceback(err)
-  if type(err) == "table" then return { err, debug.traceback(tostring(err), 2) } end
-  return { err, debug.traceback(tostring(err), 2) }
+  return { err, debug.traceback(tostring(err), 2), n = 2 }
 end
 
 -- The coroutine body: run fn protected so a failure keeps its traceback.
@@ -67,7 +66,7 @@ local function body(task, ...)
   end
   local res = pack(xpcall(task.fn, traceback, ...))
   if res[1] then return true, pack(unpack(res, 2, res.n)) end
-  return false, { res[2][1], res[2][2], n = 2 }
+  return false, res[2]
 end
 
 local function step(task, ...)
@@ -99,10 +98,10 @@ local function schedule(task, ...)
   if not current then drain() end
 end
 
-local function new_task(fn, ...)
-  local task = setmetatable({ fn = fn, state = "running", seq = 0 }, task_mt)
+-- on_done(ok, ...) is set for tasks started from C (lurl_call).
+local function new_task(on_done, fn, ...)
+  local task = setmetatable({ fn = fn, state = "running", seq = 0, on_done = on_done }, task_mt)
   task.co = coroutine.create(body)
-  live = live + 1
   schedule(task, task, ...)
   return task
 end
@@ -157,17 +156,12 @@ end
 
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
-  return new_task(fn, ...)
+  return new_task(nil, fn, ...)
 end
 
--- Entry point of lurl_call: done(ok, ...) receives the outcome.
-function M.host_spawn(done, fn, ...)
-  local task = setmetatable({ fn = fn, state = "running", seq = 0, on_done = done }, task_mt)
-  task.co = coroutine.create(body)
-  live = live + 1
-  schedule(task, task, ...)
-  return task
-end
+-- Entry point of lurl_call: done(ok, ...) receives the outcome (nil: report
+-- a failure like any task's).
+M.host_spawn = new_task
 
 function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
@@ -191,8 +185,6 @@ function M.unjoined_failures()
   end
   return n
 end
-
-function M.live_tasks() return live end
 
 -- ---- Task methods ----
 
@@ -252,7 +244,7 @@ function M.gather(...)
     if (failure or remaining == 0) and wake_gatherer then wake_gatherer() end
   end
   for i = 1, n do
-    local task = new_task(select(i, ...))
+    local task = new_task(nil, select(i, ...))
     task.joiners = { function() child_done(task) end }
     tasks[i] = task
   end
@@ -274,7 +266,7 @@ end
 function M.wait_for(seconds, fn, ...)
   if type(seconds) ~= "number" or seconds < 0 then error("bad argument #1 to 'wait_for' (number of seconds >= 0 expected)", 2) end
   if type(fn) ~= "function" then error("bad argument #2 to 'wait_for' (function expected)", 2) end
-  local task = new_task(fn, ...)
+  local task = new_task(nil, fn, ...)
   local ok, r = pcall(M.wait, function(wake)
     task.joiners = task.joiners or {}
     task.joiners[#task.joiners + 1] = wake

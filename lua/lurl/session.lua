@@ -188,11 +188,9 @@ local function head_failure(ev, err, ctx)
 end
 
 local function read_head(c, deadline, ctx)
-  while true do
-    local ev, err = c:read_event(deadline, ctx)
-    if not ev or ev[1] ~= "head" then return nil, head_failure(ev, err, ctx) end
-    return ev
-  end
+  local ev, err = c:read_event(deadline, ctx)
+  if not ev or ev[1] ~= "head" then return nil, head_failure(ev, err, ctx) end
+  return ev
 end
 
 -- Send the request on c and read the head; returns the head event or nil, err.

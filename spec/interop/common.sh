@@ -1,6 +1,13 @@
-# Shared by spec/interop_*_test.sh (sourced): pass/fail counting and stopping
-# the peer server. The test sets SERVER_PID, and SERVER_LOG for the log whose
-# tail is shown when something failed; T is its temporary directory.
+# Shared by spec/interop_*_test.sh, sourced as
+#   . "$(dirname "$0")/interop/common.sh" NAME
+# after the test's skip checks, with LURL set: makes LURL absolute, moves to the
+# repository root, creates the scratch directory T, and provides pass/fail
+# counting and stopping the peer server. The test sets SERVER_PID, and
+# SERVER_LOG for the log whose tail is shown when something failed.
+LURL=$(cd "$(dirname "$LURL")" && pwd)/$(basename "$LURL")
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-$1.XXXXXX") || exit 1
+
 FAILED=0
 PASSED=0
 SERVER_PID=
