@@ -51,7 +51,8 @@ int rt_open_core(lua_State *L) {
     lua_setfield(L, -2, "timer");
     rt_open_dns(L);
     lua_setfield(L, -2, "getaddrinfo");
-    rt_open_tcp(L);
+    rt_open_stream(L);
+    lua_setfield(L, -3, "pipe");
     lua_setfield(L, -2, "tcp");
     rt_open_h1(L);
     lua_setfield(L, -2, "h1");

@@ -19,6 +19,7 @@ typedef struct rt_handle {
         uv_stream_t stream;
         uv_timer_t timer;
         uv_tcp_t tcp;
+        uv_pipe_t pipe;
     } uv;
     lurl_runtime *rt;
     int self_ref;
@@ -66,7 +67,7 @@ void rt_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const
 /* luaopen functions of the C submodules, each returning a table of functions. */
 int rt_open_timer(lua_State *L);
 int rt_open_dns(lua_State *L);
-int rt_open_tcp(lua_State *L);
+int rt_open_stream(lua_State *L); /* pushes core.tcp and core.pipe */
 int rt_open_h1(lua_State *L);
 int rt_open_core(lua_State *L);
 

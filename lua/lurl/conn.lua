@@ -1,5 +1,6 @@
--- One HTTP/1.1 client connection: DNS, TCP connect, writes, and the response
--- events that the llhttp parser (in C) produces as bytes arrive.
+-- One HTTP/1.1 client connection over an established stream (lurl.dial makes
+-- those): writes, and the response events that the llhttp parser (in C)
+-- produces as bytes arrive.
 --
 -- The read side runs from libuv callbacks and queues events:
 --   { "head", status, reason, major, minor, fields, keep_alive }
@@ -7,7 +8,7 @@
 -- and wakes the task waiting in read_event(). While a connection sits idle in
 -- the pool any byte or EOF from the peer means it is unusable: it is closed.
 local core = require "lurl.core"
-local errors = require "lurl.errors"
+local sched = require "lurl.sched"
 
 local M = {}
 
@@ -23,10 +24,10 @@ local function push(self, ev)
   local q = self.queue
   q.tail = q.tail + 1
   q[q.tail] = ev
-  local w = self.waker
-  if w then
-    self.waker = nil
-    w(true)
+  local t = self.reader
+  if t then
+    self.reader = nil
+    sched.wake(t, self.reader_seq, true)
   end
 end
 
@@ -82,75 +83,36 @@ local function on_read(self, data, err, ename)
     self:close()
     return
   end
-  if data then return feed(self, data) end
+  if data then
+    if not self.first_byte_at then self.first_byte_at = sched.now() end
+    return feed(self, data)
+  end
   self.reading = false
   if ename == "EOF" then return on_eof(self) end
   self.reusable = false
   push(self, { "error", err, ename })
 end
 
-local function is_ip(host) return host:find(":", 1, true) or host:match("^%d+%.%d+%.%d+%.%d+$") end
-
-local function context(host, port, extra)
-  local c = { host = host, port = port }
-  if extra then for k, v in pairs(extra) do c[k] = v end end
-  return c
-end
-
-local function resolve(host, port, deadline, family, ctx)
-  if is_ip(host) then return { { ip = host } } end
-  local addrs, err = deadline:wait("pool", function(wake)
-    local ok, e, en = core.getaddrinfo(host, family, wake)
-    if not ok then wake(nil, e, en) end
-  end, ctx)
-  if addrs then
-    if #addrs > 0 then return addrs end
-    err = "no address"
+-- new(stream, key, opts) -> conn: a connected transport stream made into an
+-- HTTP/1.1 client connection. opts: max_line_size, max_field_size, and
+-- on_close(conn), called once when the connection closes for any reason.
+function M.new(stream, key, opts)
+  local self = setmetatable({
+    key = key, tcp = stream,
+    parser = core.h1.parser("response", opts.max_line_size, opts.max_field_size),
+    queue = { head = 1, tail = 0 }, buffered = 0, reusable = true, requests = 0,
+    on_close = opts.on_close,
+  }, mt)
+  self.read_cb = function(data, rerr, rname) return on_read(self, data, rerr, rname) end
+  -- a queued write completes after the sending task parked in send()
+  self.write_cb = function(...)
+    local t = self.writer
+    self.writer = nil
+    if t then sched.wake(t, self.writer_seq, ...) end
   end
-  if type(err) == "table" then return nil, err end
-  return nil, errors.new("ClientConnectorDNSError",
-    ("cannot resolve host %s: %s"):format(host, tostring(err)), context(host, port, ctx))
-end
-
-local function connect_one(ip, port, deadline, ctx)
-  local tcp
-  local ok, err, ename = deadline:wait("sock_connect", function(wake)
-    local t, e, en = core.tcp.connect(ip, port, wake)
-    if not t then wake(nil, e, en); return end
-    tcp = t
-    return function() t:close() end
-  end, ctx)
-  if ok then return tcp end
-  if tcp then tcp:close() end
-  return nil, err, ename
-end
-
--- open(key, host, port, deadline, opts) -> conn, or nil and a typed error.
--- Tries each resolved address in turn within the connect limits.
-function M.open(key, host, port, deadline, opts)
-  local ctx = opts.context
-  local addrs, err = resolve(host, port, deadline, opts.family or 0, ctx)
-  if not addrs then return nil, err end
-  local last, lastname
-  for _, a in ipairs(addrs) do
-    local tcp, e, ename = connect_one(a.ip, port, deadline, ctx)
-    if tcp then
-      local self = setmetatable({
-        key = key, tcp = tcp, host = host, port = port, ip = a.ip,
-        parser = core.h1.parser("response", opts.max_line_size, opts.max_field_size),
-        queue = { head = 1, tail = 0 }, buffered = 0, reusable = true, requests = 0,
-      }, mt)
-      self.read_cb = function(data, rerr, rname) return on_read(self, data, rerr, rname) end
-      tcp:read_start(self.read_cb)
-      self.reading = true
-      return self
-    end
-    if type(e) == "table" then return nil, e end -- a timeout: stop trying
-    last, lastname = e, ename
-  end
-  return nil, errors.new("ClientConnectorError",
-    ("cannot connect to %s:%d: %s"):format(host, port, tostring(last)),
-    context(host, port, { errno = lastname, os_error = last }))
+  stream:read_start(self.read_cb)
+  self.reading = true
+  return self
 end
 
 -- Prepare for one request/response exchange. no_body: the request is HEAD.
@@ -159,27 +121,32 @@ function Conn:begin(no_body)
   self.queue = { head = 1, tail = 0 }
   self.buffered = 0
   self.active = true
+  self.first_byte_at = nil
+  self.unsent = false
   self.requests = self.requests + 1
   self.tcp:ref(true)
 end
 
 -- send(bytes, deadline) -> true, or nil, "ENAME: message", "ENAME", or nil
--- and a timeout error.
+-- and a timeout error. After a failure self.unsent tells whether the socket
+-- refused the bytes outright (none of them can have reached the peer).
 function Conn:send(data, deadline, ctx)
-  return deadline:wait("write", function(wake)
-    local r, e, en = self.tcp:write(data, wake)
-    if r ~= false then wake(r, e, en) end
-  end, ctx)
+  local r, e, en = self.tcp:write(data, self.write_cb)
+  if r then return r end
+  if r == nil then
+    self.unsent = true
+    return nil, e, en
+  end
+  self.writer, self.writer_seq = sched.prepare()
+  return deadline:park(self.writer, "write", ctx)
 end
 
 -- read_event(deadline) -> event, or nil and a timeout error.
 function Conn:read_event(deadline, ctx)
   local q = self.queue
   if q.head > q.tail then
-    local ok, err = deadline:wait("read", function(wake)
-      self.waker = wake
-      return function() self.waker = nil end
-    end, ctx)
+    self.reader, self.reader_seq = sched.prepare()
+    local ok, err = deadline:park(self.reader, "read", ctx)
     if not ok then return nil, err end
   end
   local ev = q[q.head]
@@ -210,7 +177,8 @@ function Conn:close()
   self.closed = true
   self.active = false
   self.tcp:close()
-  if self.waker then push(self, { "error", "connection closed locally", "ECLOSED" }) end
+  if self.reader then push(self, { "error", "connection closed locally", "ECLOSED" }) end
+  if self.on_close then self.on_close(self) end
 end
 
 return M

@@ -1,7 +1,21 @@
--- The connection pool: per-origin lists of idle keep-alive connections.
--- A connection goes back to its list only after its response was read to the
--- end and the server allows reuse; idle ones expire after keepalive_timeout.
+-- The connection pool, after aiohttp's TCPConnector and UnixConnector.
+--
+-- Connections are counted per pool key (scheme, host, port: one origin) and
+-- in all: `count` covers every open connection, idle, in use or being
+-- established, so `limit` really caps sockets. A request that finds no idle
+-- connection and no free slot waits in a FIFO queue; a freed slot or idle
+-- connection is handed to the first waiter that can use it (the hand-off
+-- means a newcomer never overtakes a waiter). A waiter that times out or is
+-- cancelled after it was handed something gives it back, so nothing leaks
+-- (aiohttp #9670).
+--
+-- Idle connections are kept most recent first, expire after
+-- keepalive_timeout and are the first to go when a new connection needs
+-- room under `limit`.
 local conn = require "lurl.conn"
+local core = require "lurl.core"
+local dial = require "lurl.dial"
+local dns = require "lurl.dns"
 local errors = require "lurl.errors"
 local sched = require "lurl.sched"
 
@@ -10,67 +24,427 @@ local M = {}
 local Connector = {}
 local mt = { __name = "lurl.connector", __index = Connector }
 function mt.__tostring(c)
-  local s = c:stats()
-  return ("lurl.connector (%d idle, %d in use%s)"):format(s.idle, s.in_use, c.closed and ", closed" or "")
+  return ("lurl.connector (%s%d idle, %d in use, %d waiting%s)"):format(c.path and ("unix:" .. c.path .. ", ") or "",
+    c.idle_count, c.busy_count, c.waiting, c.closed and ", closed" or "")
 end
 
-local OPTIONS = { keepalive_timeout = "number", force_close = "boolean", family = "number" }
+-- ---- options ----
 
--- lurl.connector{ keepalive_timeout = 15, force_close = false, family = 0 }
-function M.new(opts)
+local function integer(v) return type(v) == "number" and v >= 0 and v % 1 == 0, "integer >= 0 expected" end
+local function seconds(v) return type(v) == "number" and v >= 0 and v == v, "number of seconds >= 0 expected" end
+local function seconds_or_false(v) return v == false or seconds(v), "number of seconds >= 0 or false expected" end
+local function boolean(v) return type(v) == "boolean", "boolean expected" end
+
+local POOL_OPTIONS = {
+  limit = integer, limit_per_host = integer, keepalive_timeout = seconds, force_close = boolean,
+  retry_stale = boolean,
+  max_line_size = integer, max_field_size = integer,
+}
+local TCP_OPTIONS = setmetatable({
+  use_dns_cache = boolean, ttl_dns_cache = seconds_or_false, happy_eyeballs_delay = seconds_or_false,
+  dns_cache_max = function(v) return type(v) == "number" and v >= 1 and v % 1 == 0, "integer >= 1 expected" end,
+  family = function(v) return v == 0 or v == 4 or v == 6, "must be 0, 4 or 6" end,
+  resolver = function(v) return type(v) == "function", "function expected" end,
+  local_addr = function(v)
+    return type(v) == "string" or (type(v) == "table" and type(v[1]) == "string"),
+      "IP string or { ip, port } expected"
+  end,
+}, { __index = POOL_OPTIONS })
+local UNIX_OPTIONS = setmetatable({
+  path = function(v) return type(v) == "string" and #v > 0, "socket path string expected" end,
+}, { __index = POOL_OPTIONS })
+
+local function check(fname, opts, known)
   opts = opts or {}
-  if type(opts) ~= "table" then errors.argerror("connector", "#1", "table expected, got " .. type(opts), 2) end
+  if type(opts) ~= "table" then errors.argerror(fname, "#1", "table expected, got " .. type(opts), 4) end
   for k, v in pairs(opts) do
-    if not OPTIONS[k] then errors.argerror("connector", "#1", "unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= OPTIONS[k] then errors.argerror("connector", "'" .. k .. "'", OPTIONS[k] .. " expected, got " .. type(v), 2) end
+    local ok, why = (known[k] or function() return false, "unknown option" end)(v)
+    if not ok then errors.argerror(fname, "'" .. tostring(k) .. "'", why .. ", got " .. tostring(v), 4) end
   end
-  local family = opts.family or 0
-  if family ~= 0 and family ~= 4 and family ~= 6 then errors.argerror("connector", "'family'", "must be 0, 4 or 6", 2) end
-  return setmetatable({
+  if opts.force_close and opts.keepalive_timeout then
+    errors.argerror(fname, "'keepalive_timeout'", "cannot be set together with force_close", 4)
+  end
+  return opts
+end
+
+local function new(opts)
+  local self = setmetatable({
+    limit = opts.limit or 100,
+    limit_per_host = opts.limit_per_host or 0,
     keepalive_timeout = opts.keepalive_timeout or 15,
     force_close = opts.force_close or false,
-    family = family,
-    idle = {},      -- key -> stack of idle connections, most recent last
-    in_use = {},    -- conn -> true
+    retry_stale = opts.retry_stale ~= false,
+    max_line_size = opts.max_line_size, max_field_size = opts.max_field_size,
+    idle = {},         -- key -> idle connections, most recently used last
+    idle_count = 0,
+    busy = {},         -- conn -> true while a request holds it
+    busy_count = 0,
+    count = 0,         -- open or opening connections
+    per_key = {},      -- key -> open or opening connections
+    waiters = {},      -- key -> FIFO list { first, last } of waiting requests
+    waiting = 0,
+    seq = 0,
     closed = false,
   }, mt)
+  self.on_close = function(c) return M.forget(self, c) end
+  return self
+end
+
+-- lurl.connector{ limit = 100, limit_per_host = 0, keepalive_timeout = 15,
+--   force_close = false, use_dns_cache = true, ttl_dns_cache = 10,
+--   dns_cache_max = 1000, family = 0, local_addr = nil,
+--   happy_eyeballs_delay = 0.25, resolver = fn, retry_stale = true }
+function M.new(opts)
+  opts = check("connector", opts, TCP_OPTIONS)
+  local self = new(opts)
+  self.family = opts.family or 0
+  local ttl = opts.ttl_dns_cache
+  if ttl == nil then ttl = 10 end
+  self.dns = dns.new { enabled = opts.use_dns_cache ~= false, ttl = ttl,
+    max = opts.dns_cache_max or 1000, resolver = opts.resolver }
+  local la = opts.local_addr
+  if type(la) == "string" then la = { la, 0 } end
+  self.local_addr = la
+  local delay = opts.happy_eyeballs_delay
+  if delay == nil then delay = 0.25 end
+  self.happy_eyeballs_delay = delay
+  return self
+end
+
+-- lurl.unix_connector{ path = "/run/app.sock", ...pool options }: every
+-- request goes over that Unix socket whatever the URL's host.
+function M.unix(opts)
+  opts = check("unix_connector", opts, UNIX_OPTIONS)
+  if not opts.path then errors.argerror("unix_connector", "'path'", "socket path string expected", 2) end
+  local self = new(opts)
+  self.path = opts.path
+  return self
 end
 
 function M.is(v) return getmetatable(v) == mt end
+
+-- The pool key of an origin: connections are shared only within one key.
+-- TLS settings will join the key when https arrives.
+function Connector:key(scheme, host, port)
+  return scheme .. "://" .. (host:find(":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
+end
+
+-- ---- idle connections ----
+
+local function unpool(self, c)
+  if not c.pooled then return end
+  c.pooled = false
+  self.idle_count = self.idle_count - 1
+  local list = self.idle[c.key]
+  for i = #list, 1, -1 do
+    if list[i] == c then table.remove(list, i); break end
+  end
+end
+
+-- Called by every connection of this pool as it closes, for any reason.
+function M.forget(self, c)
+  unpool(self, c)
+  if self.busy[c] then
+    self.busy[c] = nil
+    self.busy_count = self.busy_count - 1
+  end
+  self.count = self.count - 1
+  local n = self.per_key[c.key] - 1
+  self.per_key[c.key] = n > 0 and n or nil
+  -- while grant() makes room, the room is its own: dispatch afterwards
+  if self.granting then self.freed = true else M.dispatch(self) end
+end
+
+local function expired(self, c, now) return now - c.idle_since >= self.keepalive_timeout end
 
 local function take_idle(self, key)
   local list = self.idle[key]
   if not list then return nil end
   local now = sched.now()
   while #list > 0 do
-    local c = table.remove(list)
-    if not c.closed and now - c.idle_since < self.keepalive_timeout then return c end
+    local c = list[#list]
+    unpool(self, c)
+    if not expired(self, c, now) then return c end
     c:close()
   end
   return nil
 end
 
--- acquire(key, host, port, deadline, opts) -> conn, reused; or nil, err.
-function Connector:acquire(key, host, port, deadline, opts)
-  if self.closed then return nil, errors.new("ClientConnectionError", "connector is closed") end
-  local c = take_idle(self, key)
-  local reused = c ~= nil
-  if not c then
-    opts.family = self.family
-    deadline:begin_connect()
-    local err
-    c, err = conn.open(key, host, port, deadline, opts)
-    deadline:end_connect()
-    if not c then return nil, err end
+-- The least recently used idle connection of any key.
+local function oldest_idle(self)
+  local best
+  for _, list in pairs(self.idle) do
+    local c = list[1]
+    if c and (not best or c.idle_since < best.idle_since) then best = c end
   end
-  self.in_use[c] = true
-  return c, reused
+  return best
+end
+
+-- Close idle connections past keepalive_timeout; the timer runs while any
+-- connection is idle and never keeps the loop alive by itself.
+local function sweep(self)
+  local now, next_at = sched.now(), nil
+  for _, list in pairs(self.idle) do
+    for i = #list, 1, -1 do
+      local c = list[i]
+      if expired(self, c, now) then c:close()
+      elseif not next_at or c.idle_since < next_at then next_at = c.idle_since end
+    end
+  end
+  if next_at then self.sweeper:start(next_at + self.keepalive_timeout - now, self.sweep_cb) end
+end
+
+local function new_sweeper(self)
+  self.sweeper = core.timer()
+  self.sweeper:ref(false)
+  self.sweep_cb = function()
+    self.sweeping = false
+    sweep(self)
+    self.sweeping = self.idle_count > 0
+  end
+end
+
+local function arm_sweeper(self)
+  if self.sweeping then return end
+  if not self.sweeper then new_sweeper(self) end
+  self.sweeping = true
+  self.sweeper:start(self.keepalive_timeout, self.sweep_cb)
+end
+
+-- ---- slots and the wait queue ----
+
+local SLOT = setmetatable({}, { __name = "lurl.connector.slot" }) -- leave to open one connection
+
+-- Whether the request for key could get something now: an idle connection,
+-- or a slot within both limits (an idle connection of any key may be
+-- closed to make room).
+local function can_grant(self, key, fresh)
+  local list = self.idle[key]
+  if not fresh and list and #list > 0 then return true end
+  local per = self.limit_per_host
+  if per > 0 and (self.per_key[key] or 0) >= per and not (list and #list > 0) then return false end
+  return self.limit == 0 or self.count < self.limit or self.idle_count > 0
+end
+
+local function reserve(self, key)
+  self.count = self.count + 1
+  self.per_key[key] = (self.per_key[key] or 0) + 1
+end
+
+-- Something for a request that can_grant approved: an idle connection or
+-- SLOT, after closing idle ones that stand in the way of the limits.
+local function grant(self, key, fresh)
+  self.granting = true
+  local g = not fresh and take_idle(self, key)
+  if not g then
+    local per = self.limit_per_host
+    if per > 0 and (self.per_key[key] or 0) >= per then self.idle[key][1]:close() end
+    if self.limit > 0 and self.count >= self.limit then oldest_idle(self):close() end
+    reserve(self, key)
+    g = SLOT
+  end
+  self.granting = false
+  -- expired idle connections closed on the way may serve other waiters
+  if self.freed then
+    self.freed = false
+    M.dispatch(self)
+  end
+  return g
+end
+
+local function unslot(self, key)
+  self.count = self.count - 1
+  local n = self.per_key[key] - 1
+  self.per_key[key] = n > 0 and n or nil
+end
+
+-- Return what a waiter was handed but cannot use.
+local function give_back(self, key, g)
+  if g == SLOT then unslot(self, key); M.dispatch(self)
+  else
+    self.busy[g] = true
+    self.busy_count = self.busy_count + 1
+    Connector.release(self, g, true)
+  end
+end
+
+local function unlink(self, e)
+  local q = self.waiters[e.key]
+  if e.prev then e.prev.next = e.next else q.first = e.next end
+  if e.next then e.next.prev = e.prev else q.last = e.prev end
+  e.prev, e.next, e.linked = nil, nil, false
+  if not q.first then self.waiters[e.key] = nil end
+  self.waiting = self.waiting - 1
+end
+
+local function link(self, e)
+  local q = self.waiters[e.key]
+  if not q then q = {}; self.waiters[e.key] = q end
+  self.seq = self.seq + 1
+  e.seq, e.linked, e.prev = self.seq, true, q.last
+  if q.last then q.last.next = e else q.first = e end
+  q.last = e
+  self.waiting = self.waiting + 1
+end
+
+-- The earliest waiter that can be served now, if any.
+local function next_waiter(self)
+  local best
+  for key, q in pairs(self.waiters) do
+    local e = q.first
+    if (not best or e.seq < best.seq) and can_grant(self, key, e.fresh) then best = e end
+  end
+  return best
+end
+
+-- Hand freed slots and idle connections to waiters, oldest first. Runs on
+-- every change of the pool; a change made while it runs makes it go again.
+function M.dispatch(self)
+  if self.waiting == 0 or self.closed then return end
+  if self.dispatching then self.again = true; return end
+  self.dispatching = true
+  repeat
+    self.again = false
+    local e = next_waiter(self)
+    while e do
+      unlink(self, e)
+      local g = grant(self, e.key, e.fresh)
+      if e.wake(g) then e.granted = g else give_back(self, e.key, g) end
+      e = next_waiter(self)
+    end
+  until not self.again
+  self.dispatching = false
+end
+
+local function closed_error(ctx)
+  return errors.new("ClientConnectionError", "connector is closed", ctx)
+end
+
+-- Wait in the queue; returns an idle connection or SLOT, or nil and an error.
+local function queue_wait(self, key, fresh, deadline, ctx, trace)
+  if trace then trace:emit("connection_queued_start", {}) end
+  local e = { key = key, fresh = fresh }
+  local ok, g, err = pcall(deadline.wait, deadline, "queue", function(wake)
+    e.wake = wake
+    link(self, e)
+    return function() if e.linked then unlink(self, e) end end
+  end, ctx)
+  if not ok then
+    if e.granted then give_back(self, key, e.granted) end
+    error(g, 0)
+  end
+  if trace then trace:emit("connection_queued_end", {}) end
+  if g == false then return nil, closed_error(ctx) end
+  return g, err
+end
+
+-- ---- opening connections ----
+
+local function ip_family(host)
+  if host:find(":", 1, true) then return 6 end
+  if host:match("^%d+%.%d+%.%d+%.%d+$") then return 4 end
+end
+
+local function connector_error(host, port, msg, errno, ctx)
+  local c = { host = host, port = port, errno = errno, os_error = msg }
+  if ctx then for k, v in pairs(ctx) do c[k] = v end end
+  return errors.new("ClientConnectorError", ("cannot connect to %s:%s: %s"):format(host, tostring(port), tostring(msg)), c)
+end
+
+local function resolve(self, host, port, deadline, opts)
+  local fam = ip_family(host)
+  if not fam then return self.dns:resolve(host, port, self.family, deadline, opts.context, opts.trace) end
+  if self.family ~= 0 and self.family ~= fam then
+    return nil, connector_error(host, port, "address is not of family " .. self.family, "EAI_ADDRFAMILY", opts.context)
+  end
+  return { { ip = host, family = fam } }
+end
+
+-- A new transport stream to host:port (or the Unix socket), with the time
+-- spent resolving and connecting noted in opts.stamps.
+local function open_stream(self, host, port, deadline, opts)
+  local stamps, ctx = opts.stamps, opts.context
+  local t0 = sched.now()
+  if self.path then
+    local s, e, en = dial.unix(self.path, deadline, ctx)
+    stamps.connect = sched.now() - t0
+    if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
+    return s, e
+  end
+  local addrs, err = resolve(self, host, port, deadline, opts)
+  if not addrs then return nil, err end
+  local t1 = sched.now()
+  stamps.dns = t1 - t0
+  local la = self.local_addr
+  local s, a, en = dial.tcp(addrs, port, deadline,
+    { delay = self.happy_eyeballs_delay, local_ip = la and la[1], local_port = la and la[2] }, ctx)
+  stamps.connect = sched.now() - t1
+  if not s and type(a) ~= "table" then return nil, connector_error(host, port, a, en, ctx) end
+  return s, a
+end
+
+local function open(self, key, host, port, deadline, opts)
+  local trace = opts.trace
+  if trace then trace:emit("connection_create_start", {}) end
+  local s, addr = open_stream(self, host, port, deadline, opts)
+  if not s then return nil, addr end
+  if self.closed then
+    s:close()
+    return nil, closed_error(opts.context)
+  end
+  local c = conn.new(s, key, {
+    max_line_size = opts.max_line_size or self.max_line_size,
+    max_field_size = opts.max_field_size or self.max_field_size,
+    on_close = self.on_close,
+  })
+  c.ip = addr and addr.ip
+  if trace then trace:emit("connection_create_end", {}) end
+  return c
+end
+
+local function hold(self, c)
+  self.busy[c] = true
+  self.busy_count = self.busy_count + 1
+  return c
+end
+
+-- acquire(key, host, port, deadline, opts) -> conn, reused; or nil, err.
+-- opts: context (error context), trace, stamps (timings), fresh (skip idle
+-- connections), max_line_size, max_field_size.
+function Connector:acquire(key, host, port, deadline, opts)
+  if self.closed then return nil, closed_error(opts.context) end
+  deadline:begin_connect()
+  local g, err
+  if can_grant(self, key, opts.fresh) then
+    g = grant(self, key, opts.fresh)
+  else
+    local t0 = sched.now()
+    g, err = queue_wait(self, key, opts.fresh, deadline, opts.context, opts.trace)
+    opts.stamps.queue = sched.now() - t0
+  end
+  if g ~= SLOT then
+    deadline:end_connect()
+    if not g then return nil, err end
+    if opts.trace then opts.trace:emit("connection_reuseconn", {}) end
+    return hold(self, g), true
+  end
+  local ok, c
+  ok, c, err = pcall(open, self, key, host, port, deadline, opts)
+  deadline:end_connect()
+  if not ok or not c then
+    unslot(self, key)
+    M.dispatch(self)
+    if not ok then error(c, 0) end
+    return nil, err
+  end
+  return hold(self, c), false
 end
 
 -- release(conn, reusable): back to the idle list, or closed.
 function Connector:release(c, reusable)
-  if not self.in_use[c] then return end
-  self.in_use[c] = nil
+  if not self.busy[c] then return end
+  self.busy[c] = nil
+  self.busy_count = self.busy_count - 1
   if not reusable or self.force_close or self.closed or c.closed then
     c:close()
     return
@@ -80,35 +454,71 @@ function Connector:release(c, reusable)
   local list = self.idle[c.key]
   if not list then list = {}; self.idle[c.key] = list end
   list[#list + 1] = c
+  c.pooled = true
+  self.idle_count = self.idle_count + 1
+  arm_sweeper(self)
+  M.dispatch(self)
+end
+
+-- clear_dns_cache(host, port): forget a name (all ports if port is nil), or
+-- every name when called without arguments.
+function Connector:clear_dns_cache(host, port)
+  if self.dns then self.dns:clear(host, port) end
 end
 
 function Connector:stats()
-  local idle, in_use, per_host = 0, 0, {}
+  local per_host = {}
+  local function entry(key)
+    local e = per_host[key]
+    if not e then e = { idle = 0, in_use = 0, connecting = 0, waiting = 0 }; per_host[key] = e end
+    return e
+  end
+  for key, n in pairs(self.per_key) do
+    if n > 0 then entry(key).connecting = n end
+  end
   for key, list in pairs(self.idle) do
-    for _, c in ipairs(list) do
-      if not c.closed then
-        idle = idle + 1
-        per_host[key] = per_host[key] or { idle = 0, in_use = 0 }
-        per_host[key].idle = per_host[key].idle + 1
-      end
-    end
+    local e = entry(key)
+    e.idle = #list
+    e.connecting = e.connecting - #list
   end
-  for c in pairs(self.in_use) do
-    in_use = in_use + 1
-    per_host[c.key] = per_host[c.key] or { idle = 0, in_use = 0 }
-    per_host[c.key].in_use = per_host[c.key].in_use + 1
+  for c in pairs(self.busy) do
+    local e = entry(c.key)
+    e.in_use = e.in_use + 1
+    e.connecting = e.connecting - 1
   end
-  return { idle = idle, in_use = in_use, per_host = per_host }
+  for key, q in pairs(self.waiters) do
+    local e = entry(key)
+    local w = q.first
+    while w do e.waiting = e.waiting + 1; w = w.next end
+  end
+  return {
+    limit = self.limit, limit_per_host = self.limit_per_host,
+    total = self.count, idle = self.idle_count, in_use = self.busy_count,
+    connecting = self.count - self.idle_count - self.busy_count,
+    waiting = self.waiting, per_host = per_host,
+    dns_cache = self.dns and self.dns:size() or 0,
+  }
 end
 
--- Close every connection, idle or in use (requests in flight fail).
+-- Close every connection, idle or in use (requests in flight fail, waiters
+-- get "connector is closed").
 function Connector:close()
   if self.closed then return end
   self.closed = true
-  for _, list in pairs(self.idle) do for _, c in ipairs(list) do c:close() end end
-  self.idle = {}
-  for c in pairs(self.in_use) do c:close() end
-  self.in_use = {}
+  if self.sweeper then self.sweeper:close(); self.sweeper = nil end
+  for _, list in pairs(self.idle) do
+    for i = #list, 1, -1 do list[i]:close() end
+  end
+  for c in pairs(self.busy) do c:close() end
+  for _, q in pairs(self.waiters) do
+    local e = q.first
+    while e do
+      local nxt = e.next
+      unlink(self, e)
+      e.wake(false)
+      e = nxt
+    end
+  end
 end
 
 return M

@@ -8,7 +8,7 @@ local Headers = {}
 local mt = { __name = "lurl.headers" }
 M.methods = Headers
 
-local NAMES, VALUES, LOWER = {}, {}, {} -- private keys
+local NAMES, VALUES, LOWER, CHANGES = {}, {}, {}, {} -- private keys
 
 mt.__index = function(h, key)
   local m = Headers[key]
@@ -29,7 +29,7 @@ function mt.__tostring(h)
 end
 
 local function new()
-  return setmetatable({ [NAMES] = {}, [VALUES] = {}, [LOWER] = {} }, mt)
+  return setmetatable({ [NAMES] = {}, [VALUES] = {}, [LOWER] = {}, [CHANGES] = 0 }, mt)
 end
 
 local function check_value(name, value)
@@ -53,6 +53,7 @@ function Headers:add(name, value)
   local names = self[NAMES]
   local n = #names + 1
   names[n], self[VALUES][n], self[LOWER][n] = name, value, name:lower()
+  self[CHANGES] = self[CHANGES] + 1
   return self
 end
 
@@ -82,8 +83,13 @@ function Headers:remove(name)
       table.remove(names, i); table.remove(values, i); table.remove(lower, i)
     end
   end
+  self[CHANGES] = self[CHANGES] + 1
   return self
 end
+
+-- How many changes the headers saw: lets a cache built from them notice
+-- that they changed.
+function Headers:changes() return self[CHANGES] end
 
 -- Replace every value of name with value (a list sets several).
 function Headers:set(name, value)
@@ -115,17 +121,20 @@ end
 
 function Headers:copy()
   local c = new()
-  for name, value in Headers.items(self) do Headers.add(c, name, value) end
+  local names, values, lower = self[NAMES], self[VALUES], self[LOWER]
+  local cn, cv, cl = c[NAMES], c[VALUES], c[LOWER]
+  for i = 1, #names do cn[i], cv[i], cl[i] = names[i], values[i], lower[i] end
   return c
 end
 
 -- Merge: values in other replace same-named ones here.
 function Headers:update(other)
-  local seen = {}
-  for name, value in M.new(other):items() do
-    local l = name:lower()
-    if not seen[l] then Headers.remove(self, name); seen[l] = true end
-    Headers.add(self, name, value)
+  local seen, o = {}, M.new(other)
+  local names, values, lower = o[NAMES], o[VALUES], o[LOWER]
+  for i = 1, #names do
+    local l = lower[i]
+    if not seen[l] then Headers.remove(self, names[i]); seen[l] = true end
+    Headers.add(self, names[i], values[i])
   end
   return self
 end

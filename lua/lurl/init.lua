@@ -7,6 +7,7 @@ local headers = require "lurl.headers"
 local sched = require "lurl.sched"
 local session = require "lurl.session"
 local timeout = require "lurl.timeout"
+local trace = require "lurl.trace"
 local url = require "lurl.url"
 
 local lurl = {
@@ -16,6 +17,8 @@ local lurl = {
   session = session.new,
   timeout = timeout.new,
   connector = connector.new,
+  unix_connector = connector.unix,
+  trace_config = trace.new,
   headers = headers.new,
 
   spawn = sched.spawn,

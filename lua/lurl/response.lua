@@ -5,12 +5,34 @@ local errors = require "lurl.errors"
 local M = {}
 
 local Response = {}
-local mt = { __name = "lurl.response", __index = Response }
 M.methods = Response
 
-function mt.__tostring(r)
-  return ("lurl.response (%d %s, %s)"):format(r.status, r.reason, r.url)
+-- resp.timings, in seconds, like curl's -w variables. Phases: queue (waiting
+-- for a pool slot), dns, connect, tls, request (writing it); then from the
+-- start of the request: ttfb (the first response byte, curl's
+-- time_starttransfer) and total; body runs from the first byte to the end
+-- of the body. On a reused connection dns, connect and tls are 0 and reused
+-- is true. Until a streamed body is finished, body and total are nil.
+-- Built when first read, so nobody pays for it otherwise.
+local function timings(r)
+  local s = r._stamps
+  local first = s.t_first or s.t_sent
+  local t = {
+    queue = s.queue or 0, dns = s.dns or 0, connect = s.connect or 0, tls = 0,
+    request = s.t_sent - s.t_send, ttfb = first - s.t_start, reused = s.reused or false,
+  }
+  if s.t_end then
+    t.body = s.t_end - first
+    t.total = s.t_end - s.t_start
+    rawset(r, "timings", t)
+  end
+  return t
 end
+
+-- Fields built on first use: most scripts read status and body only.
+local lazy = {}
+
+function lazy.timings(r) return rawget(r, "_stamps") and timings(r) end
 
 local function parse_content_type(value)
   if not value then return nil, nil end
@@ -19,11 +41,51 @@ local function parse_content_type(value)
   return mime and mime:lower(), charset and charset:lower()
 end
 
+local function content_type(r, k)
+  local ct, cs = parse_content_type(r.headers["content-type"])
+  if ct then rawset(r, "content_type", ct) end
+  if cs then rawset(r, "charset", cs) end
+  return rawget(r, k)
+end
+lazy.content_type = content_type
+lazy.charset = content_type
+
+-- { { name, value }, ... } in wire order, original case
+function lazy.raw_headers(r)
+  local fields, out = r._fields, {}
+  if not fields then return nil end
+  for i = 1, #fields, 2 do out[#out + 1] = { fields[i], fields[i + 1] } end
+  rawset(r, "raw_headers", out)
+  return out
+end
+
+-- aiohttp's RequestInfo; headers is a copy the script may change freely
+function lazy.request_info(r)
+  local s = r._stamps
+  if not s then return nil end
+  local info = { method = s.method, url = s.url_string, real_url = s.url_string, headers = s.headers:copy() }
+  rawset(r, "request_info", info)
+  return info
+end
+
+local mt = { __name = "lurl.response" }
+function mt.__index(r, k)
+  local m = Response[k]
+  if m ~= nil then return m end
+  local f = lazy[k]
+  if f then return f(r, k) end
+  return nil
+end
+
+function mt.__tostring(r)
+  return ("lurl.response (%d %s, %s)"):format(r.status, r.reason, r.url)
+end
+
 -- new(fields): fields from the session (status, reason, headers, ...) plus
--- the private stream state: _conn, _deadline, _finish(reusable).
+-- the private stream state: _conn, _deadline, and _release(resp, reusable),
+-- called once through _finish when the body is done or abandoned.
 function M.new(r)
   r.ok = r.status < 400
-  r.content_type, r.charset = parse_content_type(r.headers["content-type"])
   r.history = r.history or {}
   return setmetatable(r, mt)
 end
@@ -45,7 +107,11 @@ local function pull(self)
   if self._error then return nil, self._error end
   if not self._conn then return false end
   local ev, err = self._conn:read_event(self._deadline, { url = self.url, method = self.method })
-  if ev and ev[1] == "body" then return ev[2] end
+  if ev and ev[1] == "body" then
+    local tr = self._trace
+    if tr then tr:emit("response_chunk_received", { method = self.method, url = self.url, chunk = ev[2] }) end
+    return ev[2]
+  end
   if ev and ev[1] == "done" then
     self._eof = true
     self:_finish(true)
@@ -69,7 +135,7 @@ local function read_all(self)
     if chunk == false then break end
     parts[#parts + 1] = chunk
   end
-  self._body = table.concat(parts)
+  self._body = #parts == 1 and parts[1] or table.concat(parts)
   return self._body
 end
 M.read_all = read_all
@@ -198,8 +264,10 @@ Response.close = Response.release
 
 function Response:_finish(ok)
   local fin = self._release
-  self._release, self._conn = nil, nil
-  if fin then fin(ok) end
+  if not fin then return end
+  self._release = nil
+  fin(self, ok)
+  self._conn = nil
 end
 
 return M

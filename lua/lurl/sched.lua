@@ -115,43 +115,67 @@ function M.current()
   return current
 end
 
--- Park the running task until its wake function is called, or until seconds
--- pass (then returns TIMEOUT). arm(wake) starts the operation and may return
--- a function that abandons it, called on timeout or cancellation.
-function M.wait(arm, seconds)
-  local task = M.current()
+-- Parking, in three steps for hot paths that keep their waker state in
+-- fields rather than closures (closures stop LuaJIT's trace compiler):
+--   local task, seq = sched.prepare()    -- the running task, this wait's number
+--   ...store task and seq where the completion callback finds them...
+--   local ... = sched.park(task, seconds, abandon)
+-- and the callback calls sched.wake(task, seq, ...). park returns wake's
+-- values, or TIMEOUT after seconds; abandon(), if given, runs on timeout or
+-- cancellation. A wake for an older wait (its seq is stale) does nothing.
+function M.prepare()
+  local task = current
+  if not task then error("lurl: a blocking call needs a task (use lurl.spawn)", 3) end
   if task.cancel_requested then error(errors.new("CancelledError", "task was cancelled"), 0) end
   if coroutine.running() ~= task.co then
     error("lurl: blocking call inside a coroutine that is not a lurl task", 3)
   end
   local seq = task.seq + 1
   task.seq = seq
-  -- returns true when it resumed the task, false for a stale wake
-  local function wake(...)
-    if task.seq ~= seq or not task.waiting then return false end
-    task.waiting = false
-    schedule(task, ...)
-    return true
-  end
   task.waiting = true
-  local abandon = arm(wake)
+  return task, seq
+end
+
+-- Resume task with the values if it still waits in wait number seq; returns
+-- true when it did, false for a stale wake.
+local function wake(task, seq, ...)
+  if task.seq ~= seq or not task.waiting then return false end
+  task.waiting = false
+  schedule(task, ...)
+  return true
+end
+M.wake = wake
+
+-- Each task has one timer for its timed waits, made on its first one.
+local function new_timer(task)
+  task.timer = core.timer()
+  task.on_timer = function() wake(task, task.seq, TIMEOUT) end
+end
+
+function M.park(task, seconds, abandon)
   if seconds then
-    local timer = task.timer
-    if not timer then timer = core.timer(); task.timer = timer end
-    timer:start(seconds, function() wake(TIMEOUT) end)
+    if not task.timer then new_timer(task) end
+    task.timer:start(seconds, task.on_timer)
   end
   task.abandon = abandon
   local res = pack(coroutine.yield())
   task.abandon = nil
   if seconds then task.timer:stop() end
   local first = res[1]
-  if first == TIMEOUT or first == CANCEL then
-    if abandon then abandon() end
-  end
+  if (first == TIMEOUT or first == CANCEL) and abandon then abandon() end
   if first == CANCEL or task.cancel_requested then
     error(errors.new("CancelledError", "task was cancelled"), 0)
   end
   return unpack(res, 1, res.n)
+end
+
+-- Park the running task until its wake function is called, or until seconds
+-- pass (then returns TIMEOUT). arm(wake) starts the operation and may return
+-- a function that abandons it, called on timeout or cancellation.
+function M.wait(arm, seconds)
+  local task, seq = M.prepare()
+  local abandon = arm(function(...) return wake(task, seq, ...) end)
+  return M.park(task, seconds, abandon)
 end
 
 function M.spawn(fn, ...)

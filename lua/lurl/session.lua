@@ -6,7 +6,9 @@ local connector_mod = require "lurl.connector"
 local errors = require "lurl.errors"
 local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
+local sched = require "lurl.sched"
 local timeout = require "lurl.timeout"
+local trace = require "lurl.trace"
 local url = require "lurl.url"
 
 local M = {}
@@ -23,16 +25,19 @@ local SESSION_OPTIONS = {
   base_url = "string", headers = "table", timeout = "any", raise_for_status = "any",
   skip_auto_headers = "table", json_serialize = "function", connector = "table",
   connector_owner = "boolean", max_line_size = "number", max_field_size = "number",
+  trace_configs = "table",
 }
 
 local REQUEST_OPTIONS = {
   params = "any", headers = "table", data = "any", json = "any", timeout = "any",
   raise_for_status = "any", stream = "boolean", skip_auto_headers = "table",
-  max_line_size = "number", max_field_size = "number",
+  max_line_size = "number", max_field_size = "number", trace_ctx = "any",
 }
 
+local NO_OPTIONS = {}
+
 local function check_options(fname, opts, known)
-  if opts == nil then return {} end
+  if opts == nil then return NO_OPTIONS end
   if type(opts) ~= "table" then errors.argerror(fname, "#2", "options table expected, got " .. type(opts), 3) end
   for k, v in pairs(opts) do
     local want = known[k]
@@ -56,8 +61,16 @@ local function lower_set(list)
   return set
 end
 
+local function check_trace_configs(list)
+  if list == nil then return nil end
+  for i, tc in ipairs(list) do
+    if not trace.is(tc) then errors.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config", 3) end
+  end
+  return #list > 0 and list or nil
+end
+
 -- lurl.session{ base_url, headers, timeout, raise_for_status, skip_auto_headers,
---               json_serialize, connector, connector_owner }
+--               json_serialize, connector, connector_owner, trace_configs }
 function M.new(opts)
   opts = check_options("session", opts, SESSION_OPTIONS)
   check_rfs("session", opts.raise_for_status)
@@ -84,6 +97,8 @@ function M.new(opts)
     connector_owner = conn == nil or opts.connector_owner ~= false,
     max_line_size = opts.max_line_size or 8190,
     max_field_size = opts.max_field_size or 8190,
+    trace_configs = check_trace_configs(opts.trace_configs),
+    prepared = {},
     closed = false,
   }, mt)
 end
@@ -92,7 +107,7 @@ end
 
 local function build_url(self, raw, params)
   local u, err
-  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw), 4) end
+  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw), 5) end
   if self.base_url and not raw:match("^[%a][%w+.-]*:") then
     u, err = url.join(self.base_url, raw)
   else
@@ -103,10 +118,10 @@ local function build_url(self, raw, params)
   if not u then return nil, err end
   if params ~= nil then
     if type(params) ~= "string" and type(params) ~= "table" then
-      errors.argerror("request", "'params'", "table or string expected, got " .. type(params), 4)
+      errors.argerror("request", "'params'", "table or string expected, got " .. type(params), 5)
     end
     local ok, res = pcall(url.with_params, u, params)
-    if not ok then errors.argerror("request", "'params'", res, 4) end
+    if not ok then errors.argerror("request", "'params'", res, 5) end
     u = res
   end
   u.fragment = nil
@@ -115,7 +130,7 @@ end
 
 local function build_body(self, opts)
   if opts.data ~= nil and opts.json ~= nil then
-    errors.argerror("request", "#2", "'data' and 'json' cannot be used together", 4)
+    errors.argerror("request", "#2", "'data' and 'json' cannot be used together", 5)
   end
   if opts.json ~= nil then return self.json_serialize(opts.json), "application/json" end
   local data = opts.data
@@ -123,32 +138,34 @@ local function build_body(self, opts)
   if type(data) == "string" then return data, nil end
   if type(data) == "table" then
     local ok, res = pcall(url.encode_form, data)
-    if not ok then errors.argerror("request", "'data'", res, 4) end
+    if not ok then errors.argerror("request", "'data'", res, 5) end
     return res, "application/x-www-form-urlencoded"
   end
-  errors.argerror("request", "'data'", "string or table expected, got " .. type(data), 4)
+  errors.argerror("request", "'data'", "string or table expected, got " .. type(data), 5)
 end
 
 local METHODS_WITH_BODY = { POST = true, PUT = true, PATCH = true }
+
+-- Add a header the script did not set itself nor ask to skip.
+local function auto(h, skip, name, value)
+  if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
+end
 
 local function build_headers(self, method, u, opts, body, ctype)
   local h = headers_mod.new(self.headers)
   if opts.headers then
     local ok, err = pcall(h.update, h, opts.headers)
-    if not ok then errors.argerror("request", "'headers'", err, 4) end
+    if not ok then errors.argerror("request", "'headers'", err, 5) end
   end
   local skip = self.skip_auto_headers
   if opts.skip_auto_headers then skip = setmetatable(lower_set(opts.skip_auto_headers), { __index = skip }) end
-  local function auto(name, value)
-    if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
-  end
-  auto("Host", url.host_header(u))
-  auto("User-Agent", M.USER_AGENT)
-  auto("Accept", "*/*")
-  auto("Accept-Encoding", M.ACCEPT_ENCODING)
+  auto(h, skip, "Host", url.host_header(u))
+  auto(h, skip, "User-Agent", M.USER_AGENT)
+  auto(h, skip, "Accept", "*/*")
+  auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING)
   if body then
     h:set("Content-Length", tostring(#body))
-    if ctype then auto("Content-Type", ctype) end
+    if ctype then auto(h, skip, "Content-Type", ctype) end
   elseif METHODS_WITH_BODY[method] then
     h:set("Content-Length", "0")
   end
@@ -157,12 +174,6 @@ local function build_headers(self, method, u, opts, body, ctype)
 end
 
 -- ---- the exchange ----
-
-local function fields_to_pairs(fields)
-  local out = {}
-  for i = 1, #fields, 2 do out[#out + 1] = { fields[i], fields[i + 1] } end
-  return out
-end
 
 local function connection_error(kind, msg, ev, ctx)
   return errors.new(kind, msg, { url = ctx.url, method = ctx.method, errno = ev and ev[3], cause = ev and ev[2] })
@@ -189,40 +200,62 @@ end
 
 local function read_head(c, deadline, ctx)
   local ev, err = c:read_event(deadline, ctx)
-  if not ev or ev[1] ~= "head" then return nil, head_failure(ev, err, ctx) end
-  return ev
+  if ev and ev[1] == "head" then return ev end
+  -- a broken connection that never gave a byte may be a stale keep-alive one
+  return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at
 end
 
--- Send the request on c and read the head; returns the head event or nil, err.
-local function exchange(c, req, deadline, ctx)
-  c:begin(req.method == "HEAD")
+local function emit_sent(tr, req)
+  tr:emit("request_headers_sent", { method = req.method, url = req.url_string, headers = req.headers:copy() })
+  if req.body then tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body }) end
+end
+
+local function encode(req)
   local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), req.body)
-  if not bytes then errors.argerror("request", "'headers'", why, 5) end
+  if not bytes then errors.argerror("request", "'headers'", why, 6) end
+  return bytes
+end
+
+-- Send the request on c and read the head. Returns the head event, or nil,
+-- err, replayable: whether the failure came before any response byte, so
+-- the server cannot have acted on what it may have received.
+local function exchange(c, req, deadline, ctx, tr)
+  c:begin(req.method == "HEAD")
+  local bytes = req.bytes or encode(req)
+  req.t_send = sched.now()
   local ok, err, ename = c:send(bytes, deadline, ctx)
+  req.t_sent = sched.now()
   if not ok then
     if type(err) == "table" then return nil, err end
     -- the peer may have answered and closed before reading everything
     local ev = c.queue[c.queue.head]
     if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
     return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
-      "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
+      "cannot send request: " .. tostring(err), { "error", err, ename }, ctx), not c.first_byte_at
   end
+  if tr then emit_sent(tr, req) end
   return read_head(c, deadline, ctx)
 end
 
-local function make_response(self, req, head, c, deadline, stream)
+-- resp:_release(ok) once its body is done (ok) or abandoned.
+local function release(resp, ok)
+  local c = resp._conn
+  resp._stamps.t_end = sched.now()
+  resp._connector:release(c, ok and c:can_reuse(resp._keep_alive))
+end
+
+local function make_response(self, req, head, c, deadline, tr)
   local status, reason, major, minor, fields, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
   local connector = self.connector
   local resp = response.new {
     status = status, reason = reason, version = major .. "." .. minor,
     method = req.method, url = req.url_string,
-    headers = headers_mod.from_flat(fields), raw_headers = fields_to_pairs(fields),
-    request_info = { method = req.method, url = req.url_string, real_url = req.url_string, headers = req.headers },
-    _conn = c,
+    headers = headers_mod.from_flat(fields), _fields = fields,
+    _conn = c, _stamps = req, _trace = tr, _release = release, _connector = connector, _keep_alive = keep_alive,
     -- a streamed body is bounded by sock_read only, as in aiohttp
-    _deadline = stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
+    _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
   }
-  resp._release = function(ok) connector:release(c, ok and c:can_reuse(keep_alive)) end
+  req.t_first = c.first_byte_at
   return resp
 end
 
@@ -234,29 +267,61 @@ local function guard(resp)
   return resp
 end
 
-local function perform(self, req, deadline, ctx)
-  local key = req.url.scheme .. "://" .. url.host_header(req.url)
-  local port = req.url.port or url.default_ports[req.url.scheme]
-  local c, err = self.connector:acquire(key, req.url.host, port, deadline, {
-    max_line_size = req.max_line_size, max_field_size = req.max_field_size, context = ctx,
-  })
-  if not c then return nil, err end
-  local ok, head, herr = pcall(exchange, c, req, deadline, ctx)
-  if not ok or not head then
+-- RFC 9110 section 9.2.2
+local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
+
+-- A request that failed on a reused connection before any response byte
+-- (the server closed it while it sat idle) is sent once more on a new
+-- connection, when that is safe: the method is idempotent, or the socket
+-- refused the request so none of it reached the server.
+local function may_replay(connector, req, c, reused, replayable)
+  return reused and replayable and connector.retry_stale and (IDEMPOTENT[req.method] or c.unsent)
+end
+
+local function perform(self, req, deadline, ctx, tr)
+  local connector = self.connector
+  local acquire_opts = {
+    max_line_size = req.max_line_size, max_field_size = req.max_field_size,
+    context = ctx, trace = tr, stamps = req,
+  }
+  local c, reused, ok, head, herr, replayable
+  while true do
+    c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, acquire_opts)
+    if not c then return nil, reused end
+    req.reused = reused
+    ok, head, herr, replayable = pcall(exchange, c, req, deadline, ctx, tr)
+    if ok and head then break end
     -- a timeout, cancellation or failure leaves the connection in an unknown state
-    self.connector:release(c, false)
+    connector:release(c, false)
     if not ok then error(head, 0) end
-    return nil, herr
+    if acquire_opts.fresh or not may_replay(connector, req, c, reused, replayable) then return nil, herr end
+    acquire_opts.fresh = true
+    if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = herr }) end
   end
-  local resp = make_response(self, req, head, c, deadline, req.stream)
+  local resp = make_response(self, req, head, c, deadline, tr)
   if req.stream then return guard(resp) end
   local body_ok, body, berr = pcall(response.read_all, resp)
   if not body_ok then
-    self.connector:release(c, false)
+    connector:release(c, false)
     error(body, 0)
   end
   if not body then return nil, berr end
   return resp
+end
+
+-- perform with the request_end / request_exception signals.
+local function traced(self, req, deadline, ctx, tr)
+  local ok, resp, err = pcall(perform, self, req, deadline, ctx, tr)
+  local params = { method = req.method, url = req.url_string, headers = req.headers:copy() }
+  if ok and resp then
+    params.response = resp
+    tr:emit("request_end", params)
+    return resp
+  end
+  params.exception = ok and err or resp
+  tr:emit("request_exception", params)
+  if not ok then error(resp, 0) end
+  return nil, err
 end
 
 local function apply_raise_for_status(resp, rfs)
@@ -269,6 +334,43 @@ local function apply_raise_for_status(resp, rfs)
   return resp:raise_for_status()
 end
 
+-- What a request needs before it is sent: { u, url_string, port, key,
+-- headers, body, bytes (the encoded request, when it can be reused) }, or
+-- nil and an InvalidURL error.
+local function prepare(self, method, raw_url, opts)
+  local u, err = build_url(self, raw_url, opts.params)
+  if not u then return nil, err end
+  local body, ctype = build_body(self, opts)
+  local port = u.port or url.default_ports[u.scheme]
+  return {
+    u = u, url_string = url.tostring(u), port = port, key = self.connector:key(u.scheme, u.host, port),
+    headers = build_headers(self, method, u, opts, body, ctype), body = body,
+  }
+end
+
+-- A request made without options to a URL string seen before reuses what
+-- was prepared for it, encoded request included (loops that hit one URL
+-- spend no time building requests). The cache is bounded and starts over
+-- when full; a change to session.headers makes it start over too.
+local PREPARED_MAX = 256
+
+local function prepared(self, method, raw_url)
+  local cache, h = self.prepared, self.headers
+  if cache.headers ~= h or cache.changes ~= h:changes() or cache.size >= PREPARED_MAX then
+    cache = { headers = h, changes = h:changes(), size = 0 }
+    self.prepared = cache
+  end
+  local key = method .. " " .. raw_url
+  local p = cache[key]
+  if p then return p end
+  local err
+  p, err = prepare(self, method, raw_url, NO_OPTIONS)
+  if not p then return nil, err end
+  p.bytes = encode { method = method, url = p.u, headers = p.headers, body = p.body }
+  cache[key], cache.size = p, cache.size + 1
+  return p
+end
+
 -- session:request(method, url[, opts]) -> response, or nil, err.
 function Session:request(method, raw_url, opts)
   if getmetatable(self) ~= mt then errors.argerror("request", "#0", "call it as session:request(...)", 2) end
@@ -279,19 +381,31 @@ function Session:request(method, raw_url, opts)
   method = method:upper()
   opts = check_options("request", opts, REQUEST_OPTIONS)
   check_rfs("request", opts.raise_for_status)
-  local u, err = build_url(self, raw_url, opts.params)
-  if not u then return nil, errors.annotate(err, { method = method }) end
-  local body, ctype = build_body(self, opts)
+  local p, err
+  if opts == NO_OPTIONS and type(raw_url) == "string" then
+    p, err = prepared(self, method, raw_url)
+  else
+    p, err = prepare(self, method, raw_url, opts)
+  end
+  if not p then return nil, errors.annotate(err, { method = method }) end
+  -- the request doubles as the record of its timings (t_*, dns, connect, ...)
   local req = {
-    method = method, url = u, url_string = url.tostring(u), body = body, stream = opts.stream,
-    headers = build_headers(self, method, u, opts, body, ctype),
+    method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
+    headers = p.headers, bytes = p.bytes, port = p.port, key = p.key,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
+    t_start = sched.now(),
   }
   local deadline = timeout.start(timeout.merge(self.timeout, opts.timeout))
   local ctx = { url = req.url_string, method = method }
+  local tr = trace.start(self, self.trace_configs, opts.trace_ctx)
   local resp
-  resp, err = perform(self, req, deadline, ctx)
+  if tr then
+    tr:emit("request_start", { method = method, url = req.url_string, headers = req.headers:copy() })
+    resp, err = traced(self, req, deadline, ctx, tr)
+  else
+    resp, err = perform(self, req, deadline, ctx)
+  end
   if not resp then return nil, errors.annotate(err, ctx) end
   local rfs = opts.raise_for_status
   if rfs == nil then rfs = self.raise_for_status end

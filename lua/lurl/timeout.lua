@@ -4,6 +4,8 @@
 --   connect       acquiring a connection: pool wait plus establishing it
 --   sock_connect  establishing one new connection
 --   sock_read     the longest gap between two reads from the peer
+--   pool          waiting for a free slot in the connector's pool alone
+--                 (lurl's addition; the wait also counts towards connect)
 -- A number means seconds; 0 or false means no limit. In a timeout object an
 -- absent field is no limit too; as a per-request override an absent field
 -- keeps the session's value.
@@ -12,7 +14,7 @@ local sched = require "lurl.sched"
 
 local M = {}
 
-local FIELDS = { "total", "connect", "sock_connect", "sock_read" }
+local FIELDS = { "total", "connect", "sock_connect", "sock_read", "pool" }
 local Timeout = {}
 local mt = { __name = "lurl.timeout", __index = Timeout }
 
@@ -34,7 +36,7 @@ local function field(spec, name, fname)
   return v
 end
 
--- lurl.timeout{ total =, connect =, sock_connect =, sock_read = }
+-- lurl.timeout{ total =, connect =, sock_connect =, sock_read =, pool = }
 function M.new(spec)
   spec = spec or {}
   if type(spec) ~= "table" then errors.argerror("timeout", "#1", "table expected, got " .. type(spec), 2) end
@@ -94,56 +96,68 @@ end
 
 function Deadline:end_connect() self.connect_at = nil end
 
-local function pick(best, best_kind, secs, kind)
-  if secs and (not best or secs < best) then return secs, kind end
-  return best, best_kind
+local function pick(best, best_why, secs, why)
+  if secs and (not best or secs < best) then return secs, why end
+  return best, best_why
 end
 
--- limit(phase) -> seconds (or nil for none), error kind. phase is "pool",
--- "sock_connect", "read" or "write".
-function Deadline:limit(phase)
-  local now, t = sched.now(), self.t
-  local secs, kind
-  if self.total_at then secs, kind = self.total_at - now, "TimeoutError" end
-  if phase == "pool" or phase == "sock_connect" then
-    if self.connect_at then secs, kind = pick(secs, kind, self.connect_at - now, "ConnectionTimeoutError") end
-    if phase == "sock_connect" then secs, kind = pick(secs, kind, t.sock_connect, "ConnectionTimeoutError") end
-  elseif phase == "read" then
-    secs, kind = pick(secs, kind, t.sock_read, "SocketTimeoutError")
-  end
-  if secs and secs < 0 then secs = 0 end
-  return secs, kind
-end
-
-local descriptions = {
-  TimeoutError = "total timeout of %gs expired",
-  ConnectionTimeoutError = "connection timeout expired",
-  SocketTimeoutError = "no data from the peer for sock_read=%gs",
+local KINDS = {
+  total = "TimeoutError", connect = "ConnectionTimeoutError", sock_connect = "ConnectionTimeoutError",
+  pool = "ConnectionTimeoutError", sock_read = "SocketTimeoutError",
 }
 
-function Deadline:error(kind, context)
-  local t = self.t
-  local msg
-  if kind == "TimeoutError" then msg = descriptions[kind]:format(t.total)
-  elseif kind == "SocketTimeoutError" then msg = descriptions[kind]:format(t.sock_read)
-  else
-    msg = ("connection not established within %s"):format(
-      t.sock_connect and t.connect and ("connect=%gs / sock_connect=%gs"):format(t.connect, t.sock_connect)
-      or t.sock_connect and ("sock_connect=%gs"):format(t.sock_connect) or ("connect=%gs"):format(t.connect or 0))
+-- limit(phase) -> seconds (or nil for none), error kind, the field that
+-- binds. phase is "queue" (waiting for a pool slot), "connect" (DNS and the
+-- rest of acquiring a connection), "sock_connect", "read" or "write".
+function Deadline:limit(phase)
+  local now, t = sched.now(), self.t
+  local secs, why
+  if self.total_at then secs, why = self.total_at - now, "total" end
+  if phase == "read" then
+    secs, why = pick(secs, why, t.sock_read, "sock_read")
+  elseif phase ~= "write" then
+    if self.connect_at then secs, why = pick(secs, why, self.connect_at - now, "connect") end
+    if phase == "sock_connect" then secs, why = pick(secs, why, t.sock_connect, "sock_connect")
+    elseif phase == "queue" then secs, why = pick(secs, why, t.pool, "pool") end
   end
-  return errors.new(kind, msg, context)
+  if secs and secs < 0 then secs = 0 end
+  return secs, KINDS[why], why
+end
+
+local MESSAGES = {
+  total = "total timeout of %gs expired",
+  connect = "connection not established within connect=%gs",
+  sock_connect = "connection not established within sock_connect=%gs",
+  pool = "no free connection in the pool within pool=%gs",
+  sock_read = "no data from the peer for sock_read=%gs",
+}
+
+-- error(why, context): the typed error for the expired field `why` (a kind
+-- name is accepted too and picks that kind's usual field).
+local FIELD_OF_KIND = { TimeoutError = "total", ConnectionTimeoutError = "sock_connect", SocketTimeoutError = "sock_read" }
+
+function Deadline:error(why, context)
+  why = FIELD_OF_KIND[why] or why
+  if why == "sock_connect" and not self.t.sock_connect then why = "connect" end
+  return errors.new(KINDS[why], MESSAGES[why]:format(self.t[why] or 0), context)
 end
 
 -- Wait under the phase's limit: returns wait's values, or nil and the timeout
 -- error when the limit expires first.
-local function timed(self, kind, context, first, ...)
-  if first == sched.TIMEOUT then return nil, self:error(kind, context) end
+local function timed(self, why, context, first, ...)
+  if first == sched.TIMEOUT then return nil, self:error(why, context) end
   return first, ...
 end
 
 function Deadline:wait(phase, arm, context)
-  local secs, kind = self:limit(phase)
-  return timed(self, kind, context, sched.wait(arm, secs))
+  local secs, _, why = self:limit(phase)
+  return timed(self, why, context, sched.wait(arm, secs))
+end
+
+-- The same for sched.prepare/park users: task comes from sched.prepare().
+function Deadline:park(task, phase, context, abandon)
+  local secs, _, why = self:limit(phase)
+  return timed(self, why, context, sched.park(task, secs, abandon))
 end
 
 return M

@@ -16,10 +16,10 @@ end
 -- Percent-encode what may not appear raw in a path, query or fragment (space,
 -- controls above 0x7F, and a few delimiters browsers and yarl also encode);
 -- existing %XX escapes are kept as they are.
+local function percent(c) return ("%%%02X"):format(c:byte()) end
+
 local function encode_unsafe(s)
-  return (s:gsub("[%z\1-\32\34\60\62\92\94\96\123\124\125\127-\255]", function(c)
-    return ("%%%02X"):format(c:byte())
-  end))
+  return (s:gsub("[%z\1-\32\34\60\62\92\94\96\123\124\125\127-\255]", percent))
 end
 
 -- split(str) -> components, RFC 3986 appendix B, without validation.

@@ -1,7 +1,9 @@
 -- lurl.testing.server: a real HTTP/1.1 server on loopback, inside the runtime,
 -- for specs (ours and users'). Routes are Lua functions
 --   function(req) return { status =, headers =, body = } end
--- where req = { method, target, path, query, version, headers, body }. A route
+-- where req = { method, target, path, query, version, headers, body,
+-- connection (the server's count of connections when this one came),
+-- connection_requests (this request's number on its connection) }. A route
 -- runs in the connection's task, so it may call lurl.sleep. The answer may ask
 -- for deliberate misbehaviour:
 --   delay = s            wait s seconds before the head
@@ -14,6 +16,9 @@
 --   never = true         read the request and never answer
 --   close = true         Connection: close after this response
 --   raw = "bytes"        send these bytes instead of a formed response
+--   drop = true          close the connection without answering (what a
+--                        server does to a keep-alive connection it just
+--                        timed out)
 local core = require "lurl.core"
 local headers_mod = require "lurl.headers"
 local sched = require "lurl.sched"
@@ -37,7 +42,8 @@ local Peer = {}
 local peer_mt = { __index = Peer }
 
 local function new_peer(server, tcp)
-  local p = setmetatable({ server = server, tcp = tcp, chunks = {}, eof = false,
+  local p = setmetatable({ server = server, tcp = tcp, chunks = {}, eof = false, requests = 0,
+    number = server.connections,
     parser = core.h1.parser("request", 65536, 65536) }, peer_mt)
   tcp:read_start(function(data)
     if data then p.chunks[#p.chunks + 1] = data else p.eof = true end
@@ -83,6 +89,8 @@ function Peer:read_request()
         req = { method = method, target = target, version = major .. "." .. minor,
           headers = headers_mod.from_flat(fields), keep_alive = keep_alive }
         req.path, req.query = target:match("^([^?]*)%??(.*)$")
+        self.requests = self.requests + 1
+        req.connection, req.connection_requests = self.number, self.requests
       end
       if chunk then body[#body + 1] = chunk end
       pos = pos + n
@@ -124,6 +132,7 @@ function Peer:respond(req, resp)
     return false
   end
   if resp.delay then sched.sleep(resp.delay) end
+  if resp.drop then return false end
   if resp.raw then
     self:send(resp.raw)
     return not resp.close
@@ -172,8 +181,10 @@ local function serve(server, tcp)
     local req = peer:read_request()
     if not req then break end
     tcp:ref(true)
+    peer.busy = true
     server.requests = server.requests + 1
     local keep = peer:respond(req, handle(server, req))
+    peer.busy = false
     if tcp:closed() then break end
     tcp:ref(false)
     if not keep then break end
@@ -185,23 +196,57 @@ end
 
 -- ---- the server ----
 
--- server{ routes = { [path] = fn, ["*"] = fallback }, host = "127.0.0.1" }
+-- server{ routes = { [path] = fn, ["*"] = fallback }, host = "127.0.0.1",
+--         port = 0 } or, on a Unix socket, server{ routes =, path = }
 function M.new(opts)
   opts = opts or {}
-  local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1",
+  local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1", path = opts.path,
     requests = 0, connections = 0, peers = {}, tasks = {} }, mt)
-  local listener, err = core.tcp.listen(self.host, opts.port or 0, function()
+  local function on_connection()
     local tcp = self.listener:accept()
     if not tcp then return end
     self.connections = self.connections + 1
     self.tasks[sched.spawn(serve, self, tcp)] = true
-  end)
-  if not listener then error("cannot listen on " .. self.host .. ": " .. tostring(err), 2) end
+  end
+  local listener, err
+  if self.path then
+    os.remove(self.path)
+    listener, err = core.pipe.listen(self.path, on_connection)
+  else
+    listener, err = core.tcp.listen(self.host, opts.port or 0, on_connection)
+  end
+  if not listener then error("cannot listen on " .. (self.path or self.host) .. ": " .. tostring(err), 2) end
   self.listener = listener
   listener:ref(false)
-  local _, port = listener:sockname()
-  self.port = port
+  if not self.path then
+    local _, port = listener:sockname()
+    self.port = port
+  end
   return self
+end
+
+-- Connections open now.
+function Server:open_connections()
+  local n = 0
+  for _ in pairs(self.peers) do n = n + 1 end
+  return n
+end
+
+-- Close every connection that sits between requests, as a server's
+-- keep-alive timeout does (a new connection is not idle before its first
+-- request was answered); returns how many were closed.
+function Server:close_idle()
+  local n = 0
+  for peer in pairs(self.peers) do
+    if not peer.busy and peer.requests > 0 and not peer.tcp:closed() then
+      peer.tcp:close()
+      local w = peer.waker -- its task sees the close and ends
+      peer.waker = nil
+      if w then w() end
+      n = n + 1
+    end
+  end
+  return n
 end
 
 function Server:route(path, fn)
@@ -210,6 +255,8 @@ function Server:route(path, fn)
 end
 
 function Server:url(path)
+  -- on a Unix socket the host only names the origin
+  if self.path then return "http://localhost" .. (path or "/") end
   local host = self.host:find(":", 1, true) and ("[" .. self.host .. "]") or self.host
   return ("http://%s:%d%s"):format(host, self.port, path or "/")
 end
@@ -219,6 +266,7 @@ end
 function Server:close()
   if self.listener:closed() then return end
   self.listener:close()
+  if self.path then os.remove(self.path) end
   for peer in pairs(self.peers) do
     if not peer.tcp:closed() then peer.tcp:close() end
   end

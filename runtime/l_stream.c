@@ -1,17 +1,21 @@
-/* lurl.core TCP: client connections, listeners and the byte stream between
- * them. Callbacks carry `nil, "ENAME: message", "ENAME"` on failure. */
+/* lurl.core streams: TCP and Unix-socket client connections, listeners and
+ * the byte stream between them. Both kinds share one userdata type and one set
+ * of methods, so the Lua connection code does not care which it holds.
+ * Callbacks carry `nil, "ENAME: message", "ENAME"` on failure. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "rt.h"
 
-#define TCP_MT "lurl.tcp"
+#define STREAM_MT "lurl.stream"
 
 typedef struct {
     rt_handle h;
+    int is_pipe;    /* a Unix socket rather than TCP */
     int read_ref;   /* read callback while reading */
     int listen_ref; /* connection callback of a listener */
-} l_tcp;
+} l_stream;
 
 typedef struct {
     uv_write_t req;
@@ -25,20 +29,22 @@ typedef struct {
     uv_connect_t req;
     lurl_runtime *rt;
     int cb_ref;
-} tcp_connect;
+} stream_connect;
 
-static l_tcp *check_tcp(lua_State *L) {
-    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+static l_stream *check_stream(lua_State *L) {
+    l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
     if (t->h.closed) luaL_argerror(L, 1, "connection is closed");
     return t;
 }
 
-static l_tcp *new_tcp(lua_State *L) {
-    l_tcp *t = lua_newuserdata(L, sizeof *t);
-    luaL_getmetatable(L, TCP_MT);
+static l_stream *new_stream(lua_State *L, int is_pipe) {
+    l_stream *t = lua_newuserdata(L, sizeof *t);
+    luaL_getmetatable(L, STREAM_MT);
     lua_setmetatable(L, -2);
+    t->is_pipe = is_pipe;
     t->read_ref = t->listen_ref = LUA_NOREF;
-    int err = uv_tcp_init(rt_get(L)->loop, &t->h.uv.tcp);
+    uv_loop_t *loop = rt_get(L)->loop;
+    int err = is_pipe ? uv_pipe_init(loop, &t->h.uv.pipe, 0) : uv_tcp_init(loop, &t->h.uv.tcp);
     if (err) {
         lua_pop(L, 1);
         rt_fail(L, err);
@@ -48,12 +54,22 @@ static l_tcp *new_tcp(lua_State *L) {
     return t;
 }
 
+/* ip (string) at idx and a port at idx + 1 (optional: 0). */
 static int parse_addr(lua_State *L, int idx, struct sockaddr_storage *ss) {
     const char *ip = luaL_checkstring(L, idx);
-    int port = (int)luaL_checkinteger(L, idx + 1);
+    int port = (int)luaL_optinteger(L, idx + 1, 0);
     luaL_argcheck(L, port >= 0 && port <= 65535, idx + 1, "port must be 0..65535");
     if (strchr(ip, ':')) return uv_ip6_addr(ip, port, (struct sockaddr_in6 *)ss);
     return uv_ip4_addr(ip, port, (struct sockaddr_in *)ss);
+}
+
+/* libuv copies a socket path into sun_path and cuts what does not fit. */
+static const char *check_path(lua_State *L, int idx) {
+    size_t len;
+    const char *path = luaL_checklstring(L, idx, &len);
+    luaL_argcheck(L, len > 0 && len < sizeof(((struct sockaddr_un *)0)->sun_path), idx,
+                  "socket path is empty or too long");
+    return path;
 }
 
 static int push_status(lurl_runtime *rt, int status) {
@@ -71,7 +87,7 @@ static int push_status(lurl_runtime *rt, int status) {
 /* ---- connect ---- */
 
 static void on_connect(uv_connect_t *uvreq, int status) {
-    tcp_connect *c = uvreq->data;
+    stream_connect *c = uvreq->data;
     lurl_runtime *rt = c->rt;
     rt_push_ref(rt, c->cb_ref);
     luaL_unref(rt->L, LUA_REGISTRYINDEX, c->cb_ref);
@@ -83,70 +99,113 @@ static void on_connect(uv_connect_t *uvreq, int status) {
     rt_callback(rt, push_status(rt, status));
 }
 
-/* tcp_connect(ip, port, fn) -> tcp; fn(true) once connected, or fn(nil, err, ename). */
+/* A connect request that will call the function at fn_idx. */
+static stream_connect *new_connect(lua_State *L, int fn_idx) {
+    luaL_checktype(L, fn_idx, LUA_TFUNCTION);
+    stream_connect *c = malloc(sizeof *c);
+    if (!c) luaL_error(L, "out of memory");
+    c->rt = rt_get(L);
+    c->req.data = c;
+    lua_pushvalue(L, fn_idx);
+    c->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return c;
+}
+
+static void drop_connect(lua_State *L, stream_connect *c) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->cb_ref);
+    free(c);
+}
+
+/* tcp.connect(ip, port, fn[, local_ip[, local_port]]) -> stream; fn(true)
+ * once connected, or fn(nil, err, ename). A local address binds the socket
+ * first (aiohttp's local_addr). */
 static int l_tcp_connect(lua_State *L) {
-    struct sockaddr_storage ss;
-    int err = parse_addr(L, 1, &ss);
-    if (err) return luaL_argerror(L, 1, "not an IP address");
-    luaL_checktype(L, 3, LUA_TFUNCTION);
-    tcp_connect *c = malloc(sizeof *c);
-    if (!c) return luaL_error(L, "out of memory");
-    l_tcp *t = new_tcp(L);
+    struct sockaddr_storage ss, local;
+    if (parse_addr(L, 1, &ss)) return luaL_argerror(L, 1, "not an IP address");
+    int has_local = !lua_isnoneornil(L, 4);
+    if (has_local && parse_addr(L, 4, &local)) return luaL_argerror(L, 4, "not an IP address");
+    stream_connect *c = new_connect(L, 3);
+    l_stream *t = new_stream(L, 0);
     if (!t) {
-        free(c);
+        drop_connect(L, c);
         return 3;
     }
     uv_tcp_nodelay(&t->h.uv.tcp, 1);
-    c->rt = t->h.rt;
-    c->req.data = c;
-    err = uv_tcp_connect(&c->req, &t->h.uv.tcp, (struct sockaddr *)&ss, on_connect);
+    int err = has_local ? uv_tcp_bind(&t->h.uv.tcp, (struct sockaddr *)&local, 0) : 0;
+    if (!err) err = uv_tcp_connect(&c->req, &t->h.uv.tcp, (struct sockaddr *)&ss, on_connect);
     if (err) {
-        free(c);
+        drop_connect(L, c);
         rt_handle_close(&t->h);
         return rt_fail(L, err);
     }
-    lua_pushvalue(L, 3);
-    c->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* pipe.connect(path, fn) -> stream: a Unix socket; fn as for tcp.connect. */
+static int l_pipe_connect(lua_State *L) {
+    const char *path = check_path(L, 1);
+    stream_connect *c = new_connect(L, 2);
+    l_stream *t = new_stream(L, 1);
+    if (!t) {
+        drop_connect(L, c);
+        return 3;
+    }
+    uv_pipe_connect(&c->req, &t->h.uv.pipe, path, on_connect);
     return 1;
 }
 
 /* ---- listen / accept ---- */
 
 static void on_connection(uv_stream_t *server, int status) {
-    l_tcp *t = server->data;
+    l_stream *t = server->data;
     rt_push_ref(t->h.rt, t->listen_ref);
     rt_callback(t->h.rt, push_status(t->h.rt, status));
 }
 
-/* tcp_listen(ip, port, fn[, backlog]) -> tcp; fn() for each pending connection. */
+/* Listen on a bound stream (bind_err: how binding went); the function at
+ * fn_idx runs for each pending connection. */
+static int start_listening(lua_State *L, l_stream *t, int bind_err, int fn_idx, int backlog) {
+    int err = bind_err ? bind_err : uv_listen(&t->h.uv.stream, backlog, on_connection);
+    if (err) {
+        rt_handle_close(&t->h);
+        return rt_fail(L, err);
+    }
+    lua_pushvalue(L, fn_idx);
+    t->listen_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* tcp.listen(ip, port, fn[, backlog]) -> stream; fn() for each pending connection. */
 static int l_tcp_listen(lua_State *L) {
     struct sockaddr_storage ss;
     if (parse_addr(L, 1, &ss)) return luaL_argerror(L, 1, "not an IP address");
     luaL_checktype(L, 3, LUA_TFUNCTION);
     int backlog = (int)luaL_optinteger(L, 4, 511);
-    l_tcp *t = new_tcp(L);
+    l_stream *t = new_stream(L, 0);
     if (!t) return 3;
-    int err = uv_tcp_bind(&t->h.uv.tcp, (struct sockaddr *)&ss, 0);
-    if (!err) err = uv_listen(&t->h.uv.stream, backlog, on_connection);
-    if (err) {
-        rt_handle_close(&t->h);
-        return rt_fail(L, err);
-    }
-    lua_pushvalue(L, 3);
-    t->listen_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 1;
+    return start_listening(L, t, uv_tcp_bind(&t->h.uv.tcp, (struct sockaddr *)&ss, 0), 3, backlog);
 }
 
-static int tcp_accept(lua_State *L) {
-    l_tcp *server = check_tcp(L);
-    l_tcp *t = new_tcp(L);
+/* pipe.listen(path, fn[, backlog]) -> stream, on a Unix socket path. */
+static int l_pipe_listen(lua_State *L) {
+    const char *path = check_path(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    int backlog = (int)luaL_optinteger(L, 3, 511);
+    l_stream *t = new_stream(L, 1);
+    if (!t) return 3;
+    return start_listening(L, t, uv_pipe_bind(&t->h.uv.pipe, path), 2, backlog);
+}
+
+static int stream_accept(lua_State *L) {
+    l_stream *server = check_stream(L);
+    l_stream *t = new_stream(L, server->is_pipe);
     if (!t) return 3;
     int err = uv_accept(&server->h.uv.stream, &t->h.uv.stream);
     if (err) {
         rt_handle_close(&t->h);
         return rt_fail(L, err);
     }
-    uv_tcp_nodelay(&t->h.uv.tcp, 1);
+    if (!t->is_pipe) uv_tcp_nodelay(&t->h.uv.tcp, 1);
     return 1;
 }
 
@@ -161,7 +220,7 @@ static void on_alloc(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-    l_tcp *t = stream->data;
+    l_stream *t = stream->data;
     lurl_runtime *rt = t->h.rt;
     lua_State *L = rt->L;
     if (nread == 0) return;
@@ -183,10 +242,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     rt_callback(rt, 3);
 }
 
-/* tcp:read_start(fn): fn(data) per read; fn(nil, "EOF", "EOF") at the end of
+/* stream:read_start(fn): fn(data) per read; fn(nil, "EOF", "EOF") at the end of
  * the stream and fn(nil, err, ename) on failure, after which reading stops. */
-static int tcp_read_start(lua_State *L) {
-    l_tcp *t = check_tcp(L);
+static int stream_read_start(lua_State *L) {
+    l_stream *t = check_stream(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     luaL_unref(L, LUA_REGISTRYINDEX, t->read_ref);
     lua_pushvalue(L, 2);
@@ -197,8 +256,8 @@ static int tcp_read_start(lua_State *L) {
     return 1;
 }
 
-static int tcp_read_stop(lua_State *L) {
-    l_tcp *t = check_tcp(L);
+static int stream_read_stop(lua_State *L) {
+    l_stream *t = check_stream(L);
     uv_read_stop(&t->h.uv.stream);
     return 0;
 }
@@ -231,11 +290,11 @@ static int collect_bufs(lua_State *L, uv_buf_t *bufs, int n) {
     return n;
 }
 
-/* tcp:write(data[, fn]): data is a string or a list of strings. Returns true
+/* stream:write(data[, fn]): data is a string or a list of strings. Returns true
  * when everything was written at once (fn is not called), false when the rest
  * is queued (fn(true) or fn(nil, err, ename) follows), or nil, err, ename. */
-static int tcp_write(lua_State *L) {
-    l_tcp *t = check_tcp(L);
+static int stream_write(lua_State *L) {
+    l_stream *t = check_stream(L);
     int n = 1;
     if (lua_type(L, 2) == LUA_TTABLE)
         n = (int)lua_objlen(L, 2);
@@ -285,16 +344,16 @@ static int tcp_write(lua_State *L) {
 
 /* ---- closing and socket details ---- */
 
-static void release_refs(l_tcp *t) {
+static void release_refs(l_stream *t) {
     lua_State *L = t->h.rt->L;
     luaL_unref(L, LUA_REGISTRYINDEX, t->read_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, t->listen_ref);
     t->read_ref = t->listen_ref = LUA_NOREF;
 }
 
-/* tcp:close([reset]): with reset true the peer sees a TCP RST. */
-static int tcp_close(lua_State *L) {
-    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+/* stream:close([reset]): with reset true the peer sees a TCP RST. */
+static int stream_close(lua_State *L) {
+    l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
     if (t->h.closed) return 0;
     release_refs(t);
     if (lua_toboolean(L, 2)) {
@@ -308,8 +367,8 @@ static int tcp_close(lua_State *L) {
     return 0;
 }
 
-static int tcp_closed(lua_State *L) {
-    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
+static int stream_closed(lua_State *L) {
+    l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
     lua_pushboolean(L, t->h.closed);
     return 1;
 }
@@ -319,9 +378,9 @@ static void shutdown_done(uv_shutdown_t *req, int status) {
     free(req);
 }
 
-/* tcp:shutdown(): send FIN once queued writes are done; reading goes on. */
-static int tcp_shutdown(lua_State *L) {
-    l_tcp *t = check_tcp(L);
+/* stream:shutdown(): send FIN once queued writes are done; reading goes on. */
+static int stream_shutdown(lua_State *L) {
+    l_stream *t = check_stream(L);
     uv_shutdown_t *req = malloc(sizeof *req);
     if (!req) return luaL_error(L, "out of memory");
     int err = uv_shutdown(req, &t->h.uv.stream, shutdown_done);
@@ -333,16 +392,29 @@ static int tcp_shutdown(lua_State *L) {
     return 1;
 }
 
-/* tcp:ref(false) lets the loop end while this socket stays open (idle pooled
+/* stream:ref(false) lets the loop end while this socket stays open (idle pooled
  * connections and listeners must not keep a finished script alive). */
-static int tcp_ref(lua_State *L) {
-    l_tcp *t = check_tcp(L);
+static int stream_ref(lua_State *L) {
+    l_stream *t = check_stream(L);
     rt_handle_ref(&t->h, lua_toboolean(L, 2));
     return 0;
 }
 
+/* A Unix socket's name is its path. */
+static int push_pipe_name(lua_State *L, l_stream *t, int peer) {
+    char path[256];
+    size_t len = sizeof path;
+    int err = peer ? uv_pipe_getpeername(&t->h.uv.pipe, path, &len)
+                   : uv_pipe_getsockname(&t->h.uv.pipe, path, &len);
+    if (err) return rt_fail(L, err);
+    lua_pushlstring(L, path, len);
+    return 1;
+}
+
+/* ip, port of either end of a TCP stream; the path of a Unix socket. */
 static int push_name(lua_State *L, int peer) {
-    l_tcp *t = check_tcp(L);
+    l_stream *t = check_stream(L);
+    if (t->is_pipe) return push_pipe_name(L, t, peer);
     struct sockaddr_storage ss;
     int len = sizeof ss;
     int err = peer ? uv_tcp_getpeername(&t->h.uv.tcp, (struct sockaddr *)&ss, &len)
@@ -362,16 +434,16 @@ static int push_name(lua_State *L, int peer) {
     return 2;
 }
 
-static int tcp_sockname(lua_State *L) {
+static int stream_sockname(lua_State *L) {
     return push_name(L, 0);
 }
 
-static int tcp_peername(lua_State *L) {
+static int stream_peername(lua_State *L) {
     return push_name(L, 1);
 }
 
-static int tcp_fileno(lua_State *L) {
-    l_tcp *t = check_tcp(L);
+static int stream_fileno(lua_State *L) {
+    l_stream *t = check_stream(L);
     uv_os_fd_t fd;
     int err = uv_fileno(&t->h.uv.handle, &fd);
     if (err) return rt_fail(L, err);
@@ -379,25 +451,31 @@ static int tcp_fileno(lua_State *L) {
     return 1;
 }
 
-static int tcp_tostring(lua_State *L) {
-    l_tcp *t = luaL_checkudata(L, 1, TCP_MT);
-    lua_pushfstring(L, "lurl.tcp (%p%s)", (void *)t, t->h.closed ? ", closed" : "");
+static int stream_tostring(lua_State *L) {
+    l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
+    lua_pushfstring(L, "lurl.stream (%p%s)", (void *)t, t->h.closed ? ", closed" : "");
     return 1;
 }
 
-int rt_open_tcp(lua_State *L) {
-    static const luaL_Reg methods[] = {{"read_start", tcp_read_start}, {"read_stop", tcp_read_stop},
-                                       {"write", tcp_write},           {"shutdown", tcp_shutdown},
-                                       {"close", tcp_close},           {"closed", tcp_closed},
-                                       {"accept", tcp_accept},         {"ref", tcp_ref},
-                                       {"sockname", tcp_sockname},     {"peername", tcp_peername},
-                                       {"fileno", tcp_fileno},         {NULL, NULL}};
-    static const luaL_Reg meta[] = {{"__tostring", tcp_tostring}, {NULL, NULL}};
-    rt_new_class(L, TCP_MT, methods, meta);
+static void push_kind(lua_State *L, lua_CFunction connect, lua_CFunction listen) {
     lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, l_tcp_connect);
+    lua_pushcfunction(L, connect);
     lua_setfield(L, -2, "connect");
-    lua_pushcfunction(L, l_tcp_listen);
+    lua_pushcfunction(L, listen);
     lua_setfield(L, -2, "listen");
-    return 1;
+}
+
+int rt_open_stream(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        {"read_start", stream_read_start}, {"read_stop", stream_read_stop},
+        {"write", stream_write},           {"shutdown", stream_shutdown},
+        {"close", stream_close},           {"closed", stream_closed},
+        {"accept", stream_accept},         {"ref", stream_ref},
+        {"sockname", stream_sockname},     {"peername", stream_peername},
+        {"fileno", stream_fileno},         {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__tostring", stream_tostring}, {NULL, NULL}};
+    rt_new_class(L, STREAM_MT, methods, meta);
+    push_kind(L, l_tcp_connect, l_tcp_listen);
+    push_kind(L, l_pipe_connect, l_pipe_listen);
+    return 2;
 }
