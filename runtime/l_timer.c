@@ -22,13 +22,22 @@ static void drop_cb(l_timer *t) {
     t->cb_ref = LUA_NOREF;
 }
 
+/* The callback stays referenced after it fired: the scheduler restarts one
+ * timer per task with the same function for every timed wait, and keeping
+ * the reference saves a registry round trip each time. */
 static void on_timer(uv_timer_t *uvt) {
     l_timer *t = uvt->data;
-    int ref = t->cb_ref;
-    t->cb_ref = LUA_NOREF;
-    rt_push_ref(t->h.rt, ref);
-    luaL_unref(t->h.rt->L, LUA_REGISTRYINDEX, ref);
+    rt_push_ref(t->h.rt, t->cb_ref);
     rt_callback(t->h.rt, 0);
+}
+
+/* Whether the function at idx is the one already referenced. */
+static int same_cb(lua_State *L, l_timer *t, int idx) {
+    if (t->cb_ref == LUA_NOREF) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->cb_ref);
+    int same = lua_rawequal(L, -1, idx);
+    lua_pop(L, 1);
+    return same;
 }
 
 static int timer_new(lua_State *L) {
@@ -49,9 +58,11 @@ static int timer_start(lua_State *L) {
     double secs = luaL_checknumber(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     luaL_argcheck(L, secs >= 0 && secs < 1e9, 2, "must be a number of seconds >= 0");
-    drop_cb(t);
-    lua_pushvalue(L, 3);
-    t->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (!same_cb(L, t, 3)) {
+        drop_cb(t);
+        lua_pushvalue(L, 3);
+        t->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     /* libuv's clock counts whole milliseconds rounded down, so a timer of ms
      * may fire up to 1 ms early in real time: one more keeps it never early. */
     uint64_t ms = (uint64_t)ceil(secs * 1000.0 - 1e-6);
@@ -61,10 +72,11 @@ static int timer_start(lua_State *L) {
     return 0;
 }
 
+/* timer:stop(): the callback stays referenced for the next start (it is
+ * released by close). */
 static int timer_stop(lua_State *L) {
     l_timer *t = check_timer(L);
     uv_timer_stop(&t->h.uv.timer);
-    drop_cb(t);
     return 0;
 }
 

@@ -20,6 +20,8 @@ function mt.__tostring(c)
   return ("lurl.connection (%s%s)"):format(c.key, c.closed and ", closed" or "")
 end
 
+local DONE, EOF = { "done" }, { "eof" } -- events without payload are shared
+
 local function push(self, ev)
   local q = self.queue
   q.tail = q.tail + 1
@@ -58,7 +60,7 @@ local function feed(self, data)
       self.active = false
       -- bytes after a complete response were not asked for (RFC 9112 9.3)
       if pos <= len then self.reusable = false end
-      push(self, { "done" })
+      push(self, DONE)
       return
     end
   end
@@ -69,11 +71,11 @@ local function on_eof(self)
   local ended, msg, name = self.parser:finish()
   if ended then
     self.active = false
-    push(self, { "done" })
+    push(self, DONE)
   elseif ended == nil then
     push(self, { "error", msg, name })
   else
-    push(self, { "eof" })
+    push(self, EOF)
   end
 end
 
@@ -118,7 +120,9 @@ end
 -- Prepare for one request/response exchange. no_body: the request is HEAD.
 function Conn:begin(no_body)
   self.parser:reset(no_body)
-  self.queue = { head = 1, tail = 0 }
+  local q = self.queue
+  for i = q.head, q.tail do q[i] = nil end
+  q.head, q.tail = 1, 0
   self.buffered = 0
   self.active = true
   self.first_byte_at = nil

@@ -32,6 +32,18 @@ local function new()
   return setmetatable({ [NAMES] = {}, [VALUES] = {}, [LOWER] = {}, [CHANGES] = 0 }, mt)
 end
 
+-- Lower-case names, made on first lookup: a response's headers are often
+-- never looked up at all.
+local function lowers(h)
+  local l = h[LOWER]
+  if l then return l end
+  l = {}
+  local names = h[NAMES]
+  for i = 1, #names do l[i] = names[i]:lower() end
+  h[LOWER] = l
+  return l
+end
+
 local function check_value(name, value)
   local t = type(value)
   if t == "number" then return tostring(value) end
@@ -52,13 +64,14 @@ function Headers:add(name, value)
   value = check_value(name, value)
   local names = self[NAMES]
   local n = #names + 1
-  names[n], self[VALUES][n], self[LOWER][n] = name, value, name:lower()
+  lowers(self)[n] = name:lower()
+  names[n], self[VALUES][n] = name, value
   self[CHANGES] = self[CHANGES] + 1
   return self
 end
 
 function Headers:get(name, default)
-  local lname, lower = name:lower(), self[LOWER]
+  local lname, lower = name:lower(), lowers(self)
   for i = 1, #lower do
     if lower[i] == lname then return self[VALUES][i] end
   end
@@ -66,7 +79,7 @@ function Headers:get(name, default)
 end
 
 function Headers:get_all(name)
-  local lname, lower, out = name:lower(), self[LOWER], {}
+  local lname, lower, out = name:lower(), lowers(self), {}
   for i = 1, #lower do
     if lower[i] == lname then out[#out + 1] = self[VALUES][i] end
   end
@@ -77,7 +90,7 @@ function Headers:has(name) return Headers.get(self, name) ~= nil end
 
 function Headers:remove(name)
   local lname = name:lower()
-  local names, values, lower = self[NAMES], self[VALUES], self[LOWER]
+  local names, values, lower = self[NAMES], self[VALUES], lowers(self)
   for i = #lower, 1, -1 do
     if lower[i] == lname then
       table.remove(names, i); table.remove(values, i); table.remove(lower, i)
@@ -121,7 +134,7 @@ end
 
 function Headers:copy()
   local c = new()
-  local names, values, lower = self[NAMES], self[VALUES], self[LOWER]
+  local names, values, lower = self[NAMES], self[VALUES], lowers(self)
   local cn, cv, cl = c[NAMES], c[VALUES], c[LOWER]
   for i = 1, #names do cn[i], cv[i], cl[i] = names[i], values[i], lower[i] end
   return c
@@ -130,7 +143,7 @@ end
 -- Merge: values in other replace same-named ones here.
 function Headers:update(other)
   local seen, o = {}, M.new(other)
-  local names, values, lower = o[NAMES], o[VALUES], o[LOWER]
+  local names, values, lower = o[NAMES], o[VALUES], lowers(o)
   for i = 1, #names do
     local l = lower[i]
     if not seen[l] then Headers.remove(self, names[i]); seen[l] = true end
@@ -168,13 +181,12 @@ end
 
 -- from_flat(list): headers from the parser's {name, value, ...} list.
 function M.from_flat(list)
-  local h = new()
-  local names, values, lower = h[NAMES], h[VALUES], h[LOWER]
+  local names, values = {}, {}
   for i = 1, #list, 2 do
     local n = (i + 1) / 2
-    names[n], values[n], lower[n] = list[i], list[i + 1], list[i]:lower()
+    names[n], values[n] = list[i], list[i + 1]
   end
-  return h
+  return setmetatable({ [NAMES] = names, [VALUES] = values, [LOWER] = false, [CHANGES] = 0 }, mt)
 end
 
 return M

@@ -80,21 +80,33 @@ local function step(task, ...)
   end
 end
 
+-- The ready queue holds tasks; the values a task resumes with wait in its
+-- fields r1..r4 (a wake carries at most four), so scheduling allocates
+-- nothing. A task's first resume takes its start arguments instead.
 local function drain()
   while rhead <= rtail do
-    local entry = ready[rhead]
+    local task = ready[rhead]
     ready[rhead] = nil
     rhead = rhead + 1
-    step(entry[1], unpack(entry, 2, entry.n))
+    local args = task.start_args
+    if args then
+      task.start_args = nil
+      step(task, unpack(args, 1, args.n))
+    else
+      local a, b, c, d = task.r1, task.r2, task.r3, task.r4
+      task.r1, task.r2, task.r3, task.r4 = nil, nil, nil, nil
+      step(task, a, b, c, d)
+    end
   end
   rhead, rtail = 1, 0
 end
 
 -- Resume task with the given values now (from C) or after the running task
 -- yields (from inside a task).
-local function schedule(task, ...)
+local function schedule(task, a, b, c, d)
+  task.r1, task.r2, task.r3, task.r4 = a, b, c, d
   rtail = rtail + 1
-  ready[rtail] = { task, n = select("#", ...) + 1, ... }
+  ready[rtail] = task
   if not current then drain() end
 end
 
@@ -102,7 +114,10 @@ end
 local function new_task(on_done, fn, ...)
   local task = setmetatable({ fn = fn, state = "running", seq = 0, on_done = on_done }, task_mt)
   task.co = coroutine.create(body)
-  schedule(task, task, ...)
+  task.start_args = pack(task, ...)
+  rtail = rtail + 1
+  ready[rtail] = task
+  if not current then drain() end
   return task
 end
 
@@ -121,7 +136,7 @@ end
 --   ...store task and seq where the completion callback finds them...
 --   local ... = sched.park(task, seconds, abandon)
 -- and the callback calls sched.wake(task, seq, ...). park returns wake's
--- values, or TIMEOUT after seconds; abandon(), if given, runs on timeout or
+-- values (up to four), or TIMEOUT after seconds; abandon(), if given, runs on timeout or
 -- cancellation. A wake for an older wait (its seq is stale) does nothing.
 function M.prepare()
   local task = current
@@ -158,15 +173,14 @@ function M.park(task, seconds, abandon)
     task.timer:start(seconds, task.on_timer)
   end
   task.abandon = abandon
-  local res = pack(coroutine.yield())
+  local first, b, c, d = coroutine.yield()
   task.abandon = nil
   if seconds then task.timer:stop() end
-  local first = res[1]
   if (first == TIMEOUT or first == CANCEL) and abandon then abandon() end
   if first == CANCEL or task.cancel_requested then
     error(errors.new("CancelledError", "task was cancelled"), 0)
   end
-  return unpack(res, 1, res.n)
+  return first, b, c, d
 end
 
 -- Park the running task until its wake function is called, or until seconds

@@ -280,10 +280,9 @@ end
 
 local function perform(self, req, deadline, ctx, tr)
   local connector = self.connector
-  local acquire_opts = {
-    max_line_size = req.max_line_size, max_field_size = req.max_field_size,
-    context = ctx, trace = tr, stamps = req,
-  }
+  -- the request carries what acquire needs: context, trace, stamps, sizes
+  local acquire_opts = req
+  req.context, req.trace, req.stamps = ctx, tr, req
   local c, reused, ok, head, herr, replayable
   while true do
     c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, acquire_opts)

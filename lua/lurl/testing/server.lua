@@ -240,6 +240,7 @@ function Server:close_idle()
   for peer in pairs(self.peers) do
     if not peer.busy and peer.requests > 0 and not peer.tcp:closed() then
       peer.tcp:close()
+      self.peers[peer] = nil
       local w = peer.waker -- its task sees the close and ends
       peer.waker = nil
       if w then w() end
