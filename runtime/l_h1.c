@@ -214,8 +214,7 @@ static int l_parser_new(lua_State *L) {
     return 1;
 }
 
-static int parser_gc(lua_State *L) {
-    h1_parser *h = check_parser(L);
+static void free_buffers(h1_parser *h) {
     free(h->buf);
     free(h->fields);
     free(h->spans);
@@ -224,12 +223,31 @@ static int parser_gc(lua_State *L) {
     h->fields = NULL;
     h->spans = NULL;
     h->span_lens = NULL;
+    h->buf_len = h->buf_cap = 0;
+    h->nfields = h->fields_cap = h->nspans = h->spans_cap = 0;
+}
+
+static int parser_gc(lua_State *L) {
+    free_buffers(check_parser(L));
     return 0;
 }
 
-static void push_body(lua_State *L, h1_parser *h) {
+/* parser:shrink(): give back the head and span buffers between messages
+ * (a pooled connection keeps its parser; thousands of idle ones add up).
+ * Only after the message was taken in full: head() and trailers() read them. */
+static int parser_shrink(lua_State *L) {
+    free_buffers(check_parser(L));
+    return 0;
+}
+
+/* The body bytes of this execute() call. When they are the whole input
+ * string (a large body arrives read after read), that string itself is
+ * returned instead of a copy. */
+static void push_body(lua_State *L, h1_parser *h, const char *whole, size_t whole_len) {
     if (h->nspans == 0) {
         lua_pushnil(L);
+    } else if (h->nspans == 1 && h->spans[0] == whole && h->span_lens[0] == whole_len) {
+        lua_pushvalue(L, 2);
     } else if (h->nspans == 1) {
         lua_pushlstring(L, h->spans[0], h->span_lens[0]);
     } else {
@@ -261,6 +279,8 @@ static int parser_execute(lua_State *L) {
     h1_parser *h = check_parser(L);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
+    const char *whole = data;
+    size_t whole_len = len;
     lua_Integer pos = luaL_optinteger(L, 3, 1);
     luaL_argcheck(L, pos >= 1 && (size_t)pos <= len + 1, 3, "out of range");
     data += pos - 1;
@@ -278,7 +298,7 @@ static int parser_execute(lua_State *L) {
     }
     lua_pushinteger(L, (lua_Integer)consumed);
     lua_pushboolean(L, h->head_ready);
-    push_body(L, h);
+    push_body(L, h, whole, whole_len);
     lua_pushboolean(L, h->done);
     if (h->done) h->started = 0;
     return 4;
@@ -443,13 +463,10 @@ static int l_h1_encode(lua_State *L) {
 }
 
 int rt_open_h1(lua_State *L) {
-    static const luaL_Reg methods[] = {{"execute", parser_execute},
-                                       {"finish", parser_finish},
-                                       {"head", parser_head},
-                                       {"trailers", parser_trailers},
-                                       {"reset", parser_reset},
-                                       {"started", parser_started},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"execute", parser_execute}, {"finish", parser_finish},
+                                       {"head", parser_head},       {"trailers", parser_trailers},
+                                       {"reset", parser_reset},     {"shrink", parser_shrink},
+                                       {"started", parser_started}, {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", parser_gc}, {NULL, NULL}};
     rt_new_class(L, H1_MT, methods, meta);
     lua_createtable(L, 0, 2);

@@ -8,7 +8,7 @@
 
 #include "lurl.h"
 
-#define RT_READ_BUF_SIZE 65536
+#define RT_READ_BUF_SIZE 262144
 
 /* Every libuv handle the runtime creates starts with this header. The Lua
  * userdata *is* this struct; a registry reference keeps it alive while the

@@ -174,6 +174,7 @@ end
 -- Park in the pool: the loop may end while idle connections stay open.
 function Conn:idle()
   self.tcp:ref(false)
+  self.parser:shrink()
 end
 
 function Conn:close()

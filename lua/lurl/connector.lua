@@ -50,8 +50,11 @@ local TCP_OPTIONS = setmetatable({
       "IP string or { ip, port } expected"
   end,
 }, { __index = POOL_OPTIONS })
+-- sun_path holds 108 bytes with the terminating NUL (Linux)
 local UNIX_OPTIONS = setmetatable({
-  path = function(v) return type(v) == "string" and #v > 0, "socket path string expected" end,
+  path = function(v)
+    return type(v) == "string" and #v > 0 and #v < 108, "socket path string of 1 to 107 bytes expected"
+  end,
 }, { __index = POOL_OPTIONS })
 
 local function check(fname, opts, known)
@@ -340,11 +343,6 @@ end
 
 -- ---- opening connections ----
 
-local function ip_family(host)
-  if host:find(":", 1, true) then return 6 end
-  if host:match("^%d+%.%d+%.%d+%.%d+$") then return 4 end
-end
-
 local function connector_error(host, port, msg, errno, ctx)
   local c = { host = host, port = port, errno = errno, os_error = msg }
   if ctx then for k, v in pairs(ctx) do c[k] = v end end
@@ -352,7 +350,7 @@ local function connector_error(host, port, msg, errno, ctx)
 end
 
 local function resolve(self, host, port, deadline, opts)
-  local fam = ip_family(host)
+  local fam = dns.ip_family(host)
   if not fam then return self.dns:resolve(host, port, self.family, deadline, opts.context, opts.trace) end
   if self.family ~= 0 and self.family ~= fam then
     return nil, connector_error(host, port, "address is not of family " .. self.family, "EAI_ADDRFAMILY", opts.context)

@@ -53,7 +53,10 @@ local function race(addrs, port, deadline, opts, ctx)
       local addr = addrs[i]
       if not addr or finished then return false end
       local s, e, en
-      s, e, en = core.tcp.connect(addr.ip, port, function(ok, ce, cen)
+      -- pcall: a malformed address (from a custom resolver) is a failed
+      -- attempt like any other, not an error raised into the request
+      local called
+      called, s, e, en = pcall(core.tcp.connect, addr.ip, port, function(ok, ce, cen)
         pending[s], live = nil, live - 1
         if ok then
           stop()
@@ -63,6 +66,7 @@ local function race(addrs, port, deadline, opts, ctx)
           failed(ce, cen)
         end
       end, local_ip, local_port)
+      if not called then s, e, en = nil, tostring(s), "EINVAL" end
       if not s then
         failed(e, en)
         return true

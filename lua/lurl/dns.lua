@@ -30,44 +30,67 @@ function M.new(opts)
   return setmetatable({
     ttl = opts.ttl, max = opts.max, resolver = opts.resolver or M.getaddrinfo,
     enabled = opts.enabled,
-    entries = {}, count = 0, -- key -> { addrs, expires } or { waiters } while resolving
-    order = { head = 1, tail = 0 }, -- keys in insertion order, for eviction
+    entries = {}, -- key -> { addrs, expires, seq } or { waiters } while resolving
+    count = 0, seq = 0,
   }, mt)
 end
 
 local function cache_key(host, port, family) return host .. "\0" .. tostring(port) .. "\0" .. family end
 
+-- A full cache drops its oldest entry (by when it was stored). The scan
+-- runs only when full, and keeps the bookkeeping to the entries themselves.
 local function evict_oldest(self)
-  local order = self.order
-  while order.head <= order.tail do
-    local key = order[order.head]
-    order[order.head] = nil
-    order.head = order.head + 1
-    local e = self.entries[key]
-    if e and e.addrs then
-      self.entries[key] = nil
-      self.count = self.count - 1
-      return
-    end
+  local oldest_key, oldest
+  for key, e in pairs(self.entries) do
+    if e.addrs and (not oldest or e.seq < oldest.seq) then oldest_key, oldest = key, e end
+  end
+  if oldest_key then
+    self.entries[oldest_key] = nil
+    self.count = self.count - 1
   end
 end
 
 local function store(self, key, addrs)
   if self.count >= self.max then evict_oldest(self) end
-  self.entries[key] = { addrs = addrs, expires = self.ttl and sched.now() + self.ttl }
+  self.seq = self.seq + 1
+  self.entries[key] = { addrs = addrs, expires = self.ttl and sched.now() + self.ttl, seq = self.seq }
   self.count = self.count + 1
-  local order = self.order
-  order.tail = order.tail + 1
-  order[order.tail] = key
 end
+
+local function ip_family(ip)
+  if type(ip) ~= "string" then return nil end
+  local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a then
+    return tonumber(a) < 256 and tonumber(b) < 256 and tonumber(c) < 256 and tonumber(d) < 256 and 4 or nil
+  end
+  -- IPv6, possibly with a zone (fe80::1%eth0)
+  if ip:find(":", 1, true) and (ip:match("^[%x:.]+$") or ip:match("^[%x:.]+%%[%w._-]+$")) then return 6 end
+end
+
+-- A resolver's answer as a clean list, or nil and what is wrong with it.
+local function check_answer(addrs)
+  if type(addrs) ~= "table" then return nil, "resolver returned " .. type(addrs) .. ", not an address list" end
+  if #addrs == 0 then return nil, "no address" end
+  local out = {}
+  for i, a in ipairs(addrs) do
+    local fam = type(a) == "table" and ip_family(a.ip)
+    if not fam or (a.family ~= nil and a.family ~= fam) then
+      return nil, ("resolver returned an invalid address (item %d: %s)"):format(i,
+        type(a) == "table" and tostring(a.ip) .. "/" .. tostring(a.family) or tostring(a))
+    end
+    out[i] = { ip = a.ip, family = fam }
+  end
+  return out
+end
+M.ip_family = ip_family
 
 -- Run the resolver in its own task so that a waiter's timeout or
 -- cancellation does not abandon a lookup others share.
 local function lookup(self, key, host, port, family, pending)
   sched.spawn(function()
     local ok, addrs, err = pcall(self.resolver, host, port, family)
-    if not ok then addrs, err = nil, tostring(addrs) end
-    if type(addrs) == "table" and #addrs == 0 then addrs, err = nil, "no address" end
+    if not ok then addrs, err = nil, tostring(addrs)
+    elseif addrs ~= nil then addrs, err = check_answer(addrs) end
     if self.entries[key] == pending then self.entries[key] = nil end
     if addrs and self.enabled then store(self, key, addrs) end
     for _, wake in ipairs(pending.waiters) do wake(addrs, err) end
@@ -118,7 +141,10 @@ end
 -- clear(host, port): forget one name (any port when port is nil), or all.
 function Cache:clear(host, port)
   if host == nil then
-    self.entries, self.count, self.order = {}, 0, { head = 1, tail = 0 }
+    for key, e in pairs(self.entries) do
+      if e.addrs then self.entries[key] = nil end
+    end
+    self.count = 0
     return
   end
   local prefix = host .. "\0" .. (port and (tostring(port) .. "\0") or "")

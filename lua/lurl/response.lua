@@ -123,12 +123,20 @@ local function pull(self)
 end
 M.pull = pull
 
+-- What read(n) left of the last chunk (from offset _ppos), taken whole.
+local function take_pending(self)
+  local buf, pos = self._pending, self._ppos
+  self._pending, self._ppos = nil, nil
+  if buf and pos > 1 then return buf:sub(pos) end
+  return buf
+end
+
 -- Read everything that is left; called by the session for non-streamed
 -- responses, and by read() on streamed ones.
 local function read_all(self)
   if self._body then return self._body end
-  local parts = self._pending and { self._pending } or {}
-  self._pending = nil
+  local rest = take_pending(self)
+  local parts = rest and { rest } or {}
   while true do
     local chunk, err = pull(self)
     if chunk == nil then return nil, err end
@@ -150,19 +158,21 @@ function Response:read(n)
     self._pos = pos + n
     return self._body:sub(pos, pos + n - 1)
   end
-  local buf = self._pending
+  -- a chunk larger than n stays whole with an offset: slicing off the rest
+  -- each time would copy it over and over
+  local buf, pos = self._pending, self._ppos
   if not buf then
     local chunk, err = pull(self)
     if chunk == nil then return nil, err end
     if chunk == false then return "" end
-    buf = chunk
+    buf, pos = chunk, 1
   end
-  if #buf > n then
-    self._pending = buf:sub(n + 1)
-    return buf:sub(1, n)
+  if #buf - pos + 1 > n then
+    self._pending, self._ppos = buf, pos + n
+    return buf:sub(pos, pos + n - 1)
   end
-  self._pending = nil
-  return buf
+  self._pending, self._ppos = nil, nil
+  return pos == 1 and buf or buf:sub(pos)
 end
 
 local function raise(err) error(err, 0) end
@@ -171,8 +181,8 @@ local function raise(err) error(err, 0) end
 -- mid-body raises the ClientPayloadError (a loop cannot return it).
 function Response:iter_any()
   return function()
-    local chunk = self._pending
-    if chunk then self._pending = nil; return chunk end
+    local chunk = take_pending(self)
+    if chunk then return chunk end
     if self._body then
       local b = self._body
       if self._pos and self._pos > #b then return nil end
