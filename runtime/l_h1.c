@@ -317,20 +317,22 @@ static int parser_finish(lua_State *L) {
     return 1;
 }
 
+/* Two lists, names and values, in wire order (the shape lurl.headers keeps). */
 static void push_fields(lua_State *L, h1_parser *h, int from, int to) {
-    lua_createtable(L, (to - from) * 2, 0);
-    for (int i = from, n = 0; i < to; i++) {
+    lua_createtable(L, to - from, 0);
+    lua_createtable(L, to - from, 0);
+    for (int i = from, n = 1; i < to; i++, n++) {
         h1_field *f = &h->fields[i];
         lua_pushlstring(L, h->buf + f->name, f->name_len);
-        lua_rawseti(L, -2, ++n);
+        lua_rawseti(L, -3, n);
         lua_pushlstring(L, h->buf + f->value, f->value_len);
-        lua_rawseti(L, -2, ++n);
+        lua_rawseti(L, -2, n);
     }
 }
 
-/* parser:head() -> status, reason, major, minor, fields, keep_alive for a
- * response; method, target, major, minor, fields, keep_alive for a request.
- * fields is a flat list {name1, value1, name2, value2, ...} in wire order. */
+/* parser:head() -> status, reason, major, minor, names, values, keep_alive
+ * for a response; method, target, major, minor, names, values, keep_alive for
+ * a request. names and values are lists in wire order. */
 static int parser_head(lua_State *L) {
     h1_parser *h = check_parser(L);
     llhttp_t *p = &h->p;
@@ -345,14 +347,15 @@ static int parser_head(lua_State *L) {
     lua_pushinteger(L, p->http_minor);
     push_fields(L, h, 0, h->ntrailer_start);
     lua_pushboolean(L, llhttp_should_keep_alive(p));
-    return 6;
+    return 7;
 }
 
-/* parser:trailers() -> flat list of trailer fields (empty when none). */
+/* parser:trailers() -> names, values of the trailer fields (empty lists
+ * when none). */
 static int parser_trailers(lua_State *L) {
     h1_parser *h = check_parser(L);
     push_fields(L, h, h->ntrailer_start, h->nfields);
-    return 1;
+    return 2;
 }
 
 /* parser:reset([no_body]): ready for the next message; no_body is true when

@@ -37,7 +37,7 @@ void rt_callback(lurl_runtime *rt, int nargs) {
         return;
     }
     int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->traceback_ref); /* made once: no allocation per call */
     lua_insert(L, base);
     if (lua_pcall(L, nargs, 0, base) != 0) {
         fprintf(stderr, "lurl: error in callback: %s\n", lua_tostring(L, -1));
@@ -199,6 +199,8 @@ lurl_runtime *lurl_new(uv_loop_t *loop) {
     lua_pushlightuserdata(rt->L, (void *)&RT_KEY);
     lua_pushlightuserdata(rt->L, rt);
     lua_rawset(rt->L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(rt->L, traceback);
+    rt->traceback_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
     install_loader(rt->L);
     return rt;
 }

@@ -35,7 +35,8 @@ struct lurl_runtime {
     int shutting_down;
     rt_handle *handles;
     char read_buf[RT_READ_BUF_SIZE];
-    int pending_reqs; /* libuv requests (DNS) whose callback has not run yet */
+    int pending_reqs;  /* libuv requests (DNS) whose callback has not run yet */
+    int traceback_ref; /* the message handler of rt_callback */
 };
 
 /* The runtime that owns L (stored in the registry by lurl_new). */

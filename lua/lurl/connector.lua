@@ -142,6 +142,8 @@ local function unpool(self, c)
   for i = #list, 1, -1 do
     if list[i] == c then table.remove(list, i); break end
   end
+  -- forget origins with nothing idle: a long-lived pool may see many
+  if #list == 0 then self.idle[c.key] = nil end
 end
 
 -- Called by every connection of this pool as it closes, for any reason.

@@ -179,7 +179,13 @@ function M.new(src)
   return h
 end
 
--- from_flat(list): headers from the parser's {name, value, ...} list.
+-- from_lists(names, values): headers over the parser's two lists, taken
+-- as they are (no copy).
+function M.from_lists(names, values)
+  return setmetatable({ [NAMES] = names, [VALUES] = values, [LOWER] = false, [CHANGES] = 0 }, mt)
+end
+
+-- from_flat(list): headers from a flat {name, value, ...} list.
 function M.from_flat(list)
   local names, values = {}, {}
   for i = 1, #list, 2 do

@@ -52,11 +52,18 @@ lazy.charset = content_type
 
 -- { { name, value }, ... } in wire order, original case
 function lazy.raw_headers(r)
-  local fields, out = r._fields, {}
-  if not fields then return nil end
-  for i = 1, #fields, 2 do out[#out + 1] = { fields[i], fields[i + 1] } end
+  local names, values, out = r._names, r._values, {}
+  if not names then return nil end
+  for i = 1, #names do out[i] = { names[i], values[i] } end
   rawset(r, "raw_headers", out)
   return out
+end
+
+-- the responses of earlier redirect hops, oldest first
+function lazy.history(r)
+  local h = {}
+  rawset(r, "history", h)
+  return h
 end
 
 -- aiohttp's RequestInfo; headers is a copy the script may change freely
@@ -86,7 +93,6 @@ end
 -- called once through _finish when the body is done or abandoned.
 function M.new(r)
   r.ok = r.status < 400
-  r.history = r.history or {}
   return setmetatable(r, mt)
 end
 

@@ -245,12 +245,12 @@ local function release(resp, ok)
 end
 
 local function make_response(self, req, head, c, deadline, tr)
-  local status, reason, major, minor, fields, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
+  local status, reason, major, minor, names, values, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7], head[8]
   local connector = self.connector
   local resp = response.new {
     status = status, reason = reason, version = major .. "." .. minor,
     method = req.method, url = req.url_string,
-    headers = headers_mod.from_flat(fields), _fields = fields,
+    headers = headers_mod.from_lists(names, values), _names = names, _values = values,
     _conn = c, _stamps = req, _trace = tr, _release = release, _connector = connector, _keep_alive = keep_alive,
     -- a streamed body is bounded by sock_read only, as in aiohttp
     _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
@@ -336,6 +336,8 @@ end
 -- What a request needs before it is sent: { u, url_string, port, key,
 -- headers, body, bytes (the encoded request, when it can be reused) }, or
 -- nil and an InvalidURL error.
+local request -- Session:request without the method check, defined below
+
 local function prepare(self, method, raw_url, opts)
   local u, err = build_url(self, raw_url, opts.params)
   if not u then return nil, err end
@@ -356,28 +358,33 @@ local PREPARED_MAX = 256
 local function prepared(self, method, raw_url)
   local cache, h = self.prepared, self.headers
   if cache.headers ~= h or cache.changes ~= h:changes() or cache.size >= PREPARED_MAX then
-    cache = { headers = h, changes = h:changes(), size = 0 }
+    cache = { headers = h, changes = h:changes(), size = 0, by_method = {} }
     self.prepared = cache
   end
-  local key = method .. " " .. raw_url
-  local p = cache[key]
+  local urls = cache.by_method[method]
+  if not urls then urls = {}; cache.by_method[method] = urls end
+  local p = urls[raw_url]
   if p then return p end
   local err
   p, err = prepare(self, method, raw_url, NO_OPTIONS)
   if not p then return nil, err end
   p.bytes = encode { method = method, url = p.u, headers = p.headers, body = p.body }
-  cache[key], cache.size = p, cache.size + 1
+  urls[raw_url], cache.size = p, cache.size + 1
   return p
 end
 
 -- session:request(method, url[, opts]) -> response, or nil, err.
 function Session:request(method, raw_url, opts)
-  if getmetatable(self) ~= mt then errors.argerror("request", "#0", "call it as session:request(...)", 2) end
-  if self.closed then error("session is closed", 2) end
   if type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
     errors.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method), 2)
   end
-  method = method:upper()
+  return request(self, method:upper(), raw_url, opts)
+end
+
+-- The body of every request, method already checked and upper-case.
+function request(self, method, raw_url, opts)
+  if getmetatable(self) ~= mt then errors.argerror("request", "#0", "call it as session:request(...)", 3) end
+  if self.closed then error("session is closed", 3) end
   opts = check_options("request", opts, REQUEST_OPTIONS)
   check_rfs("request", opts.raise_for_status)
   local p, err
@@ -413,7 +420,7 @@ end
 
 for _, m in ipairs { "get", "post", "put", "patch", "delete", "head", "options" } do
   local verb = m:upper()
-  Session[m] = function(self, u, opts) return Session.request(self, verb, u, opts) end
+  Session[m] = function(self, u, opts) return request(self, verb, u, opts) end
 end
 
 -- Close the session and, if it owns it, its connector.

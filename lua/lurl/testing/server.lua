@@ -85,9 +85,9 @@ function Peer:read_request()
       local n, head, chunk, done = parser:execute(data, pos)
       if not n then return nil end
       if head then
-        local method, target, major, minor, fields, keep_alive = parser:head()
+        local method, target, major, minor, names, values, keep_alive = parser:head()
         req = { method = method, target = target, version = major .. "." .. minor,
-          headers = headers_mod.from_flat(fields), keep_alive = keep_alive }
+          headers = headers_mod.from_lists(names, values), keep_alive = keep_alive }
         req.path, req.query = target:match("^([^?]*)%??(.*)$")
         self.requests = self.requests + 1
         req.connection, req.connection_requests = self.number, self.requests
