@@ -2,7 +2,10 @@
 local lurl = require "lurl"
 local support = require "spec.support"
 
-local BIG = ("0123456789abcdef"):rep(4096) -- 64 KiB
+-- 1 MiB: more than one read, so a streamed response is still arriving when
+-- it is returned (a body that comes whole with its head frees the connection
+-- at once)
+local BIG = ("0123456789abcdef"):rep(65536)
 
 local routes = {
   ["/plain"] = function()
@@ -248,6 +251,14 @@ describe("response", function()
       local resp = assert(s:get("big", { stream = true }))
       local head = assert(resp:read(10))
       assert.are.equal(BIG, head .. assert(resp:read()))
+    end)
+
+    it("a small streamed body that came with its head frees the connection at once", function()
+      local resp = assert(s:get("plain", { stream = true }))
+      assert.are.equal(0, s.connector:stats().in_use)
+      assert.are.equal(1, s.connector:stats().idle)
+      local head = assert(resp:read(2))
+      assert.are.equal(head .. assert(resp:read()), assert(s:get("plain")):read())
     end)
 
     it("release() after a partial read closes the connection", function()

@@ -3,8 +3,10 @@
 -- produces as bytes arrive.
 --
 -- The read side runs from libuv callbacks and queues events:
---   { "head", status, reason, major, minor, fields, keep_alive }
+--   { "head", status, reason, major, minor, names, values, keep_alive }
 --   { "body", bytes }   { "done" }   { "eof" }   { "error", message, name }
+-- A response that arrives whole in one read is a single head event with
+-- fields body (nil when empty) and done = true.
 -- and wakes the task waiting in read_event(). While a connection sits idle in
 -- the pool any byte or EOF from the peer means it is unusable: it is closed.
 local core = require "lurl.core"
@@ -41,6 +43,14 @@ local function pause_if_full(self, bytes)
   end
 end
 
+-- The response ended; extra bytes after it were not asked for (RFC 9112
+-- section 9.3), so the connection cannot be reused.
+local function complete(self, ev, extra)
+  self.active = false
+  if extra then self.reusable = false end
+  push(self, ev)
+end
+
 local function feed(self, data)
   local parser, pos, len = self.parser, 1, #data
   while pos <= len do
@@ -50,19 +60,19 @@ local function feed(self, data)
       push(self, { "error", head, body })
       return
     end
+    pos = pos + n
+    if head and done then
+      -- the usual small response, whole in one read: one event carries it
+      local ev = { "head", parser:head() }
+      ev.body, ev.done = body, true
+      return complete(self, ev, pos <= len)
+    end
     if head then push(self, { "head", parser:head() }) end
     if body then
       push(self, { "body", body })
       pause_if_full(self, #body)
     end
-    pos = pos + n
-    if done then
-      self.active = false
-      -- bytes after a complete response were not asked for (RFC 9112 9.3)
-      if pos <= len then self.reusable = false end
-      push(self, DONE)
-      return
-    end
+    if done then return complete(self, DONE, pos <= len) end
   end
 end
 

@@ -157,7 +157,15 @@ M.read_all = read_all
 -- read() -> the whole body; read(n) -> up to n bytes ("" at the end). On a
 -- streamed response a failure returns nil, ClientPayloadError.
 function Response:read(n)
-  if n == nil then return read_all(self) end
+  if n == nil then
+    local pos = self._pos
+    if pos and self._body then
+      -- after read(n) calls, what they left
+      self._pos = #self._body + 1
+      return self._body:sub(pos)
+    end
+    return read_all(self)
+  end
   if type(n) ~= "number" or n < 1 then errors.argerror("read", "#1", "positive number expected", 2) end
   if self._body then
     local pos = self._pos or 1

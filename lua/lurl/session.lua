@@ -256,6 +256,13 @@ local function make_response(self, req, head, c, deadline, tr)
     _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
   }
   req.t_first = c.first_byte_at
+  if head.done then
+    -- the whole response came with its head: no body events to wait for
+    local body = head.body
+    if body and tr then tr:emit("response_chunk_received", { method = req.method, url = req.url_string, chunk = body }) end
+    resp._body, resp._eof = body or "", true
+    resp:_finish(true)
+  end
   return resp
 end
 
