@@ -330,11 +330,9 @@ static void push_fields(lua_State *L, h1_parser *h, int from, int to) {
     }
 }
 
-/* parser:head() -> status, reason, major, minor, names, values, keep_alive
- * for a response; method, target, major, minor, names, values, keep_alive for
- * a request. names and values are lists in wire order. */
-static int parser_head(lua_State *L) {
-    h1_parser *h = check_parser(L);
+/* The start line's values: status, reason for a response; method, target for
+ * a request; then major, minor. */
+static void push_start(lua_State *L, h1_parser *h) {
     llhttp_t *p = &h->p;
     if (p->type == HTTP_RESPONSE) {
         lua_pushinteger(L, p->status_code);
@@ -345,9 +343,37 @@ static int parser_head(lua_State *L) {
     }
     lua_pushinteger(L, p->http_major);
     lua_pushinteger(L, p->http_minor);
+}
+
+/* parser:head() -> status, reason, major, minor, names, values, keep_alive
+ * for a response; method, target, major, minor, names, values, keep_alive for
+ * a request. names and values are lists in wire order. */
+static int parser_head(lua_State *L) {
+    h1_parser *h = check_parser(L);
+    push_start(L, h);
     push_fields(L, h, 0, h->ntrailer_start);
-    lua_pushboolean(L, llhttp_should_keep_alive(p));
+    lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
     return 7;
+}
+
+/* parser:head_block() -> the same as head() but the fields come as one
+ * string "Name: value\r\n..." (in place of names, values): one string to
+ * make instead of two per field, for callers that may never look at them. */
+static int parser_head_block(lua_State *L) {
+    h1_parser *h = check_parser(L);
+    push_start(L, h);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; i < h->ntrailer_start; i++) {
+        h1_field *f = &h->fields[i];
+        luaL_addlstring(&b, h->buf + f->name, f->name_len);
+        luaL_addlstring(&b, ": ", 2);
+        luaL_addlstring(&b, h->buf + f->value, f->value_len);
+        luaL_addlstring(&b, "\r\n", 2);
+    }
+    luaL_pushresult(&b);
+    lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
+    return 6;
 }
 
 /* parser:trailers() -> names, values of the trailer fields (empty lists
@@ -466,10 +492,15 @@ static int l_h1_encode(lua_State *L) {
 }
 
 int rt_open_h1(lua_State *L) {
-    static const luaL_Reg methods[] = {{"execute", parser_execute}, {"finish", parser_finish},
-                                       {"head", parser_head},       {"trailers", parser_trailers},
-                                       {"reset", parser_reset},     {"shrink", parser_shrink},
-                                       {"started", parser_started}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"execute", parser_execute},
+                                       {"finish", parser_finish},
+                                       {"head", parser_head},
+                                       {"trailers", parser_trailers},
+                                       {"reset", parser_reset},
+                                       {"head_block", parser_head_block},
+                                       {"shrink", parser_shrink},
+                                       {"started", parser_started},
+                                       {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", parser_gc}, {NULL, NULL}};
     rt_new_class(L, H1_MT, methods, meta);
     lua_createtable(L, 0, 2);

@@ -3,7 +3,7 @@
 -- produces as bytes arrive.
 --
 -- The read side runs from libuv callbacks and queues events:
---   { "head", status, reason, major, minor, names, values, keep_alive }
+--   { "head", status, reason, major, minor, fields_block, keep_alive }
 --   { "body", bytes }   { "done" }   { "eof" }   { "error", message, name }
 -- A response that arrives whole in one read is a single head event with
 -- fields body (nil when empty) and done = true.
@@ -63,11 +63,11 @@ local function feed(self, data)
     pos = pos + n
     if head and done then
       -- the usual small response, whole in one read: one event carries it
-      local ev = { "head", parser:head() }
+      local ev = { "head", parser:head_block() }
       ev.body, ev.done = body, true
       return complete(self, ev, pos <= len)
     end
-    if head then push(self, { "head", parser:head() }) end
+    if head then push(self, { "head", parser:head_block() }) end
     if body then
       push(self, { "body", body })
       pause_if_full(self, #body)

@@ -185,6 +185,17 @@ function M.from_lists(names, values)
   return setmetatable({ [NAMES] = names, [VALUES] = values, [LOWER] = false, [CHANGES] = 0 }, mt)
 end
 
+-- from_block(s): headers from the parser's "Name: value\r\n..." string
+-- (a name has no colon, a value no CR or LF, so the split is exact).
+function M.from_block(block)
+  local names, values, n = {}, {}, 0
+  for name, value in block:gmatch("([^:\r\n]+): ([^\r\n]*)\r\n") do
+    n = n + 1
+    names[n], values[n] = name, value
+  end
+  return M.from_lists(names, values)
+end
+
 -- from_flat(list): headers from a flat {name, value, ...} list.
 function M.from_flat(list)
   local names, values = {}, {}

@@ -1,6 +1,7 @@
 -- ClientResponse: status line, headers and the body, read whole by the
 -- session unless the request was made with stream = true.
 local errors = require "lurl.errors"
+local headers = require "lurl.headers"
 
 local M = {}
 
@@ -32,6 +33,12 @@ end
 -- Fields built on first use: most scripts read status and body only.
 local lazy = {}
 
+function lazy.headers(r)
+  local h = headers.from_block(rawget(r, "_fields_block") or "")
+  rawset(r, "headers", h)
+  return h
+end
+
 function lazy.timings(r) return rawget(r, "_stamps") and timings(r) end
 
 local function parse_content_type(value)
@@ -52,9 +59,8 @@ lazy.charset = content_type
 
 -- { { name, value }, ... } in wire order, original case
 function lazy.raw_headers(r)
-  local names, values, out = r._names, r._values, {}
-  if not names then return nil end
-  for i = 1, #names do out[i] = { names[i], values[i] } end
+  local out = {}
+  for name, value in r.headers:items() do out[#out + 1] = { name, value } end
   rawset(r, "raw_headers", out)
   return out
 end

@@ -245,12 +245,12 @@ local function release(resp, ok)
 end
 
 local function make_response(self, req, head, c, deadline, tr)
-  local status, reason, major, minor, names, values, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7], head[8]
+  local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
   local connector = self.connector
   local resp = response.new {
     status = status, reason = reason, version = major .. "." .. minor,
     method = req.method, url = req.url_string,
-    headers = headers_mod.from_lists(names, values), _names = names, _values = values,
+    _fields_block = block, -- resp.headers is made from it when first read
     _conn = c, _stamps = req, _trace = tr, _release = release, _connector = connector, _keep_alive = keep_alive,
     -- a streamed body is bounded by sock_read only, as in aiohttp
     _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
