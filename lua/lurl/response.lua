@@ -65,6 +65,12 @@ function lazy.raw_headers(r)
   return out
 end
 
+function lazy.version(r)
+  local v = r._major .. "." .. r._minor
+  rawset(r, "version", v)
+  return v
+end
+
 -- the responses of earlier redirect hops, oldest first
 function lazy.history(r)
   local h = {}

@@ -248,10 +248,13 @@ local function make_response(self, req, head, c, deadline, tr)
   local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
   local connector = self.connector
   local resp = response.new {
-    status = status, reason = reason, version = major .. "." .. minor,
+    status = status, reason = reason, _major = major, _minor = minor,
     method = req.method, url = req.url_string,
     _fields_block = block, -- resp.headers is made from it when first read
-    _conn = c, _stamps = req, _trace = tr, _release = release, _connector = connector, _keep_alive = keep_alive,
+    _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
+    _keep_alive = keep_alive,
+    -- the body state fields, present from the start so the table never grows
+    _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     -- a streamed body is bounded by sock_read only, as in aiohttp
     _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
   }
@@ -305,6 +308,7 @@ local function perform(self, req, deadline, ctx, tr)
     if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = herr }) end
   end
   local resp = make_response(self, req, head, c, deadline, tr)
+  if resp._eof then return resp end -- it came whole with its head
   if req.stream then return guard(resp) end
   local body_ok, body, berr = pcall(response.read_all, resp)
   if not body_ok then
@@ -407,11 +411,14 @@ function request(self, method, raw_url, opts)
     headers = p.headers, bytes = p.bytes, port = p.port, key = p.key,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
-    t_start = sched.now(),
+    -- every field the request gets later, so the table never grows
+    context = false, trace = false, stamps = false, reused = false, fresh = false,
+    t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
+    queue = false, dns = false, connect = false,
   }
   local deadline = timeout.start(timeout.merge(self.timeout, opts.timeout))
   local ctx = { url = req.url_string, method = method }
-  local tr = trace.start(self, self.trace_configs, opts.trace_ctx)
+  local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx)
   local resp
   if tr then
     tr:emit("request_start", { method = method, url = req.url_string, headers = req.headers:copy() })

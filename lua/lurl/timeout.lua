@@ -86,7 +86,7 @@ local dmt = { __name = "lurl.deadline", __index = Deadline }
 
 function M.start(t)
   local now = sched.now()
-  return setmetatable({ t = t, total_at = t.total and now + t.total or nil }, dmt)
+  return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false }, dmt)
 end
 
 -- The connect budget starts when a connection is first asked for.
@@ -94,7 +94,7 @@ function Deadline:begin_connect()
   if self.t.connect then self.connect_at = sched.now() + self.t.connect end
 end
 
-function Deadline:end_connect() self.connect_at = nil end
+function Deadline:end_connect() self.connect_at = false end
 
 local function pick(best, best_why, secs, why)
   if secs and (not best or secs < best) then return secs, why end
