@@ -33,6 +33,17 @@ static int l_open_fds(lua_State *L) {
     return 1;
 }
 
+/* set_drain(fn): the scheduler's function that runs ready tasks; the runtime
+ * calls it after every callback into Lua (lurl.sched sets it once). */
+static int l_set_drain(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lurl_runtime *rt = rt_get(L);
+    luaL_unref(L, LUA_REGISTRYINDEX, rt->drain_ref);
+    lua_pushvalue(L, 1);
+    rt->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
 static int l_versions(lua_State *L) {
     char buf[256];
     lurl_versions(buf, sizeof buf);
@@ -41,8 +52,11 @@ static int l_versions(lua_State *L) {
 }
 
 int rt_open_core(lua_State *L) {
-    static const luaL_Reg fns[] = {
-        {"now", l_now}, {"open_fds", l_open_fds}, {"versions", l_versions}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"now", l_now},
+                                   {"open_fds", l_open_fds},
+                                   {"versions", l_versions},
+                                   {"set_drain", l_set_drain},
+                                   {NULL, NULL}};
     lua_newtable(L);
     luaL_register(L, NULL, fns);
     lua_pushliteral(L, LURL_VERSION);

@@ -43,6 +43,15 @@ void rt_callback(lurl_runtime *rt, int nargs) {
         fprintf(stderr, "lurl: error in callback: %s\n", lua_tostring(L, -1));
         lua_pop(L, 1);
     }
+    /* Then run the tasks the callback made ready. Doing it here, outside the
+     * callback, keeps the scheduler's loop out of the callbacks' JIT traces. */
+    if (rt->drain_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, rt->drain_ref);
+        if (lua_pcall(L, 0, 0, base) != 0) {
+            fprintf(stderr, "lurl: error in the scheduler: %s\n", lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
     lua_remove(L, base);
 }
 
@@ -201,6 +210,7 @@ lurl_runtime *lurl_new(uv_loop_t *loop) {
     lua_rawset(rt->L, LUA_REGISTRYINDEX);
     lua_pushcfunction(rt->L, traceback);
     rt->traceback_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
+    rt->drain_ref = LUA_NOREF;
     install_loader(rt->L);
     return rt;
 }

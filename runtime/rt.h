@@ -37,6 +37,7 @@ struct lurl_runtime {
     char read_buf[RT_READ_BUF_SIZE];
     int pending_reqs;  /* libuv requests (DNS) whose callback has not run yet */
     int traceback_ref; /* the message handler of rt_callback */
+    int drain_ref;     /* the scheduler's drain, run after every callback */
 };
 
 /* The runtime that owns L (stored in the registry by lurl_new). */

@@ -5,8 +5,8 @@
 -- calls with the results. Each wait has its own wake, so a late callback of
 -- an abandoned operation (timed out, cancelled) is ignored.
 --
--- Resumes never nest: a wake issued while a task runs is queued, and the queue
--- is drained by the outermost entry from C (a libuv callback or lurl_call).
+-- Resumes never nest: a wake only queues the task, and the runtime drains the
+-- queue after every entry from C (a libuv callback or lurl_call).
 local core = require "lurl.core"
 local errors = require "lurl.errors"
 
@@ -83,7 +83,7 @@ end
 -- The ready queue holds tasks; the values a task resumes with wait in its
 -- fields r1..r4 (a wake carries at most four), so scheduling allocates
 -- nothing. A task's first resume takes its start arguments instead.
-local function drain()
+local function run_ready()
   while rhead <= rtail do
     local task = ready[rhead]
     ready[rhead] = nil
@@ -101,13 +101,26 @@ local function drain()
   rhead, rtail = 1, 0
 end
 
--- Resume task with the given values now (from C) or after the running task
--- yields (from inside a task).
+-- The runtime calls drain after every callback into Lua (core.set_drain):
+-- resumes never nest, and a callback that wakes a task only queues it. A
+-- drain started while one runs (a host's lurl_call from a done callback)
+-- leaves the work to the running one.
+local draining = false
+local function drain()
+  if draining then return end
+  draining = true
+  local ok, err = pcall(run_ready)
+  draining = false
+  if not ok then error(err, 0) end
+end
+core.set_drain(drain)
+
+-- Queue task to resume with the given values once the running task yields
+-- or the current callback returns.
 local function schedule(task, a, b, c, d)
   task.r1, task.r2, task.r3, task.r4 = a, b, c, d
   rtail = rtail + 1
   ready[rtail] = task
-  if not current then drain() end
 end
 
 -- on_done(ok, ...) is set for tasks started from C (lurl_call).
@@ -117,7 +130,6 @@ local function new_task(on_done, fn, ...)
   task.start_args = pack(task, ...)
   rtail = rtail + 1
   ready[rtail] = task
-  if not current then drain() end
   return task
 end
 
