@@ -288,24 +288,33 @@ local function may_replay(connector, req, c, reused, replayable)
   return reused and replayable and connector.retry_stale and (IDEMPOTENT[req.method] or c.unsent)
 end
 
+-- One try: a connection and the exchange of the request on it. Returns the
+-- connection and the head event, or nil, err and whether a retry on a new
+-- connection is allowed (may_replay).
+local function attempt(self, req, deadline, ctx, tr)
+  local connector = self.connector
+  local c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, req)
+  if not c then return nil, reused end
+  req.reused = reused
+  local ok, head, herr, replayable = pcall(exchange, c, req, deadline, ctx, tr)
+  if ok and head then return c, head end
+  -- a timeout, cancellation or failure leaves the connection in an unknown state
+  connector:release(c, false)
+  if not ok then error(head, 0) end
+  return nil, herr, not req.fresh and may_replay(connector, req, c, reused, replayable)
+end
+
 local function perform(self, req, deadline, ctx, tr)
   local connector = self.connector
   -- the request carries what acquire needs: context, trace, stamps, sizes
-  local acquire_opts = req
   req.context, req.trace, req.stamps = ctx, tr, req
-  local c, reused, ok, head, herr, replayable
-  while true do
-    c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, acquire_opts)
-    if not c then return nil, reused end
-    req.reused = reused
-    ok, head, herr, replayable = pcall(exchange, c, req, deadline, ctx, tr)
-    if ok and head then break end
-    -- a timeout, cancellation or failure leaves the connection in an unknown state
-    connector:release(c, false)
-    if not ok then error(head, 0) end
-    if acquire_opts.fresh or not may_replay(connector, req, c, reused, replayable) then return nil, herr end
-    acquire_opts.fresh = true
-    if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = herr }) end
+  local c, head, retry = attempt(self, req, deadline, ctx, tr)
+  if not c then
+    if not retry then return nil, head end
+    req.fresh = true
+    if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = head }) end
+    c, head = attempt(self, req, deadline, ctx, tr)
+    if not c then return nil, head end
   end
   local resp = make_response(self, req, head, c, deadline, tr)
   if resp._eof then return resp end -- it came whole with its head
