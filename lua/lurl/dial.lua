@@ -2,6 +2,7 @@
 -- addresses (Happy Eyeballs, RFC 8305) or a Unix socket. Everything here runs
 -- under the sock_connect limit of the request's deadline.
 local core = require "lurl.core"
+local sched = require "lurl.sched"
 
 local M = {}
 
@@ -83,10 +84,27 @@ local function race(addrs, port, deadline, opts, ctx)
   end, ctx)
 end
 
+-- A single address needs no race: one connect, parked on directly (a burst
+-- of new connections allocates less).
+local function connect_one(addr, port, deadline, opts, ctx)
+  local task, seq
+  local called, s, e, en = pcall(core.tcp.connect, addr.ip, port, function(ok, ce, cen)
+    sched.wake(task, seq, ok, ce, cen)
+  end, opts.local_ip, opts.local_port)
+  if not called then return nil, tostring(s), "EINVAL" end
+  if not s then return nil, e, en end
+  task, seq = sched.prepare()
+  local ok, ce, cen = deadline:park(task, "sock_connect", ctx, function() s:close() end)
+  if ok then return s, addr end
+  if not s:closed() then s:close() end
+  return nil, ce, cen
+end
+
 -- tcp(addrs, port, deadline, opts, ctx): opts.delay (Happy Eyeballs),
 -- opts.local_ip / opts.local_port. Returns stream, address or a failure as
 -- race does.
 function M.tcp(addrs, port, deadline, opts, ctx)
+  if #addrs == 1 then return connect_one(addrs[1], port, deadline, opts, ctx) end
   return race(M.interleave(addrs), port, deadline, opts, ctx)
 end
 
