@@ -142,8 +142,6 @@ local function unpool(self, c)
   for i = #list, 1, -1 do
     if list[i] == c then table.remove(list, i); break end
   end
-  -- forget origins with nothing idle: a long-lived pool may see many
-  if #list == 0 then self.idle[c.key] = nil end
 end
 
 -- Called by every connection of this pool as it closes, for any reason.
@@ -189,12 +187,15 @@ end
 -- connection is idle and never keeps the loop alive by itself.
 local function sweep(self)
   local now, next_at = sched.now(), nil
-  for _, list in pairs(self.idle) do
+  for key, list in pairs(self.idle) do
     for i = #list, 1, -1 do
       local c = list[i]
       if expired(self, c, now) then c:close()
       elseif not next_at or c.idle_since < next_at then next_at = c.idle_since end
     end
+    -- forget origins with nothing idle (a long-lived pool may see many); the
+    -- busy path keeps its list between requests
+    if #list == 0 then self.idle[key] = nil end
   end
   if next_at then self.sweeper:start(next_at + self.keepalive_timeout - now, self.sweep_cb) end
 end

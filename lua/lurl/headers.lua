@@ -103,6 +103,7 @@ end
 -- How many changes the headers saw: lets a cache built from them notice
 -- that they changed.
 function Headers:changes() return self[CHANGES] end
+function M.changes(h) return h[CHANGES] end
 
 -- Replace every value of name with value (a list sets several).
 function Headers:set(name, value)

@@ -224,7 +224,7 @@ function M.sleep(seconds)
   end
 end
 
-function M.now() return core.now() end
+M.now = core.now
 
 function M.unjoined_failures()
   local n = 0

@@ -377,8 +377,9 @@ local PREPARED_MAX = 256
 
 local function prepared(self, method, raw_url)
   local cache, h = self.prepared, self.headers
-  if cache.headers ~= h or cache.changes ~= h:changes() or cache.size >= PREPARED_MAX then
-    cache = { headers = h, changes = h:changes(), size = 0, by_method = {} }
+  local changes = headers_mod.changes(h)
+  if cache.headers ~= h or cache.changes ~= changes or cache.size >= PREPARED_MAX then
+    cache = { headers = h, changes = changes, size = 0, by_method = {} }
     self.prepared = cache
   end
   local urls = cache.by_method[method]
@@ -425,7 +426,7 @@ function request(self, method, raw_url, opts)
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
     queue = false, dns = false, connect = false,
   }
-  local deadline = timeout.start(timeout.merge(self.timeout, opts.timeout))
+  local deadline = timeout.start(opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout))
   local ctx = { url = req.url_string, method = method }
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx)
   local resp
