@@ -224,7 +224,7 @@ function M.sleep(seconds)
   end
 end
 
-M.now = core.now
+M.now = require "lurl.clock"
 
 function M.unjoined_failures()
   local n = 0
