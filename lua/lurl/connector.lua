@@ -441,8 +441,9 @@ function Connector:acquire(key, host, port, deadline, opts)
   return hold(self, c), false
 end
 
--- release(conn, reusable): back to the idle list, or closed.
-function Connector:release(c, reusable)
+-- release(conn, reusable[, now]): back to the idle list, or closed. now:
+-- the clock, when the caller just read it.
+function Connector:release(c, reusable, now)
   if not self.busy[c] then return end
   self.busy[c] = nil
   self.busy_count = self.busy_count - 1
@@ -450,7 +451,7 @@ function Connector:release(c, reusable)
     c:close()
     return
   end
-  c.idle_since = sched.now()
+  c.idle_since = now or sched.now()
   c:idle()
   local list = self.idle[c.key]
   if not list then list = {}; self.idle[c.key] = list end

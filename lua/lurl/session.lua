@@ -240,8 +240,9 @@ end
 -- resp:_release(ok) once its body is done (ok) or abandoned.
 local function release(resp, ok)
   local c = resp._conn
-  resp._stamps.t_end = sched.now()
-  resp._connector:release(c, ok and c:can_reuse(resp._keep_alive))
+  local now = sched.now()
+  resp._stamps.t_end = now
+  resp._connector:release(c, ok and c:can_reuse(resp._keep_alive), now)
 end
 
 local function make_response(self, req, head, c, deadline, tr)
@@ -426,7 +427,8 @@ function request(self, method, raw_url, opts)
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
     queue = false, dns = false, connect = false,
   }
-  local deadline = timeout.start(opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout))
+  local deadline = timeout.start(opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout),
+    req.t_start)
   local ctx = { url = req.url_string, method = method }
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx)
   local resp

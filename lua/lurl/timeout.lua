@@ -84,8 +84,9 @@ end
 local Deadline = {}
 local dmt = { __name = "lurl.deadline", __index = Deadline }
 
-function M.start(t)
-  local now = sched.now()
+-- start(t[, now]): now, when the caller just read the clock
+function M.start(t, now)
+  now = now or sched.now()
   return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false }, dmt)
 end
 
