@@ -123,18 +123,30 @@ describe("lurl.headers", function()
     end)
   end)
 
-  describe("from_flat", function()
-    it("builds headers from a {name, value, ...} list in order", function()
-      local h = headers.from_flat { "Content-Type", "text/html", "Set-Cookie", "a=1", "set-cookie", "b=2" }
+  describe("from_block and from_lists (the parser's shapes)", function()
+    it("from_block splits 'Name: value' lines in order", function()
+      local h = headers.from_block "Content-Type: text/html\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Empty: \r\n"
       assert.is_true(headers.is(h))
-      assert.equal(3, h:count())
+      assert.equal(4, h:count())
       assert.equal("text/html", h["content-type"])
       assert.same({ "a=1", "b=2" }, h:get_all("SET-COOKIE"))
-      assert.same({ { "Content-Type", "text/html" }, { "Set-Cookie", "a=1" }, { "set-cookie", "b=2" } }, items(h))
+      assert.equal("", h["x-empty"])
+      assert.same({ { "Content-Type", "text/html" }, { "Set-Cookie", "a=1" }, { "set-cookie", "b=2" }, { "X-Empty", "" } },
+        items(h))
     end)
 
-    it("an empty list gives empty headers", function()
-      assert.equal(0, headers.from_flat({}):count())
+    it("a value keeps its own colons", function()
+      assert.equal("http://x:1/", headers.from_block("Location: http://x:1/\r\n")["location"])
+    end)
+
+    it("from_lists wraps names and values", function()
+      local h = headers.from_lists({ "A", "b" }, { "1", "2" })
+      assert.same({ { "A", "1" }, { "b", "2" } }, items(h))
+      assert.equal("2", h.B)
+    end)
+
+    it("an empty block gives empty headers", function()
+      assert.equal(0, headers.from_block(""):count())
     end)
   end)
 

@@ -197,14 +197,4 @@ function M.from_block(block)
   return M.from_lists(names, values)
 end
 
--- from_flat(list): headers from a flat {name, value, ...} list.
-function M.from_flat(list)
-  local names, values = {}, {}
-  for i = 1, #list, 2 do
-    local n = (i + 1) / 2
-    names[n], values[n] = list[i], list[i + 1]
-  end
-  return setmetatable({ [NAMES] = names, [VALUES] = values, [LOWER] = false, [CHANGES] = 0 }, mt)
-end
-
 return M
