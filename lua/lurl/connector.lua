@@ -111,6 +111,7 @@ function M.new(opts)
   local delay = opts.happy_eyeballs_delay
   if delay == nil then delay = 0.25 end
   self.happy_eyeballs_delay = delay
+  self.dial_opts = { delay = delay, local_ip = la and la[1], local_port = la and la[2] }
   return self
 end
 
@@ -134,6 +135,13 @@ end
 
 -- ---- idle connections ----
 
+-- A connection (or the slot of one being opened) counted under key goes.
+local function unslot(self, key)
+  self.count = self.count - 1
+  local n = self.per_key[key] - 1
+  self.per_key[key] = n > 0 and n or nil
+end
+
 local function unpool(self, c)
   if not c.pooled then return end
   c.pooled = false
@@ -151,9 +159,7 @@ function M.forget(self, c)
     self.busy[c] = nil
     self.busy_count = self.busy_count - 1
   end
-  self.count = self.count - 1
-  local n = self.per_key[c.key] - 1
-  self.per_key[c.key] = n > 0 and n or nil
+  unslot(self, c.key)
   -- while grant() makes room, the room is its own: dispatch afterwards
   if self.granting then self.freed = true else M.dispatch(self) end
 end
@@ -258,19 +264,19 @@ local function grant(self, key, fresh)
   return g
 end
 
-local function unslot(self, key)
-  self.count = self.count - 1
-  local n = self.per_key[key] - 1
-  self.per_key[key] = n > 0 and n or nil
+local function hold(self, c)
+  self.busy[c] = true
+  self.busy_count = self.busy_count + 1
+  return c
 end
 
 -- Return what a waiter was handed but cannot use.
 local function give_back(self, key, g)
-  if g == SLOT then unslot(self, key); M.dispatch(self)
+  if g == SLOT then
+    unslot(self, key)
+    M.dispatch(self)
   else
-    self.busy[g] = true
-    self.busy_count = self.busy_count + 1
-    Connector.release(self, g, true)
+    Connector.release(self, hold(self, g), true)
   end
 end
 
@@ -347,9 +353,9 @@ end
 -- ---- opening connections ----
 
 local function connector_error(host, port, msg, errno, ctx)
-  local c = { host = host, port = port, errno = errno, os_error = msg }
-  if ctx then for k, v in pairs(ctx) do c[k] = v end end
-  return errors.new("ClientConnectorError", ("cannot connect to %s:%s: %s"):format(host, tostring(port), tostring(msg)), c)
+  return errors.annotate(errors.new("ClientConnectorError",
+    ("cannot connect to %s:%s: %s"):format(host, tostring(port), tostring(msg)),
+    { host = host, port = port, errno = errno, os_error = msg }), ctx or {})
 end
 
 local function resolve(self, host, port, deadline, opts)
@@ -362,24 +368,22 @@ local function resolve(self, host, port, deadline, opts)
 end
 
 -- A new transport stream to host:port (or the Unix socket), with the time
--- spent resolving and connecting noted in opts.stamps.
+-- spent resolving and connecting noted in opts (the request's timings).
 local function open_stream(self, host, port, deadline, opts)
-  local stamps, ctx = opts.stamps, opts.context
+  local ctx = opts.context
   local t0 = sched.now()
   if self.path then
     local s, e, en = dial.unix(self.path, deadline, ctx)
-    stamps.connect = sched.now() - t0
+    opts.connect = sched.now() - t0
     if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
     return s, e
   end
   local addrs, err = resolve(self, host, port, deadline, opts)
   if not addrs then return nil, err end
   local t1 = sched.now()
-  stamps.dns = t1 - t0
-  local la = self.local_addr
-  local s, a, en = dial.tcp(addrs, port, deadline,
-    { delay = self.happy_eyeballs_delay, local_ip = la and la[1], local_port = la and la[2] }, ctx)
-  stamps.connect = sched.now() - t1
+  opts.dns = t1 - t0
+  local s, a, en = dial.tcp(addrs, port, deadline, self.dial_opts, ctx)
+  opts.connect = sched.now() - t1
   if not s and type(a) ~= "table" then return nil, connector_error(host, port, a, en, ctx) end
   return s, a
 end
@@ -403,15 +407,10 @@ local function open(self, key, host, port, deadline, opts)
   return c
 end
 
-local function hold(self, c)
-  self.busy[c] = true
-  self.busy_count = self.busy_count + 1
-  return c
-end
-
 -- acquire(key, host, port, deadline, opts) -> conn, reused; or nil, err.
--- opts: context (error context), trace, stamps (timings), fresh (skip idle
--- connections), max_line_size, max_field_size.
+-- opts: context (error context), trace, fresh (skip idle connections),
+-- max_line_size, max_field_size; the time spent waiting, resolving and
+-- connecting is written to opts.queue, opts.dns and opts.connect.
 function Connector:acquire(key, host, port, deadline, opts)
   if self.closed then return nil, closed_error(opts.context) end
   deadline:begin_connect()
@@ -421,7 +420,7 @@ function Connector:acquire(key, host, port, deadline, opts)
   else
     local t0 = sched.now()
     g, err = queue_wait(self, key, opts.fresh, deadline, opts.context, opts.trace)
-    opts.stamps.queue = sched.now() - t0
+    opts.queue = sched.now() - t0
   end
   if g ~= SLOT then
     deadline:end_connect()

@@ -16,12 +16,10 @@ local Cache = {}
 local mt = { __name = "lurl.dns_cache", __index = Cache }
 
 function M.getaddrinfo(host, _, family)
-  local addrs, err = sched.wait(function(wake)
+  return sched.wait(function(wake)
     local ok, e = core.getaddrinfo(host, family, wake)
     if not ok then wake(nil, e) end
   end)
-  if addrs and #addrs == 0 then return nil, "no address" end
-  return addrs, err
 end
 
 -- new{ ttl = seconds | false (never expire), max = entries, resolver = fn,
@@ -133,9 +131,8 @@ function Cache:resolve(host, port, family, deadline, ctx, trace)
   fire(trace, "dns_resolvehost_end", host)
   if addrs then return addrs end
   if type(err) == "table" then return nil, err end
-  local c = { host = host, port = port }
-  if ctx then for k, v in pairs(ctx) do c[k] = v end end
-  return nil, errors.new("ClientConnectorDNSError", ("cannot resolve host %s: %s"):format(host, tostring(err)), c)
+  return nil, errors.annotate(errors.new("ClientConnectorDNSError",
+    ("cannot resolve host %s: %s"):format(host, tostring(err)), { host = host, port = port }), ctx or {})
 end
 
 -- clear(host, port): forget one name (any port when port is nil), or all.

@@ -118,6 +118,12 @@ local function payload_error(self, ev)
   return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status, cause = ev[3] })
 end
 
+-- Trace a chunk of the body as it arrives.
+function M.received(self, chunk)
+  local tr = self._trace
+  if tr then tr:emit("response_chunk_received", { method = self.method, url = self.url, chunk = chunk }) end
+end
+
 -- The next body chunk; false at the end; nil, err on failure (the
 -- connection is then closed, never pooled).
 local function pull(self)
@@ -126,8 +132,7 @@ local function pull(self)
   if not self._conn then return false end
   local ev, err = self._conn:read_event(self._deadline, { url = self.url, method = self.method })
   if ev and ev[1] == "body" then
-    local tr = self._trace
-    if tr then tr:emit("response_chunk_received", { method = self.method, url = self.url, chunk = ev[2] }) end
+    M.received(self, ev[2])
     return ev[2]
   end
   if ev and ev[1] == "done" then

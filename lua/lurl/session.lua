@@ -263,7 +263,7 @@ local function make_response(self, req, head, c, deadline, tr)
   if head.done then
     -- the whole response came with its head: no body events to wait for
     local body = head.body
-    if body and tr then tr:emit("response_chunk_received", { method = req.method, url = req.url_string, chunk = body }) end
+    if body then response.received(resp, body) end
     resp._body, resp._eof = body or "", true
     resp:_finish(true)
   end
@@ -307,8 +307,6 @@ end
 
 local function perform(self, req, deadline, ctx, tr)
   local connector = self.connector
-  -- the request carries what acquire needs: context, trace, stamps, sizes
-  req.context, req.trace, req.stamps = ctx, tr, req
   local c, head, retry = attempt(self, req, deadline, ctx, tr)
   if not c then
     if not retry then return nil, head end
@@ -416,21 +414,22 @@ function request(self, method, raw_url, opts)
     p, err = prepare(self, method, raw_url, opts)
   end
   if not p then return nil, errors.annotate(err, { method = method }) end
-  -- the request doubles as the record of its timings (t_*, dns, connect, ...)
+  local ctx = { url = p.url_string, method = method }
+  local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx) or nil
+  -- The request is what connector:acquire takes (context, trace, sizes,
+  -- fresh) and the record of its own timings (t_*, queue, dns, connect);
+  -- every field it gets later is here from the start, so it never grows.
   local req = {
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
     headers = p.headers, bytes = p.bytes, port = p.port, key = p.key,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
-    -- every field the request gets later, so the table never grows
-    context = false, trace = false, stamps = false, reused = false, fresh = false,
+    context = ctx, trace = tr or false, reused = false, fresh = false,
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
     queue = false, dns = false, connect = false,
   }
   local deadline = timeout.start(opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout),
     req.t_start)
-  local ctx = { url = req.url_string, method = method }
-  local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx)
   local resp
   if tr then
     tr:emit("request_start", { method = method, url = req.url_string, headers = req.headers:copy() })
