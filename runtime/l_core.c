@@ -70,5 +70,7 @@ int rt_open_core(lua_State *L) {
     lua_setfield(L, -2, "tcp");
     rt_open_h1(L);
     lua_setfield(L, -2, "h1");
+    rt_open_tls(L);
+    lua_setfield(L, -2, "tls");
     return 1;
 }

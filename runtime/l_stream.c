@@ -1,21 +1,15 @@
 /* lurl.core streams: TCP and Unix-socket client connections, listeners and
  * the byte stream between them. Both kinds share one userdata type and one set
- * of methods, so the Lua connection code does not care which it holds.
+ * of methods, so the Lua connection code does not care which it holds, nor
+ * whether TLS runs on it (stream:tls_start, tls.c).
  * Callbacks carry `nil, "ENAME: message", "ENAME"` on failure. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
-#include "rt.h"
+#include "stream.h"
 
-#define STREAM_MT "lurl.stream"
-
-typedef struct {
-    rt_handle h;
-    int is_pipe;    /* a Unix socket rather than TCP */
-    int read_ref;   /* read callback while reading */
-    int listen_ref; /* connection callback of a listener */
-} l_stream;
+static const stream_transport plain_transport;
 
 typedef struct {
     uv_write_t req;
@@ -31,17 +25,24 @@ typedef struct {
     int cb_ref;
 } stream_connect;
 
-static l_stream *check_stream(lua_State *L) {
-    l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
-    if (t->h.closed) luaL_argerror(L, 1, "connection is closed");
+l_stream *stream_check(lua_State *L, int idx) {
+    l_stream *t = luaL_checkudata(L, idx, STREAM_MT);
+    if (t->h.closed) luaL_argerror(L, idx, "connection is closed");
     return t;
+}
+
+static l_stream *check_stream(lua_State *L) {
+    return stream_check(L, 1);
 }
 
 static l_stream *new_stream(lua_State *L, int is_pipe) {
     l_stream *t = lua_newuserdata(L, sizeof *t);
     luaL_getmetatable(L, STREAM_MT);
     lua_setmetatable(L, -2);
+    t->tp = &plain_transport;
+    t->tls = NULL;
     t->is_pipe = is_pipe;
+    t->reading = t->handshaking = 0;
     t->read_ref = t->listen_ref = LUA_NOREF;
     uv_loop_t *loop = rt_get(L)->loop;
     int err = is_pipe ? uv_pipe_init(loop, &t->h.uv.pipe, 0) : uv_tcp_init(loop, &t->h.uv.tcp);
@@ -219,27 +220,45 @@ static void on_alloc(uv_handle_t *uvh, size_t suggested, uv_buf_t *buf) {
     buf->len = sizeof h->rt->read_buf;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-    l_stream *t = stream->data;
+void stream_deliver(l_stream *t, const char *data, size_t len) {
+    lurl_runtime *rt = t->h.rt;
+    rt_push_ref(rt, t->read_ref);
+    lua_pushlstring(rt->L, data, len);
+    rt_callback(rt, 1);
+}
+
+void stream_deliver_end(l_stream *t, int status, const char *message, const char *ename) {
     lurl_runtime *rt = t->h.rt;
     lua_State *L = rt->L;
-    if (nread == 0) return;
+    uv_read_stop(&t->h.uv.stream);
     rt_push_ref(rt, t->read_ref);
-    if (nread > 0) {
-        lua_pushlstring(L, buf->base, (size_t)nread);
-        rt_callback(rt, 1);
-        return;
-    }
-    uv_read_stop(stream);
     lua_pushnil(L);
-    if (nread == UV_EOF) {
+    if (message)
+        lua_pushstring(L, message);
+    else if (status == UV_EOF)
         lua_pushliteral(L, "EOF");
-        lua_pushliteral(L, "EOF");
-    } else {
-        lua_pushfstring(L, "%s: %s", uv_err_name((int)nread), uv_strerror((int)nread));
-        lua_pushstring(L, uv_err_name((int)nread));
-    }
+    else
+        lua_pushfstring(L, "%s: %s", uv_err_name(status), uv_strerror(status));
+    lua_pushstring(L, ename ? ename : status == UV_EOF ? "EOF" : uv_err_name(status));
     rt_callback(rt, 3);
+}
+
+static void plain_received(l_stream *t, char *base, ssize_t nread) {
+    if (nread > 0)
+        stream_deliver(t, base, (size_t)nread);
+    else
+        stream_deliver_end(t, (int)nread, NULL, NULL);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    l_stream *t = stream->data;
+    if (nread != 0) t->tp->received(t, buf->base, nread);
+}
+
+int stream_read_socket(l_stream *t, int on) {
+    if (!on) return uv_read_stop(&t->h.uv.stream);
+    int err = uv_read_start(&t->h.uv.stream, on_alloc, on_read);
+    return err == UV_EALREADY ? 0 : err;
 }
 
 /* stream:read_start(fn): fn(data) per read; fn(nil, "EOF", "EOF") at the end of
@@ -250,15 +269,19 @@ static int stream_read_start(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->read_ref);
     lua_pushvalue(L, 2);
     t->read_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    int err = uv_read_start(&t->h.uv.stream, on_alloc, on_read);
-    if (err && err != UV_EALREADY) return rt_fail(L, err);
+    t->reading = 1;
+    int err = stream_read_socket(t, 1);
+    if (err) return rt_fail(L, err);
     lua_pushboolean(L, 1);
     return 1;
 }
 
+/* stream:read_stop(): no more socket reads. With TLS, what one read already
+ * decrypted is still delivered, and a handshake in progress goes on. */
 static int stream_read_stop(lua_State *L) {
     l_stream *t = check_stream(L);
-    uv_read_stop(&t->h.uv.stream);
+    t->reading = 0;
+    if (!t->handshaking) stream_read_socket(t, 0);
     return 0;
 }
 
@@ -276,19 +299,92 @@ static void write_done(uv_write_t *uvreq, int status) {
     rt_callback(rt, push_status(rt, status));
 }
 
-static int collect_bufs(lua_State *L, uv_buf_t *bufs, int n) {
+/* Skip what uv_try_write took (tried bytes, or an error) over bufs[0..n).
+ * Returns the index of the first buffer with bytes left (n: none), or the
+ * error. */
+static int skip_written(int tried, uv_buf_t *bufs, int n) {
+    if (tried < 0) return tried == UV_EAGAIN ? 0 : tried;
+    size_t done = (size_t)tried;
+    int first = 0;
+    for (; first < n && done > 0; first++) {
+        if (done < bufs[first].len) {
+            bufs[first].base += done;
+            bufs[first].len -= done;
+            break;
+        }
+        done -= bufs[first].len;
+    }
+    while (first < n && bufs[first].len == 0)
+        first++;
+    return first;
+}
+
+/* Queue bufs[first..n) of w; fn_idx: the completion function on L's stack
+ * (0: none). Frees w on failure. */
+static int queue_write(lua_State *L, l_stream *t, write_req *w, int first, int n, int fn_idx) {
+    w->rt = t->h.rt;
+    w->req.data = w;
+    w->data_ref = w->cb_ref = LUA_NOREF;
+    int err =
+        uv_write(&w->req, &t->h.uv.stream, w->bufs + first, (unsigned)(n - first), write_done);
+    if (err) {
+        free(w);
+        return err;
+    }
+    if (fn_idx && !lua_isnoneornil(L, fn_idx)) {
+        lua_pushvalue(L, fn_idx);
+        w->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    return 0;
+}
+
+int stream_send_copy(lua_State *L, l_stream *t, const char *data, size_t len, int fn_idx) {
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    int first = skip_written(uv_try_write(&t->h.uv.stream, &buf, 1), &buf, 1);
+    if (first < 0) return first;
+    if (first == 1) return 1;
+    write_req *w = malloc(sizeof *w + sizeof(uv_buf_t) + buf.len);
+    if (!w) return UV_ENOMEM;
+    char *copy = (char *)(w->bufs + 1);
+    memcpy(copy, buf.base, buf.len);
+    w->bufs[0] = uv_buf_init(copy, (unsigned)buf.len);
+    return queue_write(L, t, w, 0, 1, fn_idx);
+}
+
+/* Plain streams write the Lua strings themselves; a registry reference keeps
+ * them alive while libuv still needs them. */
+static int plain_write(lua_State *L, l_stream *t, uv_buf_t *bufs, int n) {
+    /* Most writes fit in the socket buffer: try that before queueing. */
+    int first = skip_written(uv_try_write(&t->h.uv.stream, bufs, (unsigned)n), bufs, n);
+    if (first < 0 || first == n) return first < 0 ? first : 1;
+    write_req *w = malloc(sizeof *w + (size_t)n * sizeof(uv_buf_t));
+    if (!w) return UV_ENOMEM;
+    memcpy(w->bufs, bufs, (size_t)n * sizeof(uv_buf_t));
+    int err = queue_write(L, t, w, first, n, 3);
+    if (err) return err;
+    lua_pushvalue(L, 2);
+    w->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static void collect_bufs(lua_State *L, uv_buf_t *bufs, int n) {
     if (lua_type(L, 2) == LUA_TSTRING) {
-        bufs[0].base = (char *)lua_tolstring(L, 2, &bufs[0].len);
-        return 1;
+        size_t len;
+        bufs[0].base = (char *)lua_tolstring(L, 2, &len);
+        bufs[0].len = len;
+        return;
     }
     for (int i = 0; i < n; i++) {
+        size_t len;
         lua_rawgeti(L, 2, i + 1);
         if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "list items must be strings");
-        bufs[i].base = (char *)lua_tolstring(L, -1, &bufs[i].len);
+        bufs[i].base = (char *)lua_tolstring(L, -1, &len);
+        bufs[i].len = len;
         lua_pop(L, 1); /* still referenced by the list */
     }
-    return n;
 }
+
+#define STACK_BUFS 16
 
 /* stream:write(data[, fn]): data is a string or a list of strings. Returns true
  * when everything was written at once (fn is not called), false when the rest
@@ -301,44 +397,17 @@ static int stream_write(lua_State *L) {
     else
         luaL_checktype(L, 2, LUA_TSTRING);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TFUNCTION);
-    write_req *w = malloc(sizeof *w + (size_t)(n ? n : 1) * sizeof(uv_buf_t));
-    if (!w) return luaL_error(L, "out of memory");
-    n = collect_bufs(L, w->bufs, n);
-
-    /* Most writes fit in the socket buffer: try that before queueing. */
-    int first = 0, tried = uv_try_write(&t->h.uv.stream, w->bufs, (unsigned)n);
-    if (tried < 0 && tried != UV_EAGAIN) {
-        free(w);
-        return rt_fail(L, tried);
-    }
-    for (size_t done = tried > 0 ? (size_t)tried : 0; first < n && done > 0; first++) {
-        if (done < w->bufs[first].len) {
-            w->bufs[first].base += done;
-            w->bufs[first].len -= done;
-            break;
-        }
-        done -= w->bufs[first].len;
-    }
-    while (first < n && w->bufs[first].len == 0)
-        first++;
-    if (first == n) {
-        free(w);
+    if (t->handshaking) return luaL_argerror(L, 1, "TLS handshake not finished");
+    if (n == 0) {
         lua_pushboolean(L, 1);
         return 1;
     }
-    w->rt = t->h.rt;
-    w->req.data = w;
-    int err =
-        uv_write(&w->req, &t->h.uv.stream, w->bufs + first, (unsigned)(n - first), write_done);
-    if (err) {
-        free(w);
-        return rt_fail(L, err);
-    }
-    lua_pushvalue(L, 2);
-    w->data_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, 3);
-    w->cb_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushboolean(L, 0);
+    uv_buf_t stack[STACK_BUFS];
+    uv_buf_t *bufs = n <= STACK_BUFS ? stack : lua_newuserdata(L, (size_t)n * sizeof *bufs);
+    collect_bufs(L, bufs, n);
+    int r = t->tp->write(L, t, bufs, n);
+    if (r < 0) return rt_fail(L, r);
+    lua_pushboolean(L, r);
     return 1;
 }
 
@@ -356,7 +425,13 @@ static int stream_close(lua_State *L) {
     l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
     if (t->h.closed) return 0;
     release_refs(t);
-    if (lua_toboolean(L, 2)) {
+    t->reading = 0;
+    int reset = lua_toboolean(L, 2);
+    if (t->tls && reset)
+        tls_free(t);
+    else if (t->tls)
+        tls_close(t);
+    if (reset) {
         uv_read_stop(&t->h.uv.stream);
         struct linger lg = {1, 0};
         uv_os_fd_t fd;
@@ -453,9 +528,19 @@ static int stream_fileno(lua_State *L) {
 
 static int stream_tostring(lua_State *L) {
     l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
-    lua_pushfstring(L, "lurl.stream (%p%s)", (void *)t, t->h.closed ? ", closed" : "");
+    lua_pushfstring(L, "lurl.stream (%p%s%s)", (void *)t, t->tls ? ", TLS" : "",
+                    t->h.closed ? ", closed" : "");
     return 1;
 }
+
+/* A runtime freed with streams still open closes them without stream:close. */
+static int stream_gc(lua_State *L) {
+    l_stream *t = luaL_checkudata(L, 1, STREAM_MT);
+    if (t->tls) tls_free(t);
+    return 0;
+}
+
+static const stream_transport plain_transport = {plain_received, plain_write};
 
 static void push_kind(lua_State *L, lua_CFunction connect, lua_CFunction listen) {
     lua_createtable(L, 0, 2);
@@ -466,14 +551,22 @@ static void push_kind(lua_State *L, lua_CFunction connect, lua_CFunction listen)
 }
 
 int rt_open_stream(lua_State *L) {
-    static const luaL_Reg methods[] = {
-        {"read_start", stream_read_start}, {"read_stop", stream_read_stop},
-        {"write", stream_write},           {"shutdown", stream_shutdown},
-        {"close", stream_close},           {"closed", stream_closed},
-        {"accept", stream_accept},         {"ref", stream_ref},
-        {"sockname", stream_sockname},     {"peername", stream_peername},
-        {"fileno", stream_fileno},         {NULL, NULL}};
-    static const luaL_Reg meta[] = {{"__tostring", stream_tostring}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"read_start", stream_read_start},
+                                       {"read_stop", stream_read_stop},
+                                       {"write", stream_write},
+                                       {"shutdown", stream_shutdown},
+                                       {"close", stream_close},
+                                       {"closed", stream_closed},
+                                       {"accept", stream_accept},
+                                       {"ref", stream_ref},
+                                       {"sockname", stream_sockname},
+                                       {"peername", stream_peername},
+                                       {"fileno", stream_fileno},
+                                       {"tls_start", tls_start},
+                                       {"tls_info", tls_info},
+                                       {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__tostring", stream_tostring}, {"__gc", stream_gc}, {NULL, NULL}};
     rt_new_class(L, STREAM_MT, methods, meta);
     push_kind(L, l_tcp_connect, l_tcp_listen);
     push_kind(L, l_pipe_connect, l_pipe_listen);

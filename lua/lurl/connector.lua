@@ -18,6 +18,7 @@ local dial = require "lurl.dial"
 local dns = require "lurl.dns"
 local errors = require "lurl.errors"
 local sched = require "lurl.sched"
+local tls = require "lurl.tls"
 
 local M = {}
 
@@ -39,6 +40,7 @@ local POOL_OPTIONS = {
   limit = integer, limit_per_host = integer, keepalive_timeout = seconds, force_close = boolean,
   retry_stale = boolean,
   max_line_size = integer, max_field_size = integer,
+  ssl = tls.check,
 }
 local TCP_OPTIONS = setmetatable({
   use_dns_cache = boolean, ttl_dns_cache = seconds_or_false, happy_eyeballs_delay = seconds_or_false,
@@ -77,6 +79,8 @@ local function new(opts)
     keepalive_timeout = opts.keepalive_timeout or 15,
     force_close = opts.force_close or false,
     retry_stale = opts.retry_stale ~= false,
+    ssl = opts.ssl,    -- aiohttp's ssl= for https requests that do not set their own
+    tls = false,       -- the settings made of it, when first needed
     max_line_size = opts.max_line_size, max_field_size = opts.max_field_size,
     idle = {},         -- key -> idle connections, most recently used last
     idle_count = 0,
@@ -127,10 +131,23 @@ end
 
 function M.is(v) return getmetatable(v) == mt end
 
--- The pool key of an origin: connections are shared only within one key.
--- TLS settings will join the key when https arrives.
-function Connector:key(scheme, host, port)
-  return scheme .. "://" .. (host:find(":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
+-- The TLS settings of an https request: its own ssl= and server_hostname,
+-- or the connector's (ssl = true means the connector's too, as in aiohttp).
+function Connector:tls_for(ssl, server_hostname)
+  if ssl == true then ssl = nil end
+  if ssl == nil and server_hostname == nil then
+    self.tls = self.tls or tls.settings(self.ssl)
+    return self.tls
+  end
+  if ssl == nil then ssl = self.ssl end
+  return tls.settings(ssl, server_hostname)
+end
+
+-- The pool key of an origin: connections are shared only within one key,
+-- which for https includes the TLS settings (settings.tag).
+function Connector:key(scheme, host, port, settings)
+  local key = scheme .. "://" .. (host:find(":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
+  return settings and key .. settings.tag or key
 end
 
 -- ---- idle connections ----
@@ -373,6 +390,7 @@ local function open_stream(self, host, port, deadline, opts)
   local ctx = opts.context
   local t0 = sched.now()
   if self.path then
+    deadline:begin_sock_connect()
     local s, e, en = dial.unix(self.path, deadline, ctx)
     opts.connect = sched.now() - t0
     if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
@@ -382,6 +400,7 @@ local function open_stream(self, host, port, deadline, opts)
   if not addrs then return nil, err end
   local t1 = sched.now()
   opts.dns = t1 - t0
+  deadline:begin_sock_connect()
   local s, a, en = dial.tcp(addrs, port, deadline, self.dial_opts, ctx)
   opts.connect = sched.now() - t1
   if not s and type(a) ~= "table" then return nil, connector_error(host, port, a, en, ctx) end
@@ -389,10 +408,20 @@ local function open_stream(self, host, port, deadline, opts)
 end
 
 local function open(self, key, host, port, deadline, opts)
-  local trace = opts.trace
+  local trace, err = opts.trace, nil
   if trace then trace:emit("connection_create_start", {}) end
   local s, addr = open_stream(self, host, port, deadline, opts)
   if not s then return nil, addr end
+  local info
+  if opts.ssl then
+    local t0 = sched.now()
+    info, err = tls.handshake(s, opts.ssl, host, port, deadline, opts.context)
+    opts.handshake = sched.now() - t0
+    if not info then
+      if not s:closed() then s:close() end
+      return nil, err
+    end
+  end
   if self.closed then
     s:close()
     return nil, closed_error(opts.context)
@@ -403,6 +432,7 @@ local function open(self, key, host, port, deadline, opts)
     on_close = self.on_close,
   })
   c.ip = addr and addr.ip
+  c.tls = info
   if trace then trace:emit("connection_create_end", {}) end
   return c
 end
@@ -431,6 +461,7 @@ function Connector:acquire(key, host, port, deadline, opts)
   local ok, c
   ok, c, err = pcall(open, self, key, host, port, deadline, opts)
   deadline:end_connect()
+  deadline:end_sock_connect()
   if not ok or not c then
     unslot(self, key)
     M.dispatch(self)

@@ -7,6 +7,7 @@ local headers = require "lurl.headers"
 local sched = require "lurl.sched"
 local session = require "lurl.session"
 local timeout = require "lurl.timeout"
+local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
 
@@ -19,6 +20,7 @@ local lurl = {
   connector = connector.new,
   unix_connector = connector.unix,
   trace_config = trace.new,
+  fingerprint = tls.fingerprint,
   headers = headers.new,
 
   spawn = sched.spawn,
@@ -47,5 +49,12 @@ function lurl.request(method, u, opts)
 end
 
 function lurl.get(u, opts) return lurl.request("GET", u, opts) end
+
+-- lurl.ssl_context{ cafile, capath, certfile, keyfile, password,
+-- min_version, ciphers, verify = true } (see lurl.tls)
+function lurl.ssl_context(opts) return tls.context(opts, 2) end
+
+-- What TLS negotiated for a response (resp.tls), nil over plain HTTP.
+function lurl.tls_info(resp) return resp.tls end
 
 return lurl

@@ -19,7 +19,7 @@ local function timings(r)
   local s = r._stamps
   local first = s.t_first or s.t_sent
   local t = {
-    queue = s.queue or 0, dns = s.dns or 0, connect = s.connect or 0, tls = 0,
+    queue = s.queue or 0, dns = s.dns or 0, connect = s.connect or 0, tls = s.handshake or 0,
     request = s.t_sent - s.t_send, ttfb = first - s.t_start, reused = s.reused or false,
   }
   if s.t_end then
@@ -70,6 +70,11 @@ function lazy.version(r)
   rawset(r, "version", v)
   return v
 end
+
+-- What TLS negotiated on the response's connection (stream:tls_info():
+-- protocol, cipher, alpn, resumed, verified, peer certificate), nil over
+-- plain HTTP. Shared by the responses of one connection.
+function lazy.tls(r) return rawget(r, "_tls") or nil end
 
 -- the responses of earlier redirect hops, oldest first
 function lazy.history(r)

@@ -8,6 +8,7 @@ local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
 local sched = require "lurl.sched"
 local timeout = require "lurl.timeout"
+local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
 
@@ -32,6 +33,7 @@ local REQUEST_OPTIONS = {
   params = "any", headers = "table", data = "any", json = "any", timeout = "any",
   raise_for_status = "any", stream = "boolean", skip_auto_headers = "table",
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
+  ssl = "any", server_hostname = "string",
 }
 
 local NO_OPTIONS = {}
@@ -189,6 +191,10 @@ local function head_failure(ev, err, ctx)
   if ev[3] == "ECONNRESET" then
     return connection_error("ClientConnectionResetError", "connection reset by peer", ev, ctx)
   end
+  if ev[3] == "ESSL" then
+    -- TLS 1.3 servers reject a client certificate after the handshake
+    return connection_error("ClientSSLError", "TLS error before the response: " .. tostring(ev[2]), ev, ctx)
+  end
   if ev[3] and ev[3]:match("^HPE_") then
     if ev[3] == "HPE_INVALID_EOF_STATE" then
       return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
@@ -253,7 +259,7 @@ local function make_response(self, req, head, c, deadline, tr)
     method = req.method, url = req.url_string,
     _fields_block = block, -- resp.headers is made from it when first read
     _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
-    _keep_alive = keep_alive,
+    _keep_alive = keep_alive, _tls = c.tls or false,
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     -- a streamed body is bounded by sock_read only, as in aiohttp
@@ -362,9 +368,11 @@ local function prepare(self, method, raw_url, opts)
   if not u then return nil, err end
   local body, ctype = build_body(self, opts)
   local port = u.port or url.default_ports[u.scheme]
+  local connector = self.connector
+  local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
   return {
-    u = u, url_string = url.tostring(u), port = port, key = self.connector:key(u.scheme, u.host, port),
-    headers = build_headers(self, method, u, opts, body, ctype), body = body,
+    u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
+    ssl = ssl, headers = build_headers(self, method, u, opts, body, ctype), body = body,
   }
 end
 
@@ -407,6 +415,8 @@ function request(self, method, raw_url, opts)
   if self.closed then error("session is closed", 3) end
   opts = check_options("request", opts, REQUEST_OPTIONS)
   check_rfs("request", opts.raise_for_status)
+  local ssl_ok, why = tls.check(opts.ssl)
+  if not ssl_ok then errors.argerror("request", "'ssl'", why, 2) end
   local p, err
   if opts == NO_OPTIONS and type(raw_url) == "string" then
     p, err = prepared(self, method, raw_url)
@@ -421,12 +431,12 @@ function request(self, method, raw_url, opts)
   -- every field it gets later is here from the start, so it never grows.
   local req = {
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
-    headers = p.headers, bytes = p.bytes, port = p.port, key = p.key,
+    headers = p.headers, bytes = p.bytes, port = p.port, key = p.key, ssl = p.ssl,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
-    queue = false, dns = false, connect = false,
+    queue = false, dns = false, connect = false, handshake = false,
   }
   local deadline = timeout.start(opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout),
     req.t_start)

@@ -87,7 +87,8 @@ local dmt = { __name = "lurl.deadline", __index = Deadline }
 -- start(t[, now]): now, when the caller just read the clock
 function M.start(t, now)
   now = now or sched.now()
-  return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false }, dmt)
+  return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false,
+    sock_connect_at = false }, dmt)
 end
 
 -- The connect budget starts when a connection is first asked for.
@@ -96,6 +97,14 @@ function Deadline:begin_connect()
 end
 
 function Deadline:end_connect() self.connect_at = false end
+
+-- One sock_connect window covers a new connection's TCP connect and TLS
+-- handshake, as aiohttp's covers create_connection.
+function Deadline:begin_sock_connect()
+  if self.t.sock_connect then self.sock_connect_at = sched.now() + self.t.sock_connect end
+end
+
+function Deadline:end_sock_connect() self.sock_connect_at = false end
 
 local function pick(best, best_why, secs, why)
   if secs and (not best or secs < best) then return secs, why end
@@ -118,7 +127,8 @@ function Deadline:limit(phase)
     secs, why = pick(secs, why, t.sock_read, "sock_read")
   elseif phase ~= "write" then
     if self.connect_at then secs, why = pick(secs, why, self.connect_at - now, "connect") end
-    if phase == "sock_connect" then secs, why = pick(secs, why, t.sock_connect, "sock_connect")
+    if phase == "sock_connect" then
+      secs, why = pick(secs, why, self.sock_connect_at and self.sock_connect_at - now or t.sock_connect, "sock_connect")
     elseif phase == "queue" then secs, why = pick(secs, why, t.pool, "pool") end
   end
   if secs and secs < 0 then secs = 0 end

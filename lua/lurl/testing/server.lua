@@ -3,7 +3,8 @@
 --   function(req) return { status =, headers =, body = } end
 -- where req = { method, target, path, query, version, headers, body,
 -- connection (the server's count of connections when this one came),
--- connection_requests (this request's number on its connection) }. A route
+-- connection_requests (this request's number on its connection), tls (what
+-- TLS negotiated, client certificate included, on an HTTPS server) }. A route
 -- runs in the connection's task, so it may call lurl.sleep. The answer may ask
 -- for deliberate misbehaviour:
 --   delay = s            wait s seconds before the head
@@ -91,6 +92,7 @@ function Peer:read_request()
         req.path, req.query = target:match("^([^?]*)%??(.*)$")
         self.requests = self.requests + 1
         req.connection, req.connection_requests = self.number, self.requests
+        req.tls = self.tcp:tls_info()
       end
       if chunk then body[#body + 1] = chunk end
       pos = pos + n
@@ -172,7 +174,24 @@ local function handle(server, req)
   return resp or { status = 204 }
 end
 
+-- The server side of the TLS handshake; a failure is noted in
+-- server.tls_errors ({ message, ename }) and ends the connection.
+local function accept_tls(server, tcp)
+  local ok, err, ename = sched.wait(function(wake)
+    local started, e, en = tcp:tls_start(server.ssl, nil, nil, wake)
+    if not started then wake(nil, e, en) end
+  end)
+  if ok then return true end
+  server.tls_errors[#server.tls_errors + 1] = { err, ename }
+  return false
+end
+
 local function serve(server, tcp)
+  if server.ssl and not accept_tls(server, tcp) then
+    server.tasks[sched.current()] = nil
+    tcp:close()
+    return
+  end
   local peer = new_peer(server, tcp)
   server.peers[peer] = true
   -- an idle keep-alive connection must not keep a finished script running
@@ -197,11 +216,12 @@ end
 -- ---- the server ----
 
 -- server{ routes = { [path] = fn, ["*"] = fallback }, host = "127.0.0.1",
---         port = 0 } or, on a Unix socket, server{ routes =, path = }
+--         port = 0, ssl = lurl.ssl_context{ server = true, ... } } or, on a
+-- Unix socket, server{ routes =, path = }. With ssl it speaks HTTPS.
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1", path = opts.path,
-    requests = 0, connections = 0, peers = {}, tasks = {} }, mt)
+    ssl = opts.ssl, tls_errors = {}, requests = 0, connections = 0, peers = {}, tasks = {} }, mt)
   local function on_connection()
     local tcp = self.listener:accept()
     if not tcp then return end
@@ -257,9 +277,10 @@ end
 
 function Server:url(path)
   -- on a Unix socket the host only names the origin
-  if self.path then return "http://localhost" .. (path or "/") end
+  local scheme = self.ssl and "https" or "http"
+  if self.path then return scheme .. "://localhost" .. (path or "/") end
   local host = self.host:find(":", 1, true) and ("[" .. self.host .. "]") or self.host
-  return ("http://%s:%d%s"):format(host, self.port, path or "/")
+  return ("%s://%s:%d%s"):format(scheme, host, self.port, path or "/")
 end
 
 -- Stop listening and drop every open connection (routes still running are

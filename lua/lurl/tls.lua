@@ -1,0 +1,186 @@
+-- HTTPS: what aiohttp's ssl= parameter says (a verified default, no
+-- verification, a context of the script's own, or a pinned certificate),
+-- the OpenSSL contexts behind it, and the handshake of a new connection.
+--
+-- Contexts are built once and shared: the default verified one and the
+-- unverified one per runtime, a script's own as it made them. Each keeps
+-- the newest session of every server for resumption.
+local core = require "lurl.core"
+local errors = require "lurl.errors"
+local sched = require "lurl.sched"
+
+local M = {}
+
+local CONTEXT_MT = "lurl.ssl_context"
+
+local function is_context(v)
+  local mt = getmetatable(v)
+  return type(v) == "userdata" and mt ~= nil and mt.__name == CONTEXT_MT
+end
+
+-- ---- contexts ----
+
+local VERSIONS = { ["TLSv1.2"] = true, ["TLSv1.3"] = true }
+
+local CONTEXT_OPTIONS = {
+  cafile = "string", capath = "string", certfile = "string", keyfile = "string",
+  password = "string", ciphers = "string", verify = "boolean", min_version = "string",
+  server = "boolean",
+}
+
+-- lurl.ssl_context{ cafile, capath, certfile, keyfile, password,
+--   min_version = "TLSv1.2", ciphers, verify = true }: a client context.
+-- Without cafile and capath it trusts the system's CA store. verify = false
+-- turns certificate and host name checks off (unsafe: anyone on the path
+-- can read and change the traffic). A file that does not load raises, so a
+-- mistyped path never means a silently different trust or identity.
+-- server = true makes a server context (lurl.testing.server): certfile and
+-- keyfile required; verify = true with a cafile asks clients for certificates.
+function M.context(opts, level)
+  level = (level or 1) + 1
+  if type(opts) ~= "table" then errors.argerror("ssl_context", "#1", "options table expected, got " .. type(opts), level) end
+  for k, v in pairs(opts) do
+    local want = CONTEXT_OPTIONS[k]
+    if not want then errors.argerror("ssl_context", "#1", "unknown option '" .. tostring(k) .. "'", level) end
+    if type(v) ~= want then errors.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v), level) end
+  end
+  if opts.min_version and not VERSIONS[opts.min_version] then
+    errors.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version, level)
+  end
+  if opts.keyfile and not opts.certfile then
+    errors.argerror("ssl_context", "'keyfile'", "needs certfile", level)
+  end
+  if opts.server and not opts.certfile then
+    errors.argerror("ssl_context", "'certfile'", "a server context needs a certificate", level)
+  end
+  if opts.server and opts.verify and not opts.cafile and not opts.capath then
+    errors.argerror("ssl_context", "'cafile'", "a server that verifies clients needs cafile or capath", level)
+  end
+  local ctx, err = core.tls.context(opts)
+  if not ctx then errors.argerror("ssl_context", "#1", (err:gsub("^ESSL: ", "")), level) end
+  return ctx
+end
+
+local shared = {}
+
+local function default_context()
+  shared.verified = shared.verified or M.context({}, 3)
+  return shared.verified
+end
+
+local function unverified_context()
+  shared.unverified = shared.unverified or M.context({ verify = false }, 3)
+  return shared.unverified
+end
+
+-- ---- pinning ----
+
+local Fingerprint = {}
+local fp_mt = { __name = "lurl.fingerprint", __index = Fingerprint }
+function fp_mt.__tostring(f) return "lurl.fingerprint (sha256 " .. f.digest .. ")" end
+
+-- lurl.fingerprint("sha256 hex of the DER certificate"): colons and spaces
+-- as in `openssl x509 -fingerprint -sha256` are allowed. As in aiohttp,
+-- MD5 and SHA-1 digests are refused. The certificate is not verified
+-- otherwise: the pin is the trust.
+function M.fingerprint(hex)
+  if type(hex) ~= "string" then errors.argerror("fingerprint", "#1", "hex string expected, got " .. type(hex), 2) end
+  local digest = hex:gsub("[:%s]", ""):lower()
+  if digest:find("[^0-9a-f]") then errors.argerror("fingerprint", "#1", "not a hex digest: " .. hex, 2) end
+  if #digest == 32 or #digest == 40 then
+    errors.argerror("fingerprint", "#1", "MD5 and SHA-1 are insecure and not supported, use SHA-256", 2)
+  end
+  if #digest ~= 64 then
+    errors.argerror("fingerprint", "#1", "SHA-256 digest of 64 hex digits expected, got " .. #digest, 2)
+  end
+  return setmetatable({ digest = digest }, fp_mt)
+end
+
+function M.is_fingerprint(v) return getmetatable(v) == fp_mt end
+
+-- ---- settings ----
+
+-- Whether v is a valid ssl= value: nil, a boolean, a context or a fingerprint.
+function M.check(v)
+  return v == nil or type(v) == "boolean" or is_context(v) or M.is_fingerprint(v),
+    "true, false, lurl.ssl_context or lurl.fingerprint expected"
+end
+
+-- settings(ssl, server_hostname) -> { context, fingerprint, server_hostname,
+-- tag }. The tag joins the pool key: connections made under different
+-- settings (verified or not, another context, a pin, another SNI name) are
+-- never shared.
+local context_ids = setmetatable({}, { __mode = "k" })
+local next_id = 0
+
+local function context_tag(ctx)
+  local id = context_ids[ctx]
+  if not id then
+    next_id = next_id + 1
+    id = next_id
+    context_ids[ctx] = id
+  end
+  return "|ctx" .. id
+end
+
+function M.settings(ssl, server_hostname)
+  local s
+  if ssl == nil or ssl == true then
+    s = { context = default_context(), tag = "" }
+  elseif ssl == false then
+    s = { context = unverified_context(), tag = "|unverified" }
+  elseif M.is_fingerprint(ssl) then
+    s = { context = unverified_context(), fingerprint = ssl.digest, tag = "|sha256:" .. ssl.digest }
+  else
+    s = { context = ssl, tag = context_tag(ssl) }
+  end
+  if server_hostname then
+    s.server_hostname = server_hostname
+    s.tag = s.tag .. "|sni:" .. server_hostname
+  end
+  return s
+end
+
+-- ---- the handshake ----
+
+local function failure(kind, host, port, msg, fields, ctx)
+  fields.host, fields.port = host, port
+  return errors.annotate(errors.new(kind, ("cannot connect to %s:%s: %s"):format(host, tostring(port), msg), fields),
+    ctx or {})
+end
+
+local function handshake_error(host, port, msg, ename, code, ctx)
+  if ename == "ECERT" then
+    return failure("ClientConnectorCertificateError", host, port, msg,
+      { verify_code = code, errno = ename }, ctx)
+  end
+  return failure("ClientConnectorSSLError", host, port, "TLS handshake failed: " .. tostring(msg),
+    { errno = ename }, ctx)
+end
+
+-- handshake(stream, settings, host, port, deadline, ctx) -> info (what
+-- stream:tls_info() tells), or nil and a typed error. Runs under the
+-- sock_connect limit, as part of establishing the connection.
+function M.handshake(stream, s, host, port, deadline, ctx)
+  local name = s.server_hostname or host
+  local task, seq = sched.prepare()
+  local ok, e, en = stream:tls_start(s.context, name, name .. ":" .. port, function(...)
+    sched.wake(task, seq, ...)
+  end)
+  if not ok then return nil, handshake_error(host, port, e, en, nil, ctx) end
+  local done, msg, ename, code = deadline:park(task, "sock_connect", ctx, function() stream:close() end)
+  if not done then
+    if type(msg) == "table" then return nil, msg end
+    return nil, handshake_error(host, port, msg, ename, code, ctx)
+  end
+  local info = stream:tls_info()
+  local got = info.peer and info.peer.fingerprint
+  if s.fingerprint and got ~= s.fingerprint then
+    return nil, failure("ServerFingerprintMismatch", host, port,
+      ("certificate fingerprint mismatch: expected sha256 %s, got %s"):format(s.fingerprint, tostring(got)),
+      { expected = s.fingerprint, got = got }, ctx)
+  end
+  return info
+end
+
+return M
