@@ -17,9 +17,9 @@ typedef struct {
     /* Bytes from the socket (nread > 0; base is the runtime's read buffer),
      * or its end (UV_EOF) or a failure (nread < 0). */
     void (*received)(l_stream *t, char *base, ssize_t nread);
-    /* Send the strings (the argument at index 2 of L's stack, an optional
-     * completion function at 3): 1 when sent at once, 0 when queued (the
-     * function follows), or a libuv error with the message pushed. */
+    /* Send the strings (stream:write's data at index 2 of L's stack, its
+     * optional completion function at 3): 1 when sent at once, 0 when queued
+     * (the function follows), or a libuv error code. */
     int (*write)(lua_State *L, l_stream *t, uv_buf_t *bufs, int n);
 } stream_transport;
 

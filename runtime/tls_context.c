@@ -166,12 +166,13 @@ static int load_system_cas(SSL_CTX *ctx) {
     return SSL_CTX_set_default_verify_paths(ctx);
 }
 
-/* CA store: the given files, or the system's when none are given, as
- * Python's create_default_context does. */
+/* CA store: the given files (loaded even when nothing is verified, so a bad
+ * path is an error either way), or the system's when none are given and
+ * certificates are verified, as Python's create_default_context does. */
 static int load_cas(lua_State *L, tls_context *x) {
     const char *cafile = opt_string(L, "cafile"), *capath = opt_string(L, "capath");
     if (!cafile && !capath) {
-        if (x->server || load_system_cas(x->ctx)) return 0;
+        if (x->server || !x->verify || load_system_cas(x->ctx)) return 0;
         return load_failed(L, "the system CA store", "");
     }
     if (!SSL_CTX_load_verify_locations(x->ctx, cafile, capath))
@@ -239,7 +240,7 @@ static int l_context(lua_State *L) {
     if (!x->ctx) return load_failed(L, "a TLS context", "");
     SSL_CTX_set_app_data(x->ctx, x);
     int r = configure(L, x);
-    if (!r && x->verify) r = load_cas(L, x);
+    if (!r) r = load_cas(L, x);
     if (!r) r = load_identity(L, x);
     if (r) return r;
     lua_settop(L, 2);

@@ -14,27 +14,12 @@ if [ ! -x "$NGINX" ]; then
 fi
 STOP_SIGNAL=QUIT
 . "$(dirname "$0")/interop/common.sh" nginx
+. spec/interop/nginx.sh
 SERVER_LOG="$T/error.log"
-
-free_port() {
-  local py
-  for py in python3 /usr/bin/python3; do
-    if command -v "$py" >/dev/null 2>&1; then
-      "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null && return 0
-    fi
-  done
-  # no Python: a random high port that nothing answers on
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
 
 # ---- the document root ----
 WWW=$T/www
-mkdir -p "$WWW/static" "$WWW/ssi" "$WWW/dav" "$T/tmp"
+mkdir -p "$WWW/static" "$WWW/ssi" "$WWW/dav"
 printf 'hello from nginx\n' > "$WWW/static/hello.txt"
 printf 'included part: 0123456789\n' > "$WWW/static/part.txt"
 head -c 1048576 /dev/urandom > "$WWW/static/blob.bin"
@@ -47,20 +32,10 @@ between the includes
 <!--# include virtual="/static/part.txt" -->
 </body></html>
 HTML
-# Running as root, nginx workers would switch to "nobody", who cannot read
-# the mktemp -d directory: keep them as the current user.
-USER_LINE=
-if [ "$(id -u)" -eq 0 ]; then USER_LINE="user $(id -un) $(id -gn);"; fi
-
 write_conf() {
   local port=$1
   cat > "$T/nginx.conf" <<CONF
-$USER_LINE
-worker_processes 1;
-daemon off;
-pid $T/nginx.pid;
-error_log $T/error.log info;
-events { worker_connections 128; }
+$NGINX_MAIN
 http {
   types {
     text/html html shtml;
@@ -70,15 +45,7 @@ http {
   default_type application/octet-stream;
   log_format interop '\$connection \$connection_requests "\$request" \$status \$body_bytes_sent "\$http_user_agent"';
   access_log $T/access.log interop;
-  client_body_temp_path $T/tmp/body;
-  proxy_temp_path $T/tmp/proxy;
-  fastcgi_temp_path $T/tmp/fastcgi;
-  uwsgi_temp_path $T/tmp/uwsgi;
-  scgi_temp_path $T/tmp/scgi;
-  sendfile on;
-  keepalive_timeout 30s;
-  keepalive_requests 1000;
-  gzip off;
+  $NGINX_HTTP
   server {
     listen 127.0.0.1:$port;
     server_name localhost;
@@ -121,27 +88,9 @@ http {
 CONF
 }
 
-# ---- start nginx (a few tries in case the port was taken meanwhile) ----
-PORT=
-for attempt in 1 2 3; do
-  PORT=$(free_port) || { fail "no free port found"; exit 1; }
-  write_conf "$PORT"
-  if ! "$NGINX" -t -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >"$T/configtest.log" 2>&1; then
-    cat "$T/configtest.log"; fail "nginx -t rejects the generated config"; exit 1
-  fi
-  : > "$T/error.log"
-  "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
-  SERVER_PID=$!
-  up=0
-  for _ in $(seq 100); do          # up to ~10 s
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
-    sleep 0.1
-  done
-  [ "$up" -eq 1 ] && break
-  echo "nginx did not come up on port $PORT (attempt $attempt):"; tail -n 5 "$T/error.log" "$T/nginx.out" 2>/dev/null
-  stop_server
-done
+# ---- start nginx ----
+start_nginx 1
+PORT=${PORTS[0]}
 if [ -z "$SERVER_PID" ]; then fail "nginx did not start"; echo "0 passed, 1 failed"; exit 1; fi
 echo "nginx $("$NGINX" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$PORT, docroot $WWW"
 
@@ -175,11 +124,7 @@ if grep -q '" 400 ' "$T/access.log"; then
 else
   pass "access log: no 400 responses"
 fi
-if grep -E '\[(alert|crit|emerg)\]' "$T/error.log" >/dev/null; then
-  fail "error.log has alerts"; grep -E '\[(alert|crit|emerg)\]' "$T/error.log" | head
-else
-  pass "error.log: no alerts"
-fi
+check_error_log "alert|crit|emerg"
 
 stop_server
 echo "interop_nginx: $PASSED passed, $FAILED failed"

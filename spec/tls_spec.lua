@@ -272,9 +272,12 @@ describe("https", function()
 
   describe("ssl_context", function()
     it("raises on a file that does not load, naming it", function()
-      local ok, err = pcall(lurl.ssl_context, { cafile = P .. "missing.pem" })
-      assert.is_false(ok)
-      assert.matches("cannot load cafile '" .. P .. "missing.pem'", err, 1, true)
+      for _, verify in ipairs { true, false } do
+        local ok, err = pcall(lurl.ssl_context, { cafile = P .. "missing.pem", verify = verify })
+        assert.is_false(ok)
+        assert.matches("cannot load cafile '" .. P .. "missing.pem'", err, 1, true)
+      end
+      local ok, err
       ok, err = pcall(lurl.ssl_context, { certfile = P .. "client.pem", keyfile = P .. "server.key" })
       assert.is_false(ok)
       assert.matches("keyfile", err, 1, true)
