@@ -19,13 +19,19 @@ struct tls_conn {
     BIO *rbio, *wbio;  /* the network side: bytes from the socket, bytes for it */
     int ctx_ref;       /* keeps the context (and its session cache) alive */
     int done_ref;      /* the handshake's callback */
-    int broken;        /* the handshake failed: no more reads or writes */
+    int broken;        /* TLS failed (handshake or records): no more reads or writes */
     char *session_key; /* host:port, when sessions are saved and resumed */
 };
 
 const char *tls_session_key(SSL *ssl) {
     tls_conn *c = SSL_get_app_data(ssl);
     return c ? c->session_key : NULL;
+}
+
+/* SSL_get_error needs an empty error queue before each call; emptying one
+ * that is empty, on every record, costs more than looking. */
+static void clear_errors(void) {
+    if (ERR_peek_error()) ERR_clear_error();
 }
 
 /* Send what OpenSSL wrote into the network BIO. */
@@ -76,7 +82,7 @@ static void fail_handshake(l_stream *t, const char *message, const char *ename) 
  * reason is in OpenSSL's error queue). Sends whatever the step produced: the
  * next flight, or the alert that tells the peer why it failed. */
 static int handshake_step(l_stream *t) {
-    ERR_clear_error();
+    clear_errors();
     int r = SSL_do_handshake(t->tls->ssl);
     int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->tls->ssl, r);
     flush(t->h.rt->L, t, 0);
@@ -128,7 +134,7 @@ static void pump(l_stream *t) {
     size_t len = 0;
     while (t->tls && !t->tls->broken) {
         size_t got = 0;
-        ERR_clear_error();
+        clear_errors();
         int ok = SSL_read_ex(t->tls->ssl, buf + len, RT_READ_BUF_SIZE - len, &got);
         int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->tls->ssl, 0);
         len += got;
@@ -172,7 +178,7 @@ static void tls_received(l_stream *t, char *base, ssize_t nread) {
 static int tls_write(lua_State *L, l_stream *t, uv_buf_t *bufs, int n) {
     tls_conn *c = t->tls;
     if (c->broken) return UV_EPROTO;
-    ERR_clear_error();
+    clear_errors();
     for (int i = 0; i < n; i++) {
         size_t done;
         if (bufs[i].len && !SSL_write_ex(c->ssl, bufs[i].base, bufs[i].len, &done)) {
@@ -216,8 +222,11 @@ static int new_ssl(tls_conn *c, tls_context *x, const char *host, const char *se
     if (host && !set_peer_name(c->ssl, x->verify, host)) return 0;
     if (!session_key) return 1;
     if (!(c->session_key = strdup(session_key))) return 0;
-    SSL_SESSION *saved = tls_context_session(x, session_key);
-    return !saved || SSL_set_session(c->ssl, saved);
+    SSL_SESSION *saved = tls_context_take_session(x, session_key);
+    if (!saved) return 1;
+    int ok = SSL_set_session(c->ssl, saved);
+    SSL_SESSION_free(saved);
+    return ok;
 }
 
 void tls_free(l_stream *t) {

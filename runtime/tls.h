@@ -7,13 +7,15 @@
 #include "rt.h"
 
 #define TLS_CONTEXT_MT "lurl.ssl_context"
-#define TLS_SESSIONS 64
+#define TLS_SESSIONS 256           /* saved sessions per context */
+#define TLS_SESSIONS_PER_SERVER 16 /* of them for one server (host:port) */
 
-/* The newest session ticket of one server (host:port), so that the next
- * connection to it resumes instead of doing a full handshake. */
+/* A session (a TLS 1.3 ticket, or a TLS 1.2 session) of one server, so that
+ * a later connection to it resumes instead of doing a full handshake. */
 typedef struct {
-    char *key;
+    char *key; /* host:port */
     SSL_SESSION *session;
+    unsigned long seq; /* when it was saved: the newest is used first */
 } tls_session_slot;
 
 typedef struct {
@@ -22,13 +24,13 @@ typedef struct {
     int verify; /* checks the peer's certificate and name */
     char *password;
     tls_session_slot sessions[TLS_SESSIONS];
-    int next_slot; /* the slot a new server's session replaces */
+    unsigned long seq;
 } tls_context;
 
 tls_context *tls_context_check(lua_State *L, int idx);
 
-/* The saved session for key (borrowed), or NULL. */
-SSL_SESSION *tls_context_session(tls_context *x, const char *key);
+/* A saved session for key, or NULL; the caller owns the reference. */
+SSL_SESSION *tls_context_take_session(tls_context *x, const char *key);
 
 /* OpenSSL's new-session callback: keeps the session under the connection's key. */
 int tls_context_keep_session(SSL *ssl, SSL_SESSION *session);

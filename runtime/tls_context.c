@@ -1,8 +1,8 @@
 /* core.tls.context{...}: an OpenSSL SSL_CTX as a Lua object. Building one
  * reads CA stores, certificates and keys, so the Lua side makes each once
  * and shares it; every connection made with it holds a reference to it.
- * A context also keeps the newest session of each server it talked to, for
- * resumption (RFC 8446 section 2.2). */
+ * A context also keeps sessions of the servers it talked to, for resumption
+ * (RFC 8446 section 2.2). */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +42,6 @@ void tls_push_reason(lua_State *L, const char *fallback) {
 
 /* ---- sessions ---- */
 
-SSL_SESSION *tls_context_session(tls_context *x, const char *key) {
-    for (int i = 0; i < TLS_SESSIONS; i++) {
-        tls_session_slot *s = &x->sessions[i];
-        if (s->key && strcmp(s->key, key) == 0) return s->session;
-    }
-    return NULL;
-}
-
 static void clear_slot(tls_session_slot *s) {
     free(s->key);
     if (s->session) SSL_SESSION_free(s->session);
@@ -57,25 +49,65 @@ static void clear_slot(tls_session_slot *s) {
     s->session = NULL;
 }
 
-/* A server's slot, or the oldest one when it has none (the cache is small and
- * a client talks to few servers; the oldest goes first). */
-static tls_session_slot *slot_for(tls_context *x, const char *key) {
-    for (int i = 0; i < TLS_SESSIONS; i++)
-        if (x->sessions[i].key && strcmp(x->sessions[i].key, key) == 0) return &x->sessions[i];
-    tls_session_slot *s = &x->sessions[x->next_slot];
-    x->next_slot = (x->next_slot + 1) % TLS_SESSIONS;
-    clear_slot(s);
-    return s;
+static int is_for(const tls_session_slot *s, const char *key) {
+    return s->key && strcmp(s->key, key) == 0;
+}
+
+/* TLS 1.3 tickets are meant to be used once (RFC 8446 appendix C.4), and
+ * OpenSSL stops resuming the session object a handshake used: a ticket is
+ * taken out of the cache while the server has others. The last one stays
+ * and connections get copies of it, so that a burst of new connections
+ * still resumes (a reused ticket costs privacy, not security). TLS 1.2
+ * sessions are reused as they are. */
+SSL_SESSION *tls_context_take_session(tls_context *x, const char *key) {
+    tls_session_slot *best = NULL;
+    int count = 0;
+    for (int i = 0; i < TLS_SESSIONS; i++) {
+        tls_session_slot *s = &x->sessions[i];
+        if (!is_for(s, key)) continue;
+        count++;
+        if (!best || s->seq > best->seq) best = s;
+    }
+    if (!best) return NULL;
+    SSL_SESSION *session = best->session;
+    if (count == 1 || SSL_SESSION_get_protocol_version(session) < TLS1_3_VERSION)
+        return SSL_SESSION_dup(session);
+    best->session = NULL;
+    clear_slot(best);
+    return session;
+}
+
+/* Where a new session of key goes: the server's oldest when it has its
+ * share, else a free slot, else the oldest of all. NULL when the session is
+ * in the cache already (OpenSSL reports a TLS 1.2 session again when it was
+ * resumed). */
+static tls_session_slot *slot_for(tls_context *x, const char *key, SSL_SESSION *session) {
+    tls_session_slot *own = NULL, *any = NULL;
+    int count = 0;
+    for (int i = 0; i < TLS_SESSIONS; i++) {
+        tls_session_slot *s = &x->sessions[i];
+        if (s->session == session) return NULL;
+        if (is_for(s, key)) {
+            count++;
+            if (!own || s->seq < own->seq) own = s;
+        }
+        if (!any || (any->key && (!s->key || s->seq < any->seq))) any = s;
+    }
+    return count >= TLS_SESSIONS_PER_SERVER ? own : any;
 }
 
 int tls_context_keep_session(SSL *ssl, SSL_SESSION *session) {
     const char *key = tls_session_key(ssl);
     tls_context *x = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     if (!key || !x || !SSL_SESSION_is_resumable(session)) return 0;
-    tls_session_slot *s = slot_for(x, key);
-    if (!s->key && !(s->key = strdup(key))) return 0;
-    if (s->session) SSL_SESSION_free(s->session);
+    tls_session_slot *s = slot_for(x, key, session);
+    if (!s) return 0;
+    char *copy = strdup(key);
+    if (!copy) return 0;
+    clear_slot(s);
+    s->key = copy;
     s->session = session;
+    s->seq = ++x->seq;
     return 1; /* the slot owns the reference OpenSSL handed over */
 }
 
@@ -261,7 +293,7 @@ static int context_gc(lua_State *L) {
     return 0;
 }
 
-/* context:sessions() -> how many servers have a saved session. */
+/* context:sessions() -> how many sessions are saved (of all servers). */
 static int context_sessions(lua_State *L) {
     tls_context *x = tls_context_check(L, 1);
     int n = 0;

@@ -269,7 +269,8 @@ check("resumption: one context shared by two sessions", function()
   eq(i1.reused, ".", "nginx's ssl_session_reused on the first connection")
   assert(r1.timings.tls > 0, "timings.tls of the full handshake: " .. r1.timings.tls)
   s1:close()
-  eq(rctx:sessions(), 1, "sessions kept by the context")
+  -- nginx sends two TLS 1.3 tickets per connection; each is used once
+  assert(rctx:sessions() >= 1, "sessions kept by the context: " .. rctx:sessions())
 
   local s2 = session { connector = lurl.connector { ssl = rctx }, headers = { ["User-Agent"] = "lurl-tls-resume-2" } }
   local r2 = ok(s2:get(HOST_A .. "/info"))
