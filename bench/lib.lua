@@ -35,7 +35,8 @@ function M.run_tasks(conns, fn)
 end
 
 -- GET url on session and read the body: it must be status 200 with len
--- bytes, or this raises an error naming task t's request i.
+-- bytes, or this raises an error naming task t's request i. Returns the
+-- response.
 function M.get(session, url, len, t, i)
   local resp, err = session:get(url)
   if not resp then error(("task %d request %d: %s"):format(t, i, tostring(err)), 0) end
@@ -44,6 +45,7 @@ function M.get(session, url, len, t, i)
     error(("task %d request %d: status %s, %s bytes (%s)"):format(t, i, tostring(resp.status),
       body and #body or "no", tostring(rerr)), 0)
   end
+  return resp
 end
 
 return M

@@ -1,7 +1,8 @@
 # Turns scripts/bench's raw results into the markdown table (medians over runs).
 #   python3 bench/report.py RESULTS META
 # RESULTS: one line per run, "w=W1 client=lurl run=1 status=ok requests=..
-# seconds=.. cpu=.. rss_kb=.." (W4 adds conns= bytes_per_conn= fds= idle=),
+# seconds=.. cpu=.. rss_kb=.." (W4 adds conns= bytes_per_conn= fds= idle=; W6
+# and W7 resumed= logged= tls=, what nginx logged of the client's handshakes),
 # or "status=missing|failed reason=free text to the end of the line".
 # META: key=value lines (machine, versions, parameters).
 import statistics
@@ -9,6 +10,7 @@ import sys
 import time
 
 ORDER = ["lurl", "wrk", "curl", "undici", "aiohttp", "lua-http"]
+ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 
 
 def parse_line(line):
@@ -64,12 +66,25 @@ def fmt_cpu(us):
     return f"{us:,.1f}" if us < 100 else fmt_int(us)
 
 
+def resumed_share(rs):
+    """W6, W7: the median share of nginx's logged requests that resumed a TLS
+    session, as the result column says it."""
+    shares = [int(r["resumed"]) / int(r["logged"]) for r in rs if int(r.get("logged", 0))]
+    if not shares:
+        return "resumed: ?"
+    if max(shares) == 0:
+        return "none resumed"
+    return f"{med(shares) * 100:.1f}% resumed"
+
+
 def main():
     recs = load(sys.argv[1])
     meta = meta_of(sys.argv[2])
     runs = int(meta.get("runs", "3"))
     w1_n, w1_c = meta["w1"].split()
     w2_n, w2_c = meta["w2"].split()
+    w5_n, w5_c = meta.get("w5", "100000 64").split()
+    hs_n, hs_c, hs_wrk_s = meta.get("hs", "2000 16 3").split()
     wrk_s, wrk2_s = meta["wrk_s"].split()
     curl_w1 = meta.get("curl_w1", w1_n)
     label = {"lua-http": meta.get("lua-http-label", "lua-http")}
@@ -93,13 +108,16 @@ def main():
 
     def rate(r, w):
         n, s = float(r["requests"]), float(r["seconds"])
-        return n / s  # W1: req/s; W2: MiB/s, the bodies being 1 MiB each
+        return n / s  # W1, W5: req/s; W2: MiB/s, the bodies being 1 MiB each; W6, W7: handshakes/s
 
     titles = {
         "W1": f"W1 1 KiB GET ×{int(w1_n):,}, {w1_c} conns",
         "W2": f"W2 1 MiB GET ×{int(w2_n):,}, {w2_c} conns",
         "W3": "W3 start + 1 GET + exit",
         "W4": f"W4 {int(meta['w4']):,} idle keep-alive conns",
+        "W5": f"W5 HTTPS 1 KiB GET ×{int(w5_n):,}, {w5_c} conns",
+        "W6": f"W6 TLS full handshakes ×{int(hs_n):,}, {hs_c} at once",
+        "W7": f"W7 TLS resumed handshakes ×{int(hs_n):,}, {hs_c} at once",
     }
     rows = []
     partial_failures = []
@@ -109,19 +127,33 @@ def main():
             if r.get("status") == "failed" and ok(w, c):
                 partial_failures.append(f"{w} {name}: run {r.get('run', '?')} failed: {r.get('reason', '?')}")
 
-    def load_result(w, c, rs):
-        """W1, W2: throughput, and its ratio to wrk's."""
-        ref = ok(w, "wrk")
+    def throughput(w, rs, ref_client):
+        """Runs rs of workload w: their rates, the median rate, ref_client's
+        median rate (None without a successful run), CPU us per request and
+        peak RSS (medians)."""
+        ref = ok(w, ref_client)
         ref_rate = med([rate(r, w) for r in ref]) if ref else None
         rates = [rate(r, w) for r in rs]
-        rt = med(rates)
         cpu = med([float(r["cpu"]) / float(r["requests"]) * 1e6 for r in rs])
         rss = med([float(r["rss_kb"]) for r in rs])
-        unit = "req/s" if w == "W1" else "MiB/s"
+        return rates, med(rates), ref_rate, cpu, rss
+
+    def load_result(w, c, rs):
+        """W1, W2, W5: throughput, and its ratio to wrk's."""
+        rates, rt, ref_rate, cpu, rss = throughput(w, rs, "wrk")
+        unit = "MiB/s" if w == "W2" else "req/s"
         res = f"{fmt_int(rt)} {unit}{spread(rates)}"
         if c == "curl" and w == "W1" and curl_w1 != w1_n:
             res += f" ({int(curl_w1):,} requests)"
         ratio = "1.00× wrk" if c == "wrk" and ref_rate else (f"{rt / ref_rate:.2f}× wrk" if ref_rate else "—")
+        return res, ratio, cpu, rss
+
+    def handshake_result(w, c, rs):
+        """W6, W7: new TLS connections per second, the share nginx saw resumed,
+        and the rate's ratio to curl's."""
+        rates, rt, ref_rate, cpu, rss = throughput(w, rs, "curl")
+        res = f"{fmt_int(rt)} handshakes/s{spread(rates)} ({resumed_share(rs)})"
+        ratio = f"{rt / ref_rate:.2f}× curl" if ref_rate else "—"
         return res, ratio, cpu, rss
 
     def start_result(w, c, rs):
@@ -168,8 +200,9 @@ def main():
                 note_failures(w, c, name)
             rows.append((titles[w], name, res, ratio, fmt_cpu(cpu), fmt_rss(rss)))
 
-    results = {"W1": load_result, "W2": load_result, "W3": start_result, "W4": memory_result}
-    for w in ["W1", "W2", "W3", "W4"]:
+    results = {"W1": load_result, "W2": load_result, "W3": start_result, "W4": memory_result,
+               "W5": load_result, "W6": handshake_result, "W7": handshake_result}
+    for w in ALL_WORKLOADS:
         if any(k[0] == w for k in by):
             add_rows(w, results[w], "target < 8 KiB" if w == "W4" else "—")
 
@@ -188,7 +221,7 @@ def main():
         f"wrk: {meta['wrk']}; curl: {meta['curl']}; undici: {meta['undici']}; "
         f"aiohttp: {meta['aiohttp']}; lua-http: {meta['lua-http']}; hyperfine: {meta['hyperfine']}."
     )
-    if meta.get("only") != "W1 W2 W3 W4" or meta.get("peers") != " ".join(ORDER):
+    if meta.get("only") != " ".join(ALL_WORKLOADS) or meta.get("peers") != " ".join(ORDER):
         out.append("")
         out.append(f"Partial run: workloads {meta.get('only')}; clients {meta.get('peers')}.")
     out.append("")
@@ -198,17 +231,20 @@ def main():
         out.append("| " + " | ".join(x.replace("|", "/") for x in r) + " |")
     out.append("")
     notes = [
-        "result: W1 requests/s, W2 MiB/s of response bodies, W3 wall time of one process "
-        "(hyperfine median), W4 growth of VmRSS per open connection. Every client checks each "
-        "status and body length (wrk does not check bodies).",
+        "result: W1, W5 requests/s, W2 MiB/s of response bodies, W3 wall time of one process "
+        "(hyperfine median), W4 growth of VmRSS per open connection, W6 and W7 new TLS "
+        "connections per second (one GET each). Every client checks each status and body length "
+        "(wrk does not check bodies).",
         "±N%: half the spread between the fastest and slowest run, relative to the median. "
         "A load average well above 0 before the run means something else was using the CPUs.",
-        "vs ref: throughput ÷ wrk's (W1, W2; higher is better); W3 time ÷ curl's (lower is better).",
+        "vs ref: throughput ÷ wrk's (W1, W2, W5; higher is better); W3 time ÷ curl's (lower is "
+        "better); handshakes/s ÷ curl's (W6, W7; higher is better).",
         "CPU us/req: user + system CPU of the client process (GNU time) ÷ requests; it includes "
-        "process start-up. W3: CPU of one whole run; W4: per connection opened (one GET each).",
+        "process start-up. W3: CPU of one whole run; W4: per connection opened (one GET each); "
+        "W6, W7: per handshake (= per request).",
         "peak RSS: the client's maximum resident set (GNU time).",
         f"lurl, undici, aiohttp and lua-http time their load phase themselves; curl's figure is "
-        f"its process wall time; wrk runs for a duration ({wrk_s} s in W1, {wrk2_s} s in W2) "
+        f"its process wall time; wrk runs for a duration ({wrk_s} s in W1 and W5, {wrk2_s} s in W2) "
         "and its own req/s is used.",
         "lurl: one session, N tasks looping session:get (W2 streams with iter_chunked(65536)); "
         "undici: Pool{connections: N}, N loops; aiohttp: TCPConnector(limit=N), N tasks; "
@@ -216,6 +252,23 @@ def main():
         "curl: --parallel --parallel-max N over a URL glob (`?[1-N]` query, ignored by nginx), "
         "-o /dev/null, -w status/size checked.",
     ]
+    if any(k[0] in ("W5", "W6", "W7") for k in by):
+        notes.append(
+            "W5-W7 (HTTPS): nginx serves TLS 1.2 and 1.3 with a throwaway "
+            "EC P-256 certificate from spec/tls/make_certs.sh; lurl, curl, undici and aiohttp verify "
+            "it against the throwaway CA (lurl.ssl_context{cafile}, --cacert, connect.ca, "
+            "ssl.create_default_context(cafile=)); wrk does not verify certificates. lua-http is not "
+            "run over HTTPS.")
+    if any(k[0] in ("W6", "W7") for k in by):
+        notes.append(
+            "W6, W7: each GET on a new TLS connection: lurl connector{force_close = true}, curl "
+            "-H 'Connection: close' (and --parallel-max N), undici 'connection: close', aiohttp "
+            "TCPConnector(force_close=True), wrk -H 'Connection: close'; the server also closes "
+            "(keepalive_timeout 0). W6's server has no session tickets or cache (full handshakes "
+            "only); W7's has nginx's tickets. % resumed: nginx's $ssl_session_reused over the run's "
+            "requests (median of runs); every logged request was its connection's first. "
+            f"wrk runs {hs_wrk_s} s; the others make {int(hs_n):,} connections, {hs_c} at a time. "
+            "Protocols nginx logged: " + (", ".join(sorted({r["tls"] for r in recs if r.get("tls")})) or "?") + ".")
     if curl_w1 != w1_n:
         notes.append(f"curl's W1 row is {int(curl_w1):,} requests instead of {int(w1_n):,}.")
     notes.extend(partial_failures)

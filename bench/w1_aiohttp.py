@@ -1,18 +1,30 @@
-# W1/W2 peer: aiohttp ClientSession with TCPConnector(limit=CONNS), TOTAL GETs
-# from CONNS tasks, every body read and its length checked.
-#   /usr/bin/python3 bench/w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN]
+# W1/W2/W5/W6/W7 peer: aiohttp ClientSession with TCPConnector(limit=CONNS),
+# TOTAL GETs from CONNS tasks, every body read and its length checked. With
+# CAFILE (W5, an https URL) the server is verified against that CA. With
+# close (W6, W7) every GET is on a new connection (TCPConnector(force_close=True)).
+#   /usr/bin/python3 bench/w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN] [CAFILE [close]]
 # Prints "requests=N seconds=S" (the load phase only).
 import asyncio
+import ssl
 import sys
 import time
 
 import aiohttp
 
+USAGE = "usage: w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN] [CAFILE [close]]"
 
-async def main(url, total, conns, length):
-    connector = aiohttp.TCPConnector(limit=conns, keepalive_timeout=300)
+
+def connector(conns, cafile, close):
+    """A pool of CONNS keep-alive connections, or with close one per request."""
+    tls = ssl.create_default_context(cafile=cafile) if cafile else None
+    reuse = {"force_close": True} if close else {"keepalive_timeout": 300}
+    return aiohttp.TCPConnector(limit=conns, ssl=tls, **reuse)
+
+
+async def main(url, total, conns, length, cafile=None, close=False):
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
+    async with aiohttp.ClientSession(connector=connector(conns, cafile, close), timeout=timeout,
+                                     auto_decompress=False) as session:
         async def loop(n):
             for _ in range(n):
                 async with session.get(url) as resp:
@@ -34,7 +46,8 @@ async def main(url, total, conns, length):
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    if not a:
-        sys.exit("usage: w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN]")
+    if not a or len(a) > 6 or (len(a) == 6 and a[5] != "close"):
+        sys.exit(USAGE)
     asyncio.run(main(a[0], int(a[1]) if len(a) > 1 else 200000,
-                     int(a[2]) if len(a) > 2 else 64, int(a[3]) if len(a) > 3 else 1024))
+                     int(a[2]) if len(a) > 2 else 64, int(a[3]) if len(a) > 3 else 1024,
+                     a[4] if len(a) > 4 else None, len(a) > 5))
