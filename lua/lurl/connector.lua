@@ -439,8 +439,9 @@ end
 
 -- acquire(key, host, port, deadline, opts) -> conn, reused; or nil, err.
 -- opts: context (error context), trace, fresh (skip idle connections),
--- max_line_size, max_field_size; the time spent waiting, resolving and
--- connecting is written to opts.queue, opts.dns and opts.connect.
+-- max_line_size, max_field_size, ssl (the TLS settings of an https request,
+-- Connector:tls_for); the time spent waiting, resolving, connecting and in
+-- the TLS handshake is written to opts.queue, dns, connect and handshake.
 function Connector:acquire(key, host, port, deadline, opts)
   if self.closed then return nil, closed_error(opts.context) end
   deadline:begin_connect()
