@@ -72,5 +72,7 @@ int rt_open_core(lua_State *L) {
     lua_setfield(L, -2, "h1");
     rt_open_tls(L);
     lua_setfield(L, -2, "tls");
+    rt_open_domain(L);
+    lua_setfield(L, -2, "domain");
     return 1;
 }
