@@ -941,6 +941,32 @@ describe("connector", function()
     end)
   end)
 
+  describe("resolve overrides", function()
+    it("send host:port to another address and port, keeping the name in the request", function()
+      server = support.server { ["*"] = function(req) return req.headers["host"] end }
+      local resolver = support.resolver {}
+      s = lurl.session { connector = lurl.connector {
+        resolve = { ["home.example.org:8888"] = "127.0.0.1:" .. server.port, ["Other.Example:80"] = "127.0.0.1" },
+        resolver = resolver.fn } }
+      assert.are.equal("home.example.org:8888", ok_body(s:get("http://home.example.org:8888/x")))
+      assert.are.equal(0, resolver.calls)
+      -- without a port the override keeps the URL's (nothing listens on 80)
+      local resp, err = s:get("http://other.example/x", { timeout = lurl.timeout { sock_connect = 2 } })
+      assert.is_nil(resp)
+      assert.are.equal("ClientConnectorError", err.kind)
+      assert.are.equal("ECONNREFUSED", err.errno) -- connected to 127.0.0.1:80, no DNS asked
+      assert.are.equal(0, resolver.calls)
+    end)
+
+    it("reject entries that are not host:port = ip[:port]", function()
+      for _, map in ipairs { { nope = "127.0.0.1" }, { ["a:1"] = "not-an-ip" }, { ["a:1"] = "127.0.0.1:x" } } do
+        local okc, err = pcall(lurl.connector, { resolve = map })
+        assert.is_false(okc)
+        assert.matches("resolve", err, 1, true)
+      end
+    end)
+  end)
+
   describe("shared connectors", function()
     before_each(function()
       server = support.server { ["/x"] = function(req) return "conn " .. req.connection end }

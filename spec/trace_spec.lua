@@ -66,6 +66,8 @@ local server, s
 local function start_server()
   server = support.server {
     ["/x"] = function() return "hello" end,
+    ["/hop2"] = function() return { status = 302, headers = { Location = "/hop1" } } end,
+    ["/hop1"] = function() return { status = 301, headers = { Location = "/x" } } end,
     ["/echo"] = function(req) return req.body end,
     ["/slow"] = function() return { delay = 0.2, body = "slow" } end,
     ["/drip"] = function() return { body = "abcde", drip = { size = 1, interval = 0.05 } } end,
@@ -284,7 +286,24 @@ describe("trace", function()
       assert.are.equal(5, rec.count("response_chunk_received"))
     end)
 
-    pending("request_redirect fires for each redirect followed (redirects are not implemented yet)")
+    it("request_redirect fires for each redirect followed, between one start and one end", function()
+      local rec = recorder()
+      s = support.session(server, { trace_configs = { rec.tc } })
+      local resp = assert(s:get("hop2"))
+      assert.are.equal("hello", resp:text())
+      assert.are.equal(2, rec.count("request_redirect"))
+      assert.are.equal(1, rec.count("request_start"))
+      assert.are.equal(1, rec.count("request_end"))
+      assert.are.equal(3, rec.count("request_headers_sent"))
+      local first = rec.get("request_redirect")
+      assert.are.equal("GET", first.method)
+      assert.are.equal(server:url("/hop2"), first.url)
+      assert.are.equal(302, first.response.status)
+      assert.are.equal("127.0.0.1:" .. server.port, first.headers["host"])
+      assert.are.equal(server:url("/hop2"), rec.get("request_start").url)
+      assert.are.equal(resp, rec.get("request_end").response)
+      assert.are.equal(server:url("/x"), rec.get("request_end").url) -- the last hop, as in aiohttp
+    end)
   end)
 
   describe("params", function()

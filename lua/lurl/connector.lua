@@ -51,6 +51,7 @@ local TCP_OPTIONS = setmetatable({
     return type(v) == "string" or (type(v) == "table" and type(v[1]) == "string"),
       "IP string or { ip, port } expected"
   end,
+  resolve = function(v) return type(v) == "table", "table of \"host:port\" = \"ip[:port]\" expected" end,
 }, { __index = POOL_OPTIONS })
 -- sun_path holds 108 bytes with the terminating NUL (Linux)
 local UNIX_OPTIONS = setmetatable({
@@ -97,10 +98,31 @@ local function new(opts)
   return self
 end
 
+-- resolve = { ["host:port"] = "ip[:port]" } (curl's --resolve, with an
+-- optional other port): connections to host:port go to that address, while
+-- the URL, the Host header, SNI and certificate checks keep the name.
+local function parse_overrides(map)
+  if not map then return nil end
+  local out = {}
+  for from, to in pairs(map) do
+    local host, port = tostring(from):match("^%[?([^%]]-)%]?:(%d+)$")
+    local ip, to_port = tostring(to):match("^%[?([^%]]-)%]?:(%d+)$")
+    if not ip then ip = tostring(to):match("^%[?([^%]]-)%]?$") end
+    local fam = ip and dns.ip_family(ip)
+    if not host or not fam then
+      errors.argerror("connector", "'resolve'", ("\"host:port\" = \"ip[:port]\" expected, got %s = %s")
+        :format(tostring(from), tostring(to)), 4)
+    end
+    out[host:lower() .. ":" .. port] = { ip = ip, family = fam, port = tonumber(to_port) or tonumber(port) }
+  end
+  return out
+end
+
 -- lurl.connector{ limit = 100, limit_per_host = 0, keepalive_timeout = 15,
 --   force_close = false, use_dns_cache = true, ttl_dns_cache = 10,
 --   dns_cache_max = 1000, family = 0, local_addr = nil,
---   happy_eyeballs_delay = 0.25, resolver = fn, retry_stale = true }
+--   happy_eyeballs_delay = 0.25, resolver = fn, retry_stale = true,
+--   resolve = { ["host:port"] = "ip[:port]" }, ssl = true }
 function M.new(opts)
   opts = check("connector", opts, TCP_OPTIONS)
   local self = new(opts)
@@ -116,6 +138,7 @@ function M.new(opts)
   if delay == nil then delay = 0.25 end
   self.happy_eyeballs_delay = delay
   self.dial_opts = { delay = delay, local_ip = la and la[1], local_port = la and la[2] }
+  self.resolve = parse_overrides(opts.resolve)
   return self
 end
 
@@ -375,13 +398,20 @@ local function connector_error(host, port, msg, errno, ctx)
     { host = host, port = port, errno = errno, os_error = msg }), ctx or {})
 end
 
+-- The addresses (and port) to connect to for host:port.
 local function resolve(self, host, port, deadline, opts)
+  local override = self.resolve and self.resolve[host .. ":" .. port]
+  if override then return { override }, override.port end
   local fam = dns.ip_family(host)
-  if not fam then return self.dns:resolve(host, port, self.family, deadline, opts.context, opts.trace) end
+  if not fam then
+    local addrs, err = self.dns:resolve(host, port, self.family, deadline, opts.context, opts.trace)
+    if not addrs then return nil, err end
+    return addrs, port
+  end
   if self.family ~= 0 and self.family ~= fam then
     return nil, connector_error(host, port, "address is not of family " .. self.family, "EAI_ADDRFAMILY", opts.context)
   end
-  return { { ip = host, family = fam } }
+  return { { ip = host, family = fam } }, port
 end
 
 -- A new transport stream to host:port (or the Unix socket), with the time
@@ -396,12 +426,12 @@ local function open_stream(self, host, port, deadline, opts)
     if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
     return s, e
   end
-  local addrs, err = resolve(self, host, port, deadline, opts)
-  if not addrs then return nil, err end
+  local addrs, to_port = resolve(self, host, port, deadline, opts)
+  if not addrs then return nil, to_port end
   local t1 = sched.now()
   opts.dns = t1 - t0
   deadline:begin_sock_connect()
-  local s, a, en = dial.tcp(addrs, port, deadline, self.dial_opts, ctx)
+  local s, a, en = dial.tcp(addrs, to_port, deadline, self.dial_opts, ctx)
   opts.connect = sched.now() - t1
   if not s and type(a) ~= "table" then return nil, connector_error(host, port, a, en, ctx) end
   return s, a

@@ -33,10 +33,11 @@ local REQUEST_OPTIONS = {
   params = "any", headers = "table", data = "any", json = "any", timeout = "any",
   raise_for_status = "any", stream = "boolean", skip_auto_headers = "table",
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
-  ssl = "any", server_hostname = "string",
+  ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
 }
 
 local NO_OPTIONS = {}
+local NO_STRIP = {}
 
 local function check_options(fname, opts, known)
   if opts == nil then return NO_OPTIONS end
@@ -172,6 +173,7 @@ local function build_headers(self, method, u, opts, body, ctype)
     h:set("Content-Length", "0")
   end
   if self.connector.force_close then h:set("Connection", "close") end
+  for _, name in ipairs(opts.strip or NO_STRIP) do h:remove(name) end
   return h
 end
 
@@ -333,21 +335,6 @@ local function perform(self, req, deadline, ctx, tr)
   return resp
 end
 
--- perform with the request_end / request_exception signals.
-local function traced(self, req, deadline, ctx, tr)
-  local ok, resp, err = pcall(perform, self, req, deadline, ctx, tr)
-  local params = { method = req.method, url = req.url_string, headers = req.headers:copy() }
-  if ok and resp then
-    params.response = resp
-    tr:emit("request_end", params)
-    return resp
-  end
-  params.exception = ok and err or resp
-  tr:emit("request_exception", params)
-  if not ok then error(resp, 0) end
-  return nil, err
-end
-
 local function apply_raise_for_status(resp, rfs)
   if not rfs then return resp end
   if type(rfs) == "function" then
@@ -401,6 +388,144 @@ local function prepared(self, method, raw_url)
   return p
 end
 
+-- One hop of a request: p (what prepare made) sent and its response read.
+local function hop(self, method, p, opts, deadline, tr)
+  local ctx = { url = p.url_string, method = method }
+  -- The request is what connector:acquire takes (context, trace, sizes,
+  -- fresh, ssl) and the record of its own timings (t_*, queue, dns,
+  -- connect, handshake); every field it gets later is here from the start,
+  -- so it never grows.
+  local req = {
+    method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
+    headers = p.headers, bytes = p.bytes, port = p.port, key = p.key, ssl = p.ssl,
+    max_line_size = opts.max_line_size or self.max_line_size,
+    max_field_size = opts.max_field_size or self.max_field_size,
+    context = ctx, trace = tr or false, reused = false, fresh = false,
+    t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
+    queue = false, dns = false, connect = false, handshake = false,
+  }
+  local resp, err = perform(self, req, deadline, ctx, tr)
+  if not resp then return nil, errors.annotate(err, ctx) end
+  return resp
+end
+
+-- ---- redirects (RFC 9110 section 15.4) ----
+
+local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
+-- A 303 turns anything but HEAD into a GET without body; so do 301 and
+-- 302 for a POST (section 15.4.2, what browsers, curl and aiohttp do).
+-- 307 and 308 keep the method and the body.
+local function redirected_method(status, method)
+  if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
+    return "GET", false
+  end
+  return method, true
+end
+
+local function origin(u)
+  return u.scheme .. "://" .. url.host_header(u)
+end
+
+-- Credentials and explicit cookies never follow a redirect to another
+-- origin (aiohttp; curl does the same for Authorization).
+local CROSS_ORIGIN_STRIP = { "Authorization", "Proxy-Authorization", "Cookie" }
+local BODY_HEADERS = { "Content-Length", "Content-Type", "Transfer-Encoding" }
+
+-- The options of the next hop: no params (the Location has its query), no
+-- body after a change to GET, no credentials or SNI name for another origin.
+local function next_options(opts, keep_body, cross)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.params = nil
+  local strip = {}
+  if not keep_body then
+    o.data, o.json = nil, nil
+    for _, name in ipairs(BODY_HEADERS) do strip[#strip + 1] = name end
+  end
+  if cross then
+    o.server_hostname = nil
+    for _, name in ipairs(CROSS_ORIGIN_STRIP) do strip[#strip + 1] = name end
+  end
+  for _, name in ipairs(opts.strip or NO_STRIP) do strip[#strip + 1] = name end
+  o.strip = strip
+  return o
+end
+
+-- The URL a redirect points to, resolved against the response's URL (RFC
+-- 3986 section 5), or nil and InvalidUrlRedirectClientError /
+-- NonHttpUrlRedirectClientError.
+local function redirect_target(resp, base, location)
+  local ctx = { url = resp.url, method = resp.method, status = resp.status, location = location }
+  local ref = url.parse(location)
+  local u = ref and url.resolve(base, ref)
+  if not u then
+    return nil, errors.new("InvalidUrlRedirectClientError", "invalid redirect Location: " .. location, ctx)
+  end
+  local err
+  u, err = url.check_http(u, location, true)
+  if not u then return nil, errors.annotate(err, ctx) end
+  u.fragment = nil
+  return u
+end
+
+local function too_many(history, max)
+  local last = history[#history]
+  return errors.new("TooManyRedirects", ("more than max_redirects=%d redirects"):format(max),
+    { url = last.url, method = last.method, status = last.status, history = history })
+end
+
+-- Send the request and follow its redirects: the final response (with the
+-- earlier ones in resp.history) or nil, err; then the method and what
+-- prepare made for the last hop. All hops share the deadline.
+local function follow(self, method, p, opts, deadline, tr)
+  local allow = opts.allow_redirects
+  if allow == nil then allow = method ~= "HEAD" end
+  local max = opts.max_redirects or 10
+  local history -- made at the first redirect: most requests have none
+  local resp, err = hop(self, method, p, opts, deadline, tr)
+  while resp and allow and REDIRECTS[resp.status] do
+    local location = resp.headers["location"]
+    if not location then break end
+    history = history or {}
+    history[#history + 1] = resp
+    if #history > max then return nil, too_many(history, max) end
+    resp:release()
+    local u
+    u, err = redirect_target(resp, p.u, location)
+    if not u then return nil, err end
+    if tr then
+      tr:emit("request_redirect", { method = method, url = resp.url, headers = p.headers:copy(), response = resp })
+    end
+    local keep_body
+    method, keep_body = redirected_method(resp.status, method)
+    opts = next_options(opts, keep_body, origin(u) ~= origin(p.u))
+    p, err = prepare(self, method, url.tostring(u), opts)
+    if not p then return nil, err end
+    resp, err = hop(self, method, p, opts, deadline, tr)
+  end
+  if resp and history then rawset(resp, "history", history) end
+  return resp, err, method, p
+end
+
+-- follow with the request_start, request_end and request_exception
+-- signals; the last two tell the last hop's method, URL and headers.
+local function traced(self, method, p, opts, deadline, tr)
+  tr:emit("request_start", { method = method, url = p.url_string, headers = p.headers:copy() })
+  local ok, resp, err, last_method, last = pcall(follow, self, method, p, opts, deadline, tr)
+  last_method, last = last_method or method, last or p
+  local params = { method = last_method, url = last.url_string, headers = last.headers:copy() }
+  if ok and resp then
+    params.response = resp
+    tr:emit("request_end", params)
+    return resp
+  end
+  params.exception = ok and err or resp
+  tr:emit("request_exception", params)
+  if not ok then error(resp, 0) end
+  return nil, err
+end
+
 -- session:request(method, url[, opts]) -> response, or nil, err.
 function Session:request(method, raw_url, opts)
   if type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
@@ -424,30 +549,16 @@ function request(self, method, raw_url, opts)
     p, err = prepare(self, method, raw_url, opts)
   end
   if not p then return nil, errors.annotate(err, { method = method }) end
-  local ctx = { url = p.url_string, method = method }
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx) or nil
-  -- The request is what connector:acquire takes (context, trace, sizes,
-  -- fresh) and the record of its own timings (t_*, queue, dns, connect);
-  -- every field it gets later is here from the start, so it never grows.
-  local req = {
-    method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
-    headers = p.headers, bytes = p.bytes, port = p.port, key = p.key, ssl = p.ssl,
-    max_line_size = opts.max_line_size or self.max_line_size,
-    max_field_size = opts.max_field_size or self.max_field_size,
-    context = ctx, trace = tr or false, reused = false, fresh = false,
-    t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
-    queue = false, dns = false, connect = false, handshake = false,
-  }
-  local deadline = timeout.start(opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout),
-    req.t_start)
+  local t = opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout)
+  local deadline = timeout.start(t)
   local resp
   if tr then
-    tr:emit("request_start", { method = method, url = req.url_string, headers = req.headers:copy() })
-    resp, err = traced(self, req, deadline, ctx, tr)
+    resp, err = traced(self, method, p, opts, deadline, tr)
   else
-    resp, err = perform(self, req, deadline, ctx)
+    resp, err = follow(self, method, p, opts, deadline)
   end
-  if not resp then return nil, errors.annotate(err, ctx) end
+  if not resp then return nil, err end
   local rfs = opts.raise_for_status
   if rfs == nil then rfs = self.raise_for_status end
   return apply_raise_for_status(resp, rfs)
