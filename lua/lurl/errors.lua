@@ -92,4 +92,21 @@ function M.argerror(fname, what, msg, level)
   error(("bad argument %s to '%s' (%s)"):format(what, fname, msg), (level or 1) + 1)
 end
 
+-- check_options(fname, argn, opts, known, level): opts, a table of options
+-- for fname's argument argn ("#2"), may hold only the keys of known, each of
+-- the Lua type known gives ("any": anything). Raises an argument error at
+-- level naming the culprit.
+function M.check_options(fname, argn, opts, known, level)
+  level = level + 1
+  if type(opts) ~= "table" then M.argerror(fname, argn, "options table expected, got " .. type(opts), level) end
+  for k, v in pairs(opts) do
+    local want = known[k]
+    if not want then M.argerror(fname, argn, "unknown option '" .. tostring(k) .. "'", level) end
+    if want ~= "any" and type(v) ~= want then
+      M.argerror(fname, "'" .. tostring(k) .. "'", want .. " expected, got " .. type(v), level)
+    end
+  end
+  return opts
+end
+
 return M
