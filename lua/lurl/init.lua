@@ -1,7 +1,9 @@
 -- lurl: the public Lua API. Everything a script needs hangs off this table;
 -- the modules behind it (lurl.session, lurl.sched, ...) may be required too.
 local core = require "lurl.core"
+local auth = require "lurl.auth"
 local connector = require "lurl.connector"
+local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
 local headers = require "lurl.headers"
 local sched = require "lurl.sched"
@@ -21,6 +23,11 @@ local lurl = {
   unix_connector = connector.unix,
   trace_config = trace.new,
   fingerprint = tls.fingerprint,
+  cookie_jar = cookies.jar,
+  basic_auth = auth.basic,
+  basic_auth_decode = auth.decode,
+  basic_auth_from_url = auth.from_url,
+  dummy_cookie_jar = cookies.dummy,
   headers = headers.new,
 
   spawn = sched.spawn,

@@ -1,5 +1,6 @@
 -- ClientResponse: status line, headers and the body, read whole by the
 -- session unless the request was made with stream = true.
+local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
 local headers = require "lurl.headers"
 
@@ -75,6 +76,23 @@ end
 -- protocol, cipher, alpn, resumed, verified, peer certificate), nil over
 -- plain HTTP. Shared by the responses of one connection.
 function lazy.tls(r) return rawget(r, "_tls") or nil end
+
+-- The cookies this response sets (its Set-Cookie fields), name -> { name,
+-- value, and the attributes lurl.cookies.parse_set_cookie reads }, like
+-- aiohttp's resp.cookies;
+-- whether the session's jar keeps them is the jar's call (RFC 6265 5.3).
+function lazy.cookies(r)
+  local out = {}
+  for _, field in ipairs(r.headers:get_all("set-cookie")) do
+    local name, value, attrs = cookies.parse_set_cookie(field)
+    if name then
+      attrs.name, attrs.value = name, value
+      out[name] = attrs
+    end
+  end
+  rawset(r, "cookies", out)
+  return out
+end
 
 -- the responses of earlier redirect hops, oldest first
 function lazy.history(r)

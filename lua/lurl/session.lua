@@ -1,8 +1,10 @@
 -- ClientSession: shared headers, timeouts and the connection pool; builds each
 -- request, runs the HTTP/1.1 exchange and wraps the answer in a response.
+local auth = require "lurl.auth"
 local cjson = require "cjson"
 local core = require "lurl.core"
 local connector_mod = require "lurl.connector"
+local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
 local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
@@ -26,7 +28,7 @@ local SESSION_OPTIONS = {
   base_url = "string", headers = "table", timeout = "any", raise_for_status = "any",
   skip_auto_headers = "table", json_serialize = "function", connector = "table",
   connector_owner = "boolean", max_line_size = "number", max_field_size = "number",
-  trace_configs = "table",
+  trace_configs = "table", cookie_jar = "any", cookies = "table", auth = "any",
 }
 
 local REQUEST_OPTIONS = {
@@ -34,6 +36,7 @@ local REQUEST_OPTIONS = {
   raise_for_status = "any", stream = "boolean", skip_auto_headers = "table",
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
+  cookies = "table", auth = "any",
 }
 
 local NO_OPTIONS = {}
@@ -41,15 +44,7 @@ local NO_STRIP = {}
 
 local function check_options(fname, opts, known)
   if opts == nil then return NO_OPTIONS end
-  if type(opts) ~= "table" then errors.argerror(fname, "#2", "options table expected, got " .. type(opts), 3) end
-  for k, v in pairs(opts) do
-    local want = known[k]
-    if not want then errors.argerror(fname, "#2", "unknown option '" .. tostring(k) .. "'", 3) end
-    if want ~= "any" and type(v) ~= want then
-      errors.argerror(fname, "'" .. k .. "'", want .. " expected, got " .. type(v), 3)
-    end
-  end
-  return opts
+  return errors.check_options(fname, "#2", opts, known, 3)
 end
 
 local function check_rfs(fname, v)
@@ -62,6 +57,12 @@ local function lower_set(list)
   local set = {}
   for _, name in ipairs(list or {}) do set[name:lower()] = true end
   return set
+end
+
+local function check_auth(fname, v, level)
+  if v ~= nil and not auth.is(v) then
+    errors.argerror(fname, "'auth'", "lurl.basic_auth expected, got " .. type(v), level + 1)
+  end
 end
 
 local function check_trace_configs(list)
@@ -77,6 +78,7 @@ end
 function M.new(opts)
   opts = check_options("session", opts, SESSION_OPTIONS)
   check_rfs("session", opts.raise_for_status)
+  check_auth("session", opts.auth, 2)
   local base
   if opts.base_url then
     local b, err = url.parse(opts.base_url)
@@ -89,6 +91,13 @@ function M.new(opts)
   if conn ~= nil and not connector_mod.is(conn) then errors.argerror("session", "'connector'", "lurl.connector expected", 2) end
   local ok, hdrs = pcall(headers_mod.new, opts.headers)
   if not ok then errors.argerror("session", "'headers'", hdrs, 2) end
+  local jar = opts.cookie_jar
+  if jar ~= nil and not cookies.is(jar) then
+    errors.argerror("session", "'cookie_jar'", "lurl.cookie_jar expected, got " .. type(jar), 2)
+  end
+  jar = jar or cookies.jar()
+  -- session-wide cookies go to every host (aiohttp's shared cookies)
+  if opts.cookies then jar:update_cookies(opts.cookies) end
   return setmetatable({
     base_url = base,
     headers = hdrs,
@@ -101,6 +110,8 @@ function M.new(opts)
     max_line_size = opts.max_line_size or 8190,
     max_field_size = opts.max_field_size or 8190,
     trace_configs = check_trace_configs(opts.trace_configs),
+    cookie_jar = jar,
+    auth = opts.auth,
     prepared = {},
     closed = false,
   }, mt)
@@ -154,7 +165,7 @@ local function auto(h, skip, name, value)
   if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
 end
 
-local function build_headers(self, method, u, opts, body, ctype)
+local function build_headers(self, method, u, opts, body, ctype, creds)
   local h = headers_mod.new(self.headers)
   if opts.headers then
     local ok, err = pcall(h.update, h, opts.headers)
@@ -174,7 +185,37 @@ local function build_headers(self, method, u, opts, body, ctype)
   end
   if self.connector.force_close then h:set("Connection", "close") end
   for _, name in ipairs(opts.strip or NO_STRIP) do h:remove(name) end
+  if creds then
+    if h:has("Authorization") then
+      errors.argerror("request", "'auth'", "cannot be combined with an Authorization header", 5)
+    end
+    h:set("Authorization", creds:encode())
+  end
   return h
+end
+
+local function origin(u)
+  return u.scheme .. "://" .. url.host_header(u)
+end
+
+-- The credentials of a request, in aiohttp's order: its auth option (false
+-- after a redirect to another origin: none), those in its URL (which are
+-- taken out of it), or the session's auth, which goes only to the
+-- base_url's origin when the session has a base_url. Returns the URL and
+-- the credentials, or nil and InvalidUrlClientError.
+local function credentials(self, u, opts)
+  local from_url, err = auth.from_url(u)
+  if err then return nil, err end
+  if from_url then u = url.strip_userinfo(u) end
+  local own = opts.auth
+  if own and from_url then
+    errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL", 5)
+  end
+  if own ~= nil then return u, own or nil end
+  if from_url then return u, from_url end
+  local base = self.base_url
+  if self.auth and (not base or origin(base) == origin(u)) then return u, self.auth end
+  return u, nil
 end
 
 -- ---- the exchange ----
@@ -353,13 +394,16 @@ local request -- Session:request without the method check, defined below
 local function prepare(self, method, raw_url, opts)
   local u, err = build_url(self, raw_url, opts.params)
   if not u then return nil, err end
+  local creds
+  u, creds = credentials(self, u, opts)
+  if not u then return nil, creds end
   local body, ctype = build_body(self, opts)
   local port = u.port or url.default_ports[u.scheme]
   local connector = self.connector
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
   return {
     u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
-    ssl = ssl, headers = build_headers(self, method, u, opts, body, ctype), body = body,
+    ssl = ssl, headers = build_headers(self, method, u, opts, body, ctype, creds), body = body, auth = creds or false,
   }
 end
 
@@ -388,16 +432,58 @@ local function prepared(self, method, raw_url)
   return p
 end
 
--- One hop of a request: p (what prepare made) sent and its response read.
+-- ---- cookies (RFC 6265 section 5.4) ----
+
+-- "a=1; b=2" without the pairs whose names the jar sends.
+local function without_names(header, sent)
+  local kept = {}
+  for pair in header:gmatch("[^;]+") do
+    local name = pair:match("^%s*([^=]-)%s*=") or pair:match("^%s*(.-)%s*$")
+    if not sent[name] then kept[#kept + 1] = pair:match("^%s*(.-)%s*$") end
+  end
+  return kept
+end
+
+-- The Cookie header of a request: an explicit one first, then the jar's
+-- cookies for the URL with the request's own cookies= (they win by name,
+-- as in aiohttp). Returns the headers and encoded bytes to send.
+local function with_cookies(self, p, opts)
+  local jar, own = self.cookie_jar, opts.cookies
+  if own == nil and jar:count() == 0 then return p.headers, p.bytes end
+  local value = jar:cookie_header(p.u, own)
+  if not value then return p.headers, p.bytes end
+  local h = p.headers:copy()
+  local explicit = h:get("Cookie")
+  if explicit then
+    local sent = {}
+    for name in value:gmatch("%s*([^=;]+)=[^;]*") do sent[name] = true end
+    local kept = without_names(explicit, sent)
+    kept[#kept + 1] = value
+    value = table.concat(kept, "; ")
+  end
+  h:set("Cookie", value)
+  return h, nil
+end
+
+-- Whether a response head (its fields as one block) sets cookies: most
+-- do not, and then its headers need not be built.
+local function sets_cookies(resp)
+  local block = rawget(resp, "_fields_block")
+  return block and block:find("[Ss][Ee][Tt]%-[Cc][Oo][Oo][Kk][Ii][Ee]%s*:") ~= nil
+end
+
+-- One hop of a request: p (what prepare made) sent and its response read;
+-- the jar learns the cookies it set.
 local function hop(self, method, p, opts, deadline, tr)
   local ctx = { url = p.url_string, method = method }
+  local headers, bytes = with_cookies(self, p, opts)
   -- The request is what connector:acquire takes (context, trace, sizes,
   -- fresh, ssl) and the record of its own timings (t_*, queue, dns,
   -- connect, handshake); every field it gets later is here from the start,
   -- so it never grows.
   local req = {
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
-    headers = p.headers, bytes = p.bytes, port = p.port, key = p.key, ssl = p.ssl,
+    headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,
@@ -406,6 +492,7 @@ local function hop(self, method, p, opts, deadline, tr)
   }
   local resp, err = perform(self, req, deadline, ctx, tr)
   if not resp then return nil, errors.annotate(err, ctx) end
+  if sets_cookies(resp) then self.cookie_jar:update_from_headers(resp.headers:get_all("set-cookie"), p.u) end
   return resp
 end
 
@@ -423,28 +510,27 @@ local function redirected_method(status, method)
   return method, true
 end
 
-local function origin(u)
-  return u.scheme .. "://" .. url.host_header(u)
-end
-
 -- Credentials and explicit cookies never follow a redirect to another
 -- origin (aiohttp; curl does the same for Authorization).
 local CROSS_ORIGIN_STRIP = { "Authorization", "Proxy-Authorization", "Cookie" }
 local BODY_HEADERS = { "Content-Length", "Content-Type", "Transfer-Encoding" }
 
 -- The options of the next hop: no params (the Location has its query), no
--- body after a change to GET, no credentials or SNI name for another origin.
-local function next_options(opts, keep_body, cross)
+-- body after a change to GET, the credentials of the first hop within its
+-- origin and none, nor an SNI name, for another. used: what the last hop
+-- sent (p.auth).
+local function next_options(opts, keep_body, cross, used)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.params = nil
+  o.auth = not cross and used or false
   local strip = {}
   if not keep_body then
     o.data, o.json = nil, nil
     for _, name in ipairs(BODY_HEADERS) do strip[#strip + 1] = name end
   end
   if cross then
-    o.server_hostname = nil
+    o.server_hostname, o.cookies = nil, nil
     for _, name in ipairs(CROSS_ORIGIN_STRIP) do strip[#strip + 1] = name end
   end
   for _, name in ipairs(opts.strip or NO_STRIP) do strip[#strip + 1] = name end
@@ -499,7 +585,7 @@ local function follow(self, method, p, opts, deadline, tr)
     end
     local keep_body
     method, keep_body = redirected_method(resp.status, method)
-    opts = next_options(opts, keep_body, origin(u) ~= origin(p.u))
+    opts = next_options(opts, keep_body, origin(u) ~= origin(p.u), p.auth)
     p, err = prepare(self, method, url.tostring(u), opts)
     if not p then return nil, err end
     resp, err = hop(self, method, p, opts, deadline, tr)
@@ -540,6 +626,7 @@ function request(self, method, raw_url, opts)
   if self.closed then error("session is closed", 3) end
   opts = check_options("request", opts, REQUEST_OPTIONS)
   check_rfs("request", opts.raise_for_status)
+  check_auth("request", opts.auth, 2)
   local ssl_ok, why = tls.check(opts.ssl)
   if not ssl_ok then errors.argerror("request", "'ssl'", why, 2) end
   local p, err
