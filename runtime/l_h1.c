@@ -3,6 +3,7 @@
  * one call; body bytes of one execute() come back as one string. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <llhttp.h>
 
@@ -358,22 +359,28 @@ static int parser_head(lua_State *L) {
 
 /* parser:head_block() -> the same as head() but the fields come as one
  * string "Name: value\r\n..." (in place of names, values): one string to
- * make instead of two per field, for callers that may never look at them. */
+ * make instead of two per field, for callers that may never look at them;
+ * then keep_alive and whether a Set-Cookie field is among them (so that a
+ * cookie jar need not look at the fields of every response). */
 static int parser_head_block(lua_State *L) {
     h1_parser *h = check_parser(L);
     push_start(L, h);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
+    int cookies = 0;
     for (int i = 0; i < h->ntrailer_start; i++) {
         h1_field *f = &h->fields[i];
-        luaL_addlstring(&b, h->buf + f->name, f->name_len);
+        const char *name = h->buf + f->name;
+        cookies |= f->name_len == 10 && strncasecmp(name, "set-cookie", 10) == 0;
+        luaL_addlstring(&b, name, f->name_len);
         luaL_addlstring(&b, ": ", 2);
         luaL_addlstring(&b, h->buf + f->value, f->value_len);
         luaL_addlstring(&b, "\r\n", 2);
     }
     luaL_pushresult(&b);
     lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
-    return 6;
+    lua_pushboolean(L, cookies);
+    return 7;
 }
 
 /* parser:trailers() -> names, values of the trailer fields (empty lists

@@ -3,7 +3,7 @@
 -- produces as bytes arrive.
 --
 -- The read side runs from libuv callbacks and queues events:
---   { "head", status, reason, major, minor, fields_block, keep_alive }
+--   { "head", status, reason, major, minor, fields_block, keep_alive, sets_cookies }
 --   { "body", bytes }   { "done" }   { "eof" }   { "error", message, name }
 -- A response that arrives whole in one read is a single head event with
 -- fields body (nil when empty) and done = true.

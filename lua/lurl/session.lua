@@ -198,21 +198,24 @@ local function origin(u)
   return u.scheme .. "://" .. url.host_header(u)
 end
 
--- The credentials of a request, in aiohttp's order: its auth option (false
--- after a redirect to another origin: none), those in its URL (which are
--- taken out of it), or the session's auth, which goes only to the
--- base_url's origin when the session has a base_url. Returns the URL and
--- the credentials, or nil and InvalidUrlClientError.
+-- The credentials of a request, in aiohttp's order: its auth option, those
+-- in its URL (which are taken out of it), or the session's auth, which goes
+-- only to the base_url's origin when the session has a base_url. auth =
+-- false marks a redirect to another origin: only credentials in its
+-- Location count there (aiohttp would send the session's again; they stay
+-- behind). Returns the URL and the credentials, or nil and
+-- InvalidUrlClientError.
 local function credentials(self, u, opts)
   local from_url, err = auth.from_url(u)
   if err then return nil, err end
   if from_url then u = url.strip_userinfo(u) end
   local own = opts.auth
+  if from_url and opts.redirected then return u, from_url end -- the server's Location names them
   if own and from_url then
     errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL", 5)
   end
-  if own ~= nil then return u, own or nil end
-  if from_url then return u, from_url end
+  if own then return u, own end
+  if from_url or own == false then return u, from_url end
   local base = self.base_url
   if self.auth and (not base or origin(base) == origin(u)) then return u, self.auth end
   return u, nil
@@ -302,7 +305,7 @@ local function make_response(self, req, head, c, deadline, tr)
     method = req.method, url = req.url_string,
     _fields_block = block, -- resp.headers is made from it when first read
     _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
-    _keep_alive = keep_alive, _tls = c.tls or false,
+    _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     -- a streamed body is bounded by sock_read only, as in aiohttp
@@ -465,13 +468,6 @@ local function with_cookies(self, p, opts)
   return h, nil
 end
 
--- Whether a response head (its fields as one block) sets cookies: most
--- do not, and then its headers need not be built.
-local function sets_cookies(resp)
-  local block = rawget(resp, "_fields_block")
-  return block and block:find("[Ss][Ee][Tt]%-[Cc][Oo][Oo][Kk][Ii][Ee]%s*:") ~= nil
-end
-
 -- One hop of a request: p (what prepare made) sent and its response read;
 -- the jar learns the cookies it set.
 local function hop(self, method, p, opts, deadline, tr)
@@ -492,7 +488,9 @@ local function hop(self, method, p, opts, deadline, tr)
   }
   local resp, err = perform(self, req, deadline, ctx, tr)
   if not resp then return nil, errors.annotate(err, ctx) end
-  if sets_cookies(resp) then self.cookie_jar:update_from_headers(resp.headers:get_all("set-cookie"), p.u) end
+  -- the parser said whether the head has Set-Cookie: most do not, and
+  -- then their headers need not be built
+  if resp._sets_cookies then self.cookie_jar:update_from_headers(resp.headers:get_all("set-cookie"), p.u) end
   return resp
 end
 
@@ -522,7 +520,7 @@ local BODY_HEADERS = { "Content-Length", "Content-Type", "Transfer-Encoding" }
 local function next_options(opts, keep_body, cross, used)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  o.params = nil
+  o.params, o.redirected = nil, true
   o.auth = not cross and used or false
   local strip = {}
   if not keep_body then
