@@ -109,10 +109,15 @@ check("404: status, ok = false, raise_for_status", function()
   assert(err2 and err2:is("ClientResponseError"), "raise_for_status option: " .. tostring(err2))
 end)
 
-check("301 for a directory without slash is returned, not followed", function()
-  local r = ok(session:get("/static"))
+check("301 for a directory without slash: followed to /static/, or returned with allow_redirects = false", function()
+  local r = ok(session:get("/static", { allow_redirects = false }))
   eq(r.status, 301, "status")
   assert(r.headers["location"]:match("/static/$"), "Location: " .. tostring(r.headers["location"]))
+  local followed = ok(session:get("/static"))
+  eq(followed.status, 403, "status of /static/ (no index, no listing)")
+  eq(#followed.history, 1, "redirects in history")
+  eq(followed.history[1].status, 301, "the redirect's status")
+  assert(followed.url:match("/static/$"), "final URL " .. followed.url)
 end)
 
 local ssi_expected = "<html><body>\n" .. part .. "\nbetween the includes\n" .. blob .. "\n" .. part .. "\n</body></html>\n"
