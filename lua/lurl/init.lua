@@ -2,6 +2,7 @@
 -- the modules behind it (lurl.session, lurl.sched, ...) may be required too.
 local core = require "lurl.core"
 local auth = require "lurl.auth"
+local body = require "lurl.body"
 local connector = require "lurl.connector"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
@@ -25,6 +26,7 @@ local lurl = {
   fingerprint = tls.fingerprint,
   cookie_jar = cookies.jar,
   basic_auth = auth.basic,
+  file = body.file,
   basic_auth_decode = auth.decode,
   basic_auth_from_url = auth.from_url,
   dummy_cookie_jar = cookies.dummy,

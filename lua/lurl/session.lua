@@ -1,6 +1,7 @@
 -- ClientSession: shared headers, timeouts and the connection pool; builds each
 -- request, runs the HTTP/1.1 exchange and wraps the answer in a response.
 local auth = require "lurl.auth"
+local body_mod = require "lurl.body"
 local cjson = require "cjson"
 local core = require "lurl.core"
 local connector_mod = require "lurl.connector"
@@ -33,7 +34,7 @@ local SESSION_OPTIONS = {
 
 local REQUEST_OPTIONS = {
   params = "any", headers = "table", data = "any", json = "any", timeout = "any",
-  raise_for_status = "any", stream = "boolean", skip_auto_headers = "table",
+  raise_for_status = "any", stream = "boolean", skip_auto_headers = "table", chunked = "boolean",
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any",
@@ -150,12 +151,35 @@ local function build_body(self, opts)
   local data = opts.data
   if data == nil then return nil end
   if type(data) == "string" then return data, nil end
+  local streamed = body_mod.from_data(data)
+  if streamed then return streamed, nil end
   if type(data) == "table" then
     local ok, res = pcall(url.encode_form, data)
     if not ok then errors.argerror("request", "'data'", res, 5) end
     return res, "application/x-www-form-urlencoded"
   end
-  errors.argerror("request", "'data'", "string or table expected, got " .. type(data), 5)
+  errors.argerror("request", "'data'", "string, table, lurl.file or generator function expected, got " .. type(data), 5)
+end
+
+-- The framing of a streamed body (RFC 9112 section 6): the Content-Length
+-- the script set, else its known length, else chunked (always with
+-- chunked = true). Returns whether it is chunked and the length declared.
+local function frame(h, streamed, chunked)
+  local given = h:get("Content-Length")
+  if given then
+    local n = tonumber(given)
+    if not n or n < 0 or n % 1 ~= 0 then
+      errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given, 6)
+    end
+    if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header", 6) end
+    return false, n
+  end
+  if chunked or not streamed.length then
+    h:set("Transfer-Encoding", "chunked")
+    return true, nil
+  end
+  h:set("Content-Length", tostring(streamed.length))
+  return false, streamed.length
 end
 
 local METHODS_WITH_BODY = { POST = true, PUT = true, PATCH = true }
@@ -177,7 +201,11 @@ local function build_headers(self, method, u, opts, body, ctype, creds)
   auto(h, skip, "User-Agent", M.USER_AGENT)
   auto(h, skip, "Accept", "*/*")
   auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING)
-  if body then
+  local chunked, declared = false, nil
+  if type(body) == "table" then
+    chunked, declared = frame(h, body, opts.chunked)
+    if ctype then auto(h, skip, "Content-Type", ctype) end
+  elseif body then
     h:set("Content-Length", tostring(#body))
     if ctype then auto(h, skip, "Content-Type", ctype) end
   elseif METHODS_WITH_BODY[method] then
@@ -191,7 +219,7 @@ local function build_headers(self, method, u, opts, body, ctype, creds)
     end
     h:set("Authorization", creds:encode())
   end
-  return h
+  return h, chunked, declared
 end
 
 local function origin(u)
@@ -259,11 +287,14 @@ end
 
 local function emit_sent(tr, req)
   tr:emit("request_headers_sent", { method = req.method, url = req.url_string, headers = req.headers:copy() })
-  if req.body then tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body }) end
+  if type(req.body) == "string" then
+    tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body })
+  end
 end
 
 local function encode(req)
-  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), req.body)
+  local body = type(req.body) == "string" and req.body or nil -- a streamed body follows the head
+  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
   if not bytes then errors.argerror("request", "'headers'", why, 6) end
   return bytes
 end
@@ -271,19 +302,33 @@ end
 -- Send the request on c and read the head. Returns the head event, or nil,
 -- err, replayable: whether the failure came before any response byte, so
 -- the server cannot have acted on what it may have received.
+-- Send data on c: true, or nil and the typed error.
+local function send_on(c, data, deadline, ctx)
+  local ok, err, ename = c:send(data, deadline, ctx)
+  if ok then return true end
+  if type(err) == "table" then return nil, err end
+  return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
+    "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
+end
+
+-- The head, then a streamed body part by part.
+local function send_request(c, req, deadline, ctx)
+  local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
+  if not ok or type(req.body) ~= "table" then return ok, err end
+  return body_mod.send(req.body, function(data) return send_on(c, data, deadline, ctx) end,
+    req.chunked, req.declared, ctx)
+end
+
 local function exchange(c, req, deadline, ctx, tr)
   c:begin(req.method == "HEAD")
-  local bytes = req.bytes or encode(req)
   req.t_send = sched.now()
-  local ok, err, ename = c:send(bytes, deadline, ctx)
+  local ok, err = send_request(c, req, deadline, ctx)
   req.t_sent = sched.now()
   if not ok then
-    if type(err) == "table" then return nil, err end
     -- the peer may have answered and closed before reading everything
     local ev = c.queue[c.queue.head]
     if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
-    return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
-      "cannot send request: " .. tostring(err), { "error", err, ename }, ctx), not c.first_byte_at
+    return nil, err, not c.first_byte_at and err.kind ~= "TimeoutError" and err.kind ~= "ClientPayloadError"
   end
   if tr then emit_sent(tr, req) end
   return read_head(c, deadline, ctx)
@@ -338,7 +383,9 @@ local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT 
 -- connection, when that is safe: the method is idempotent, or the socket
 -- refused the request so none of it reached the server.
 local function may_replay(connector, req, c, reused, replayable)
+  local body = req.body
   return reused and replayable and connector.retry_stale and (IDEMPOTENT[req.method] or c.unsent)
+    and (type(body) ~= "table" or body.replayable)
 end
 
 -- One try: a connection and the exchange of the request on it. Returns the
@@ -401,12 +448,13 @@ local function prepare(self, method, raw_url, opts)
   u, creds = credentials(self, u, opts)
   if not u then return nil, creds end
   local body, ctype = build_body(self, opts)
+  local headers, chunked, declared = build_headers(self, method, u, opts, body, ctype, creds)
   local port = u.port or url.default_ports[u.scheme]
   local connector = self.connector
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
   return {
     u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
-    ssl = ssl, headers = build_headers(self, method, u, opts, body, ctype, creds), body = body, auth = creds or false,
+    ssl = ssl, headers = headers, body = body, auth = creds or false, chunked = chunked, declared = declared,
   }
 end
 
@@ -480,6 +528,7 @@ local function hop(self, method, p, opts, deadline, tr)
   local req = {
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
+    chunked = p.chunked, declared = p.declared,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,
@@ -583,6 +632,11 @@ local function follow(self, method, p, opts, deadline, tr)
     end
     local keep_body
     method, keep_body = redirected_method(resp.status, method)
+    if keep_body and type(p.body) == "table" and not p.body.replayable then
+      return nil, errors.new("ClientError", ("cannot follow the %d redirect: the request body (a generator) "
+        .. "was sent once and cannot be sent again"):format(resp.status),
+        { url = resp.url, method = method, status = resp.status, history = history })
+    end
     opts = next_options(opts, keep_body, origin(u) ~= origin(p.u), p.auth)
     p, err = prepare(self, method, url.tostring(u), opts)
     if not p then return nil, err end

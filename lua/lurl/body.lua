@@ -1,0 +1,156 @@
+-- Request bodies that are not one string: files streamed from disk through
+-- libuv (lurl.file, FormData's files), generator functions, and the
+-- multipart bodies of FormData. A streamed body is
+--   { parts = { "bytes", { file = path, size = n }, generator, ... },
+--     length = total bytes or nil, replayable = boolean }
+-- and is sent after the head, with Content-Length when the length is known
+-- and chunked transfer coding otherwise (RFC 9112 section 7.1). Memory stays
+-- flat: one chunk of a file is in memory at a time.
+local core = require "lurl.core"
+local errors = require "lurl.errors"
+local sched = require "lurl.sched"
+
+local M = {}
+
+M.CHUNK = 256 * 1024
+
+-- ---- lurl.file ----
+
+local File = {}
+local file_mt = { __name = "lurl.body_file", __index = File }
+function file_mt.__tostring(f) return ("lurl.body_file (%s, %d bytes)"):format(f.path, f.size) end
+
+-- lurl.file(path) -> a file body. Its size is taken now, so that the request
+-- can carry a Content-Length; a file that changes size before it is sent
+-- fails the request rather than sending something else.
+function M.file(path)
+  if type(path) ~= "string" then errors.argerror("file", "#1", "path string expected, got " .. type(path), 2) end
+  local f, err = io.open(path, "rb")
+  if not f then errors.argerror("file", "#1", "cannot open '" .. path .. "': " .. tostring(err), 2) end
+  local size = f:seek("end")
+  f:close()
+  return setmetatable({ path = path, size = size }, file_mt)
+end
+
+function M.is_file(v) return getmetatable(v) == file_mt end
+
+-- ---- building ----
+
+-- stream(parts[, replayable]) -> a streamed body; the length is the sum of
+-- the parts when none of them is a generator.
+function M.stream(parts, replayable)
+  local length = 0
+  for _, p in ipairs(parts) do
+    if type(p) == "string" then length = length and length + #p
+    elseif type(p) == "table" and p.file then length = length and length + p.size
+    else length = nil end
+  end
+  return { parts = parts, length = length, replayable = replayable ~= false }
+end
+
+-- from_data(data) -> a streamed body for a lurl.file or a generator
+-- function (each call returns the next string, nil at the end), or nil.
+function M.from_data(data)
+  if M.is_file(data) then return M.stream({ { file = data.path, size = data.size } }) end
+  if type(data) == "function" then return M.stream({ data }, false) end
+  return nil
+end
+
+-- ---- sending ----
+
+local function hex(n) return ("%x"):format(n) end
+
+-- A chunk on the wire: itself, or framed as a chunk of chunked coding.
+local function framed(chunk, chunked)
+  if not chunked then return chunk end
+  return { hex(#chunk) .. "\r\n", chunk, "\r\n" }
+end
+
+local function body_error(msg, ctx)
+  return errors.new("ClientPayloadError", "request body: " .. msg, ctx)
+end
+
+-- Wait for a core.fs operation started by start(wake).
+local function fs_wait(start)
+  return sched.wait(function(wake)
+    local ok, e, en = start(wake)
+    if not ok then wake(nil, e, en) end
+  end)
+end
+
+-- Stream a file from disk, chunk by chunk: the size it had when the body
+-- was made (what Content-Length announced); a file that shrank meanwhile
+-- fails the request.
+local function send_file(send, part, chunked, ctx)
+  local f, err = fs_wait(function(wake) return core.fs.open(part.file, "r", wake) end)
+  if not f then return nil, body_error("cannot open '" .. part.file .. "': " .. tostring(err), ctx) end
+  local sent, ok = 0, true
+  while ok and sent < part.size do
+    local data
+    data, err = fs_wait(function(wake) return f:read(math.min(M.CHUNK, part.size - sent), sent, wake) end)
+    if not data then
+      ok, err = nil, body_error("cannot read '" .. part.file .. "': " .. tostring(err), ctx)
+    elseif data == "" then
+      ok, err = nil, body_error(("'%s' shrank to %d bytes while it was sent (%d expected)")
+        :format(part.file, sent, part.size), ctx)
+    else
+      sent = sent + #data
+      ok, err = send(framed(data, chunked))
+    end
+  end
+  f:close()
+  return ok, err
+end
+
+-- Pull a generator until it returns nil; a chunk that is not a string, a
+-- generator that raises, or one that gives more than room (the bytes left
+-- of a declared Content-Length; checked before they go out) fails the
+-- request. Returns true and the bytes it gave, or nil and an error.
+local function send_generator(send, gen, chunked, room, ctx)
+  local total = 0
+  while true do
+    local ok, chunk = pcall(gen)
+    if not ok then return nil, body_error("the generator raised: " .. tostring(chunk), ctx) end
+    if chunk == nil then return true, total end
+    if type(chunk) ~= "string" then
+      return nil, body_error("the generator gave a " .. type(chunk) .. ", not a string", ctx)
+    end
+    if room and total + #chunk > room then
+      return nil, body_error(("the generator gave more than the %d bytes Content-Length announced"):format(room), ctx)
+    end
+    if #chunk > 0 then
+      total = total + #chunk
+      local sent, err = send(framed(chunk, chunked))
+      if not sent then return nil, err end
+    end
+  end
+end
+
+-- send(body, send, chunked, declared, ctx) -> true, or nil and an error:
+-- every part through send(data) (conn:send bound to the request's
+-- deadline), framed when chunked. declared: the Content-Length the head
+-- announced, which the bytes must match.
+function M.send(body, send, chunked, declared, ctx)
+  local total = 0
+  for _, part in ipairs(body.parts) do
+    local ok, err
+    if type(part) == "string" then
+      if #part > 0 then ok, err = send(framed(part, chunked)) else ok = true end
+      total = total + #part
+    elseif type(part) == "table" then
+      ok, err = send_file(send, part, chunked, ctx)
+      total = total + part.size
+    else
+      ok, err = send_generator(send, part, chunked, declared and declared - total, ctx)
+      if ok then total = total + err end
+    end
+    if not ok then return nil, err end
+  end
+  if declared and total ~= declared then
+    return nil, body_error(("%d bytes sent, Content-Length said %d"):format(total, declared), ctx)
+  end
+  if chunked then return send("0\r\n\r\n") end
+  return true
+end
+
+return M
