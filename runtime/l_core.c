@@ -74,6 +74,8 @@ int rt_open_core(lua_State *L) {
     lua_setfield(L, -2, "tls");
     rt_open_domain(L);
     lua_setfield(L, -2, "domain");
+    rt_open_codec(L);
+    lua_setfield(L, -2, "codec");
     rt_open_fs(L);
     lua_setfield(L, -2, "fs");
     return 1;

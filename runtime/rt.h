@@ -73,6 +73,7 @@ int rt_open_stream(lua_State *L); /* pushes core.tcp and core.pipe */
 int rt_open_h1(lua_State *L);
 int rt_open_tls(lua_State *L);
 int rt_open_domain(lua_State *L);
+int rt_open_codec(lua_State *L);
 int rt_open_fs(lua_State *L);
 int rt_open_core(lua_State *L);
 
