@@ -12,12 +12,14 @@
 
 typedef struct {
     uv_file fd;
-    int closed;
+    int closed;  /* close() was called: no new operations */
+    int pending; /* operations in flight: the descriptor stays open for them */
 } l_file;
 
 typedef struct {
     uv_fs_t req;
     lurl_runtime *rt;
+    l_file *file; /* the file an operation works on, or NULL */
     int cb_ref;
     int file_ref; /* the file, alive until done */
     int data_ref; /* the string a write writes */
@@ -38,6 +40,7 @@ static fs_req *new_req(lua_State *L, int fn_idx, int file_idx, int data_idx, siz
     if (!r) luaL_error(L, "out of memory");
     r->rt = rt_get(L);
     r->req.data = r;
+    r->file = file_idx ? lua_touserdata(L, file_idx) : NULL;
     lua_pushvalue(L, fn_idx);
     r->cb_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     r->file_ref = r->data_ref = LUA_NOREF;
@@ -67,6 +70,7 @@ static int started(lua_State *L, fs_req *r, int err) {
         return rt_fail(L, err);
     }
     r->rt->pending_reqs++;
+    if (r->file) r->file->pending++;
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -74,7 +78,7 @@ static int started(lua_State *L, fs_req *r, int err) {
 static void push_file(lua_State *L, uv_file fd) {
     l_file *f = lua_newuserdata(L, sizeof *f);
     f->fd = fd;
-    f->closed = 0;
+    f->closed = f->pending = 0;
     luaL_getmetatable(L, FILE_MT);
     lua_setmetatable(L, -2);
 }
@@ -114,10 +118,19 @@ static int push_result(lua_State *L, fs_req *r) {
     return 1;
 }
 
+static void close_fd(uv_file fd) {
+    uv_fs_t req;
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+}
+
 static void fs_done(uv_fs_t *uvreq) {
     fs_req *r = uvreq->data;
     lurl_runtime *rt = r->rt;
     rt->pending_reqs--;
+    /* a close() that came while this ran happens now: closing earlier could
+     * hand the number to a new file and this operation would touch that */
+    if (r->file && --r->file->pending == 0 && r->file->closed) close_fd(r->file->fd);
     rt_push_ref(rt, r->cb_ref);
     int n = push_result(rt->L, r);
     uv_fs_req_cleanup(uvreq);
@@ -174,15 +187,13 @@ static int file_write(lua_State *L) {
     return started(L, r, uv_fs_write(r->rt->loop, &r->req, f->fd, &buf, 1, offset, fs_done));
 }
 
-/* file:close(): at once (closing is quick; no callback to wait for). */
+/* file:close(): at once (closing is quick; no callback to wait for), or
+ * when the operations still in flight are done. */
 static int file_close(lua_State *L) {
     l_file *f = luaL_checkudata(L, 1, FILE_MT);
     if (f->closed) return 0;
     f->closed = 1;
-    uv_fs_t req;
-    int err = uv_fs_close(NULL, &req, f->fd, NULL);
-    uv_fs_req_cleanup(&req);
-    if (err < 0) return rt_fail(L, err);
+    if (!f->pending) close_fd(f->fd);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -357,11 +357,34 @@ static int parser_head(lua_State *L) {
     return 7;
 }
 
+static int is_field(const h1_parser *h, const h1_field *f, const char *name, size_t len) {
+    return f->name_len == len && strncasecmp(h->buf + f->name, name, len) == 0;
+}
+
+/* The Content-Encoding fields as one list ("gzip, br"), or nil. */
+static void push_content_encoding(lua_State *L, const h1_parser *h) {
+    luaL_Buffer b;
+    int n = 0;
+    luaL_buffinit(L, &b);
+    for (int i = 0; i < h->ntrailer_start; i++) {
+        const h1_field *f = &h->fields[i];
+        if (!is_field(h, f, "content-encoding", 16)) continue;
+        if (n++) luaL_addlstring(&b, ", ", 2);
+        luaL_addlstring(&b, h->buf + f->value, f->value_len);
+    }
+    luaL_pushresult(&b);
+    if (!n) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
 /* parser:head_block() -> the same as head() but the fields come as one
  * string "Name: value\r\n..." (in place of names, values): one string to
  * make instead of two per field, for callers that may never look at them;
- * then keep_alive and whether a Set-Cookie field is among them (so that a
- * cookie jar need not look at the fields of every response). */
+ * then keep_alive, whether a Set-Cookie field is among them, and the
+ * Content-Encoding (so that neither the cookie jar nor the decoders need
+ * the fields of every response). */
 static int parser_head_block(lua_State *L) {
     h1_parser *h = check_parser(L);
     push_start(L, h);
@@ -370,9 +393,8 @@ static int parser_head_block(lua_State *L) {
     int cookies = 0;
     for (int i = 0; i < h->ntrailer_start; i++) {
         h1_field *f = &h->fields[i];
-        const char *name = h->buf + f->name;
-        cookies |= f->name_len == 10 && strncasecmp(name, "set-cookie", 10) == 0;
-        luaL_addlstring(&b, name, f->name_len);
+        cookies |= is_field(h, f, "set-cookie", 10);
+        luaL_addlstring(&b, h->buf + f->name, f->name_len);
         luaL_addlstring(&b, ": ", 2);
         luaL_addlstring(&b, h->buf + f->value, f->value_len);
         luaL_addlstring(&b, "\r\n", 2);
@@ -380,7 +402,8 @@ static int parser_head_block(lua_State *L) {
     luaL_pushresult(&b);
     lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
     lua_pushboolean(L, cookies);
-    return 7;
+    push_content_encoding(L, h);
+    return 8;
 }
 
 /* parser:trailers() -> names, values of the trailer fields (empty lists

@@ -33,6 +33,7 @@ local routes = {
   ["/reset"] = function() return { body = BIG, reset_after = 1000 } end,
   ["/cut"] = function() return { body = BIG, close_after = 1000 } end,
   ["/big"] = function() return { body = BIG } end,
+  ["/over-high-water"] = function() return { body = BIG .. ("x"):rep(100000) } end,
   -- the test server computes Content-Length from the (empty) HEAD body, so
   -- announce the GET length explicitly
   ["/big-head"] = function() return { body = BIG, content_length = #BIG } end,
@@ -209,6 +210,21 @@ describe("response", function()
   end)
 
   describe("streaming", function()
+    it("a reader slow enough to pause the socket leaves the pooled connection reading", function()
+      -- the body arrives while the reader sleeps: the read that takes the
+      -- buffer past 1 MiB pauses reading and also ends the response
+      local resp = assert(s:get("over-high-water", { stream = true }))
+      lurl.sleep(0.2)
+      local n = 0
+      for chunk in resp:iter_any() do n = n + #chunk end
+      assert.are.equal(#BIG + 100000, n)
+      assert.are.equal(1, s.connector:stats().idle)
+      local secs, again = support.timed(s.get, s, "plain", { timeout = 5 })
+      assert.are.equal("hello", assert(again):text())
+      assert.is_true(secs < 4)
+      assert.are.equal(1, server.connections)
+    end)
+
     it("iter_chunked(n) gives chunks of at most n bytes and pools the connection", function()
       local resp = assert(s:get("big", { stream = true }))
       assert.are.equal(1, s.connector:stats().in_use)

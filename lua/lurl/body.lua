@@ -6,8 +6,8 @@
 -- and is sent after the head, with Content-Length when the length is known
 -- and chunked transfer coding otherwise (RFC 9112 section 7.1). Memory stays
 -- flat: one chunk of a file is in memory at a time.
-local core = require "lurl.core"
 local errors = require "lurl.errors"
+local fs = require "lurl.fs"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -21,12 +21,17 @@ local file_mt = { __name = "lurl.body_file", __index = File }
 function file_mt.__tostring(f) return ("lurl.body_file (%s, %d bytes)"):format(f.path, f.size) end
 
 -- lurl.file(path) -> a file body. Its size is taken now, so that the request
--- can carry a Content-Length; a file that changes size before it is sent
--- fails the request rather than sending something else.
+-- can carry a Content-Length: that many bytes are sent, and a file that
+-- shrank before they were fails the request rather than sending less.
 function M.file(path)
   if type(path) ~= "string" then errors.argerror("file", "#1", "path string expected, got " .. type(path), 2) end
   local f, err = io.open(path, "rb")
   if not f then errors.argerror("file", "#1", "cannot open '" .. path .. "': " .. tostring(err), 2) end
+  local readable, why = f:read(0)
+  if not readable and why then
+    f:close()
+    errors.argerror("file", "#1", "cannot read '" .. path .. "': " .. tostring(why), 2)
+  end
   local size = f:seek("end")
   f:close()
   return setmetatable({ path = path, size = size }, file_mt)
@@ -70,24 +75,16 @@ local function body_error(msg, ctx)
   return errors.new("ClientPayloadError", "request body: " .. msg, ctx)
 end
 
--- Wait for a core.fs operation started by start(wake).
-local function fs_wait(start)
-  return sched.wait(function(wake)
-    local ok, e, en = start(wake)
-    if not ok then wake(nil, e, en) end
-  end)
-end
-
 -- Stream a file from disk, chunk by chunk: the size it had when the body
 -- was made (what Content-Length announced); a file that shrank meanwhile
 -- fails the request.
 local function send_file(send, part, chunked, ctx)
-  local f, err = fs_wait(function(wake) return core.fs.open(part.file, "r", wake) end)
+  local f, err = fs.open(part.file, "r")
   if not f then return nil, body_error("cannot open '" .. part.file .. "': " .. tostring(err), ctx) end
   local sent, ok = 0, true
   while ok and sent < part.size do
     local data
-    data, err = fs_wait(function(wake) return f:read(math.min(M.CHUNK, part.size - sent), sent, wake) end)
+    data, err = fs.read(f, math.min(M.CHUNK, part.size - sent), sent)
     if not data then
       ok, err = nil, body_error("cannot read '" .. part.file .. "': " .. tostring(err), ctx)
     elseif data == "" then
@@ -106,11 +103,16 @@ end
 -- generator that raises, or one that gives more than room (the bytes left
 -- of a declared Content-Length; checked before they go out) fails the
 -- request. Returns true and the bytes it gave, or nil and an error.
-local function send_generator(send, gen, chunked, room, ctx)
+local function send_generator(send, gen, chunked, room, left, ctx)
   local total = 0
   while true do
-    local ok, chunk = pcall(gen)
+    -- a generator that waits (for a queue, a sleep) is bounded by what is
+    -- left of the request's time, not just when its chunk goes out
+    local secs = left()
+    local ok, chunk, late
+    if secs then ok, chunk, late = pcall(sched.wait_for, secs, gen) else ok, chunk = pcall(gen) end
     if not ok then return nil, body_error("the generator raised: " .. tostring(chunk), ctx) end
+    if errors.is(late, "TimeoutError") then return nil, late end
     if chunk == nil then return true, total end
     if type(chunk) ~= "string" then
       return nil, body_error("the generator gave a " .. type(chunk) .. ", not a string", ctx)
@@ -126,11 +128,12 @@ local function send_generator(send, gen, chunked, room, ctx)
   end
 end
 
--- send(body, send, chunked, declared, ctx) -> true, or nil and an error:
--- every part through send(data) (conn:send bound to the request's
--- deadline), framed when chunked. declared: the Content-Length the head
--- announced, which the bytes must match.
-function M.send(body, send, chunked, declared, ctx)
+-- send(body, send, left, chunked, declared, ctx) -> true, or nil and an
+-- error: every part through send(data) (conn:send bound to the request's
+-- deadline), framed when chunked. left() tells the seconds the request has
+-- left (nil: no limit). declared: the Content-Length the head announced,
+-- which the bytes must match.
+function M.send(body, send, left, chunked, declared, ctx)
   local total = 0
   for _, part in ipairs(body.parts) do
     local ok, err
@@ -138,10 +141,13 @@ function M.send(body, send, chunked, declared, ctx)
       if #part > 0 then ok, err = send(framed(part, chunked)) else ok = true end
       total = total + #part
     elseif type(part) == "table" then
+      if declared and total + part.size > declared then
+        return nil, body_error(("'%s' is larger than the %d bytes Content-Length announced"):format(part.file, declared), ctx)
+      end
       ok, err = send_file(send, part, chunked, ctx)
       total = total + part.size
     else
-      ok, err = send_generator(send, part, chunked, declared and declared - total, ctx)
+      ok, err = send_generator(send, part, chunked, declared and declared - total, left, ctx)
       if ok then total = total + err end
     end
     if not ok then return nil, err end

@@ -3,7 +3,8 @@
 -- produces as bytes arrive.
 --
 -- The read side runs from libuv callbacks and queues events:
---   { "head", status, reason, major, minor, fields_block, keep_alive, sets_cookies }
+--   { "head", status, reason, major, minor, fields_block, keep_alive, sets_cookies,
+--     content_encoding }
 --   { "body", bytes }   { "done" }   { "eof" }   { "error", message, name }
 -- A response that arrives whole in one read is a single head event with
 -- fields body (nil when empty) and done = true.
@@ -145,6 +146,8 @@ end
 -- and a timeout error. After a failure self.unsent tells whether the socket
 -- refused the bytes outright (none of them can have reached the peer).
 function Conn:send(data, deadline, ctx)
+  -- the peer may have answered early and closed while a body was going out
+  if self.closed then return nil, "ECONNRESET: connection closed by the peer", "ECONNRESET" end
   local r, e, en = self.tcp:write(data, self.write_cb)
   if r then return r end
   if r == nil then
@@ -181,8 +184,18 @@ function Conn:can_reuse(keep_alive)
   return keep_alive and self.reusable and not self.closed and not self.active
 end
 
+-- Reading may have been paused for a slow reader when the response ended:
+-- a pooled connection reads again, to notice the peer closing it and to get
+-- the next response.
+local function resume(self)
+  if self.reading or self.closed then return end
+  self.reading = true
+  self.tcp:read_start(self.read_cb)
+end
+
 -- Park in the pool: the loop may end while idle connections stay open.
 function Conn:idle()
+  resume(self)
   self.tcp:ref(false)
   self.parser:shrink()
 end

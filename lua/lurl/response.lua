@@ -2,6 +2,7 @@
 -- session unless the request was made with stream = true.
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
+local fs = require "lurl.fs"
 local headers = require "lurl.headers"
 
 local M = {}
@@ -147,9 +148,9 @@ function M.received(self, chunk)
   if tr then tr:emit("response_chunk_received", { method = self.method, url = self.url, chunk = chunk }) end
 end
 
--- The next body chunk; false at the end; nil, err on failure (the
+-- The next chunk as it came; false at the end; nil, err on failure (the
 -- connection is then closed, never pooled).
-local function pull(self)
+local function pull_raw(self)
   if self._eof then return false end
   if self._error then return nil, self._error end
   if not self._conn then return false end
@@ -167,7 +168,44 @@ local function pull(self)
   self:_finish(false)
   return nil, self._error
 end
+
+local function decode_error(self, msg)
+  self._error = errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status })
+  self:_finish(false)
+  return nil, self._error
+end
+
+-- The next chunk of the body, decoded when the response has a
+-- Content-Encoding the session undoes (never ""); false at the end.
+local function pull(self)
+  local d = self._decode
+  if not d then return pull_raw(self) end
+  while true do
+    local chunk, err = pull_raw(self)
+    if chunk == nil then return nil, err end
+    local out
+    if chunk then out, err = d:feed(chunk) else out, err = d:finish() end
+    if not out then return decode_error(self, err) end
+    if out ~= "" then return out end
+    if not chunk then return false end
+  end
+end
 M.pull = pull
+
+-- A body that came whole with its head, decoded: true, or nil and the
+-- ClientPayloadError.
+function M.decode_whole(self, body)
+  local d = self._decode
+  local out, err = d:feed(body or "")
+  local rest
+  if out then rest, err = d:finish() end
+  if not rest then
+    d:close()
+    return decode_error(self, err)
+  end
+  self._body = out .. rest
+  return true
+end
 
 -- What read(n) left of the last chunk (from offset _ppos), taken whole.
 local function take_pending(self)
@@ -259,6 +297,38 @@ function Response:iter_chunked(n)
     if c == "" then return nil end
     return c
   end
+end
+
+-- resp:save(path[, { progress = fn(done, total) }]) -> bytes written, or
+-- nil and an error: the body streamed to a file chunk by chunk, so memory
+-- stays flat whatever its size. total is the Content-Length (nil when
+-- unknown). A failure removes the partial file: nothing half-written is
+-- left looking complete.
+function Response:save(path, opts)
+  if type(path) ~= "string" then errors.argerror("save", "#1", "path string expected, got " .. type(path), 2) end
+  local progress = opts and opts.progress
+  if progress ~= nil and type(progress) ~= "function" then
+    errors.argerror("save", "'progress'", "function expected, got " .. type(progress), 2)
+  end
+  local f, ferr = fs.open(path, "w")
+  if not f then return nil, errors.new("ClientError", "cannot save to '" .. path .. "': " .. tostring(ferr)) end
+  local total = not rawget(self, "_decode") and tonumber(self.headers["content-length"]) or nil
+  local done = 0
+  local ok, err = pcall(function()
+    for chunk in self:iter_any() do
+      local written, werr = fs.write(f, chunk, done)
+      if not written then error(errors.new("ClientError", "cannot write '" .. path .. "': " .. tostring(werr)), 0) end
+      done = done + #chunk
+      if progress then progress(done, total) end
+    end
+  end)
+  f:close()
+  if not ok then
+    os.remove(path)
+    if not errors.is(err, "ClientError") then error(err, 0) end -- a progress callback's own error
+    return nil, err
+  end
+  return done
 end
 
 local function latin1_to_utf8(s)

@@ -6,6 +6,8 @@ local cjson = require "cjson"
 local core = require "lurl.core"
 local connector_mod = require "lurl.connector"
 local cookies = require "lurl.cookies"
+local decompress = require "lurl.decompress"
+local formdata = require "lurl.formdata"
 local errors = require "lurl.errors"
 local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
@@ -19,7 +21,7 @@ local M = {}
 
 M.USER_AGENT = "lurl/" .. core.version
 -- Only what the runtime decodes is advertised.
-M.ACCEPT_ENCODING = "identity"
+M.ACCEPT_ENCODING = decompress.ACCEPT
 
 local Session = {}
 local mt = { __name = "lurl.session", __index = Session }
@@ -30,6 +32,7 @@ local SESSION_OPTIONS = {
   skip_auto_headers = "table", json_serialize = "function", connector = "table",
   connector_owner = "boolean", max_line_size = "number", max_field_size = "number",
   trace_configs = "table", cookie_jar = "any", cookies = "table", auth = "any",
+  auto_decompress = "boolean", max_decompressed_size = "number",
 }
 
 local REQUEST_OPTIONS = {
@@ -37,7 +40,7 @@ local REQUEST_OPTIONS = {
   raise_for_status = "any", stream = "boolean", skip_auto_headers = "table", chunked = "boolean",
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
-  cookies = "table", auth = "any",
+  cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
 }
 
 local NO_OPTIONS = {}
@@ -113,6 +116,8 @@ function M.new(opts)
     trace_configs = check_trace_configs(opts.trace_configs),
     cookie_jar = jar,
     auth = opts.auth,
+    auto_decompress = opts.auto_decompress ~= false,
+    max_decompressed_size = opts.max_decompressed_size,
     prepared = {},
     closed = false,
   }, mt)
@@ -153,12 +158,19 @@ local function build_body(self, opts)
   if type(data) == "string" then return data, nil end
   local streamed = body_mod.from_data(data)
   if streamed then return streamed, nil end
+  if formdata.is(data) then
+    local ok, b = pcall(data.body, data)
+    if not ok then errors.argerror("request", "'data'", b, 5) end
+    if #b.parts == 1 and type(b.parts[1]) == "string" then return b.parts[1], b.content_type end
+    return body_mod.stream(b.parts), b.content_type
+  end
   if type(data) == "table" then
     local ok, res = pcall(url.encode_form, data)
     if not ok then errors.argerror("request", "'data'", res, 5) end
     return res, "application/x-www-form-urlencoded"
   end
-  errors.argerror("request", "'data'", "string, table, lurl.file or generator function expected, got " .. type(data), 5)
+  errors.argerror("request", "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
+    .. type(data), 5)
 end
 
 -- The framing of a streamed body (RFC 9112 section 6): the Content-Length
@@ -167,8 +179,9 @@ end
 local function frame(h, streamed, chunked)
   local given = h:get("Content-Length")
   if given then
-    local n = tonumber(given)
-    if not n or n < 0 or n % 1 ~= 0 then
+    -- RFC 9110 section 8.6: 1*DIGIT, nothing else
+    local n = given:match("^%d+$") and tonumber(given)
+    if not n then
       errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given, 6)
     end
     if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header", 6) end
@@ -200,7 +213,10 @@ local function build_headers(self, method, u, opts, body, ctype, creds)
   auto(h, skip, "Host", url.host_header(u))
   auto(h, skip, "User-Agent", M.USER_AGENT)
   auto(h, skip, "Accept", "*/*")
-  auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING)
+  local decoding = opts.auto_decompress
+  if decoding == nil then decoding = self.auto_decompress end
+  -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
+  if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
   local chunked, declared = false, nil
   if type(body) == "table" then
     chunked, declared = frame(h, body, opts.chunked)
@@ -315,8 +331,12 @@ end
 local function send_request(c, req, deadline, ctx)
   local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
   if not ok or type(req.body) ~= "table" then return ok, err end
-  return body_mod.send(req.body, function(data) return send_on(c, data, deadline, ctx) end,
-    req.chunked, req.declared, ctx)
+  local function left() return (deadline:limit("write")) end
+  local function send(data)
+    if left() == 0 then return nil, deadline:error(select(3, deadline:limit("write")), ctx) end
+    return send_on(c, data, deadline, ctx)
+  end
+  return body_mod.send(req.body, send, left, req.chunked, req.declared, ctx)
 end
 
 local function exchange(c, req, deadline, ctx, tr)
@@ -342,6 +362,16 @@ local function release(resp, ok)
   resp._connector:release(c, ok and c:can_reuse(resp._keep_alive), now)
 end
 
+-- The decoders for a response's Content-Encoding (false: none), when the
+-- request decodes and the response has a body (RFC 9110 sections 6.4.1 and
+-- 9.3.2: none for HEAD, 204 and 304).
+local function decoder_for(self, req, status, content_encoding)
+  if not content_encoding or not req.decode or req.method == "HEAD" or status == 204 or status == 304 then
+    return false
+  end
+  return decompress.chain(content_encoding, self.max_decompressed_size) or false
+end
+
 local function make_response(self, req, head, c, deadline, tr)
   local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
   local connector = self.connector
@@ -351,6 +381,7 @@ local function make_response(self, req, head, c, deadline, tr)
     _fields_block = block, -- resp.headers is made from it when first read
     _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
     _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
+    _decode = decoder_for(self, req, status, head[9]),
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     -- a streamed body is bounded by sock_read only, as in aiohttp
@@ -361,7 +392,12 @@ local function make_response(self, req, head, c, deadline, tr)
     -- the whole response came with its head: no body events to wait for
     local body = head.body
     if body then response.received(resp, body) end
-    resp._body, resp._eof = body or "", true
+    resp._eof = true
+    if not resp._decode then
+      resp._body = body or ""
+    elseif not response.decode_whole(resp, body) then
+      return resp
+    end
     resp:_finish(true)
   end
   return resp
@@ -415,7 +451,10 @@ local function perform(self, req, deadline, ctx, tr)
     if not c then return nil, head end
   end
   local resp = make_response(self, req, head, c, deadline, tr)
-  if resp._eof then return resp end -- it came whole with its head
+  if resp._eof then -- it came whole with its head
+    if resp._error then return nil, resp._error end
+    return resp
+  end
   if req.stream then return guard(resp) end
   local body_ok, body, berr = pcall(response.read_all, resp)
   if not body_ok then
@@ -448,6 +487,7 @@ local function prepare(self, method, raw_url, opts)
   u, creds = credentials(self, u, opts)
   if not u then return nil, creds end
   local body, ctype = build_body(self, opts)
+  if opts.chunked and type(body) == "string" then body = body_mod.stream({ body }) end
   local headers, chunked, declared = build_headers(self, method, u, opts, body, ctype, creds)
   local port = u.port or url.default_ports[u.scheme]
   local connector = self.connector
@@ -520,6 +560,8 @@ end
 -- the jar learns the cookies it set.
 local function hop(self, method, p, opts, deadline, tr)
   local ctx = { url = p.url_string, method = method }
+  local decoding = opts.auto_decompress
+  if decoding == nil then decoding = self.auto_decompress end
   local headers, bytes = with_cookies(self, p, opts)
   -- The request is what connector:acquire takes (context, trace, sizes,
   -- fresh, ssl) and the record of its own timings (t_*, queue, dns,
@@ -528,7 +570,7 @@ local function hop(self, method, p, opts, deadline, tr)
   local req = {
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
-    chunked = p.chunked, declared = p.declared,
+    chunked = p.chunked, declared = p.declared, decode = decoding,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,

@@ -1,0 +1,113 @@
+-- Response content codings (RFC 9110 section 8.4): the decoders for a
+-- Content-Encoding list, undone in reverse order of application, streaming,
+-- with a guard against decompression bombs. The decoders themselves are C
+-- (core.codec: zlib, brotli, zstd).
+local codec = require("lurl.core").codec
+
+local M = {}
+
+-- What Accept-Encoding advertises: exactly what can be decoded.
+M.NAMES = codec.names
+M.ACCEPT = table.concat(codec.names, ", ")
+
+local SUPPORTED = {}
+for _, name in ipairs(codec.names) do SUPPORTED[name] = true end
+local ALIASES = { ["x-gzip"] = "gzip" } -- RFC 9110 section 8.4.1.3
+
+-- A decompressed body may grow this many times its compressed size (once
+-- past FLOOR bytes), unless the caller sets its own limits.
+M.MAX_RATIO = 1000
+local FLOOR = 1024 * 1024
+
+local Chain = {}
+local chain_mt = { __name = "lurl.decoder_chain", __index = Chain }
+
+-- The codings of a Content-Encoding value in the order they were applied,
+-- without identity; nil when one of them is unknown (the body is then left
+-- as it came, as aiohttp does).
+local function codings(header)
+  local list = {}
+  for token in header:gmatch("[^,]+") do
+    local name = token:match("^%s*(.-)%s*$"):lower()
+    name = ALIASES[name] or name
+    if name ~= "" and name ~= "identity" then
+      if not SUPPORTED[name] then return nil end
+      list[#list + 1] = name
+    end
+  end
+  return list
+end
+
+-- chain(header, max_size, max_ratio) -> a decoder chain, or nil when there
+-- is nothing (known) to undo. max_size: most decompressed bytes (nil: no
+-- cap); max_ratio: most output per input byte (nil: MAX_RATIO; false: none).
+function M.chain(header, max_size, max_ratio)
+  local list = codings(header)
+  if not list or #list == 0 then return nil end
+  local decoders = {}
+  for i = #list, 1, -1 do decoders[#decoders + 1] = codec.decoder(list[i]) end
+  if max_ratio == nil then max_ratio = M.MAX_RATIO end
+  return setmetatable({ decoders = decoders, names = table.concat(list, ", "), max_size = max_size,
+    max_ratio = max_ratio, fed = 0, out = 0, done = false }, chain_mt)
+end
+
+function Chain:close()
+  for _, d in ipairs(self.decoders) do d:close() end
+end
+
+-- Over a limit: the message, else nil.
+local function over(self)
+  if self.max_size and self.out > self.max_size then
+    return ("decompressed body exceeds max_decompressed_size=%d"):format(self.max_size)
+  end
+  local ratio = self.max_ratio
+  if ratio and self.out > FLOOR and self.out > ratio * self.fed then
+    return ("decompressed body grew over %d times its compressed size (a decompression bomb?)"):format(ratio)
+  end
+end
+
+-- Each decoder's output into the next; finishing runs finish() down the
+-- chain, each one's rest going through the ones after it.
+local function run(self, data, finishing)
+  for i, d in ipairs(self.decoders) do
+    local out, err = d:feed(data)
+    if not out then return nil, err end
+    if finishing then
+      local rest
+      rest, err = d:finish()
+      if not rest then return nil, err end
+      out = out .. rest
+    end
+    data = out
+    if i < #self.decoders and #data == 0 and not finishing then return "" end
+  end
+  return data
+end
+
+-- feed(chunk) -> decoded bytes (maybe ""), or nil and a message.
+function Chain:feed(chunk)
+  self.fed = self.fed + #chunk
+  local out, err = run(self, chunk, false)
+  if not out then return nil, ("cannot decode %s body: %s"):format(self.names, err) end
+  self.out = self.out + #out
+  local why = over(self)
+  if why then return nil, why end
+  return out
+end
+
+-- finish() -> the last bytes, or nil and a message (a truncated stream). An
+-- empty body is taken as empty, whatever its coding says.
+function Chain:finish()
+  if self.done then return "" end
+  self.done = true
+  if self.fed == 0 then self:close(); return "" end
+  local out, err = run(self, "", true)
+  self:close()
+  if not out then return nil, ("cannot decode %s body: %s"):format(self.names, err) end
+  self.out = self.out + #out
+  local why = over(self)
+  if why then return nil, why end
+  return out
+end
+
+return M
