@@ -33,6 +33,15 @@ local routes = {
   ["/reset"] = function() return { body = BIG, reset_after = 1000 } end,
   ["/cut"] = function() return { body = BIG, close_after = 1000 } end,
   ["/big"] = function() return { body = BIG } end,
+  ["/sjis"] = function() return { headers = { ["Content-Type"] = "text/plain; charset=shift_jis" }, body = "\130\160" } end,
+  ["/no-charset"] = function() return { headers = { ["Content-Type"] = "text/plain" }, body = "\233t\233" } end,
+  ["/described"] = function()
+    return { body = "x", headers = {
+      ["Content-Disposition"] = "attachment; filename=\"plain.txt\"; filename*=UTF-8''%E2%82%AC%20rates.txt",
+      Link = '</page/2>; rel="next", <https://example.test/p/1>; rel="prev first"',
+    } }
+  end,
+  ["/lines"] = function() return { chunked = true, body = "one\ntwo\r\nlast" } end,
   ["/over-high-water"] = function() return { body = BIG .. ("x"):rep(100000) } end,
   -- the test server computes Content-Length from the (empty) HEAD body, so
   -- announce the GET length explicitly
@@ -114,7 +123,11 @@ describe("response", function()
 
     it("text decodes latin-1 to UTF-8", function()
       assert.are.equal("caf\195\169", assert(s:get("latin1")):text())
-      assert.are.equal("caf\233", assert(s:get("latin1")):text("utf-8"))
+      -- read as UTF-8 the byte is invalid: an error, or U+FFFD on request
+      local text, err = assert(s:get("latin1")):text("utf-8")
+      assert.is_nil(text)
+      assert.are.equal("ClientPayloadError", err.kind)
+      assert.are.equal("caf\239\191\189", assert(s:get("latin1")):text("utf-8", "replace"))
     end)
 
     it("json decodes application/json and +json", function()
@@ -143,6 +156,81 @@ describe("response", function()
       local v, err = assert(s:get("bad-json")):json()
       assert.is_nil(v)
       assert.is_not_nil(err)
+    end)
+  end)
+
+  describe("content helpers", function()
+    it("text converts any charset iconv knows, from Content-Type", function()
+      assert.are.equal("\227\129\130", assert(s:get("sjis")):text()) -- あ
+      assert.are.equal("shift_jis", assert(s:get("sjis")):get_encoding())
+    end)
+
+    it("get_encoding asks the session's fallback_charset_resolver when Content-Type has no charset", function()
+      local seen
+      s:close()
+      s = support.session(server, { fallback_charset_resolver = function(resp, body)
+        seen = { resp.url, body }
+        return "iso-8859-1"
+      end })
+      local resp = assert(s:get("no-charset"))
+      assert.are.equal("iso-8859-1", resp:get_encoding())
+      assert.are.equal("\195\169t\195\169", resp:text())
+      assert.same({ server:url("/no-charset"), "\233t\233" }, seen)
+    end)
+
+    it("content_disposition reads RFC 6266 with filename* preferred", function()
+      local cd = assert(s:get("described")).content_disposition
+      assert.are.equal("attachment", cd.type)
+      assert.are.equal("\226\130\172 rates.txt", cd.filename)
+      assert.is_nil(assert(s:get("plain")).content_disposition)
+    end)
+
+    it("links reads RFC 8288 Link fields, resolved against the URL and indexed by rel", function()
+      local links = assert(s:get("described")).links
+      assert.are.equal(server:url("/page/2"), links.next.url)
+      assert.are.equal("https://example.test/p/1", links.prev.url)
+      assert.are.equal(links.prev, links.first)
+      assert.are.equal(2, #links)
+    end)
+
+    it("readline gives the lines of a streamed body, CRLF kept, then the rest and \"\"", function()
+      local resp = assert(s:get("lines", { stream = true }))
+      assert.are.equal("one\n", resp:readline())
+      assert.are.equal("two\r\n", resp:readline())
+      assert.are.equal("last", resp:readline())
+      assert.are.equal("", resp:readline())
+    end)
+
+    it("max_body_size stops an eager read, whether the body came whole or in pieces", function()
+      for _, path in ipairs { "plain", "big" } do
+        local resp, err = s:get(path, { max_body_size = 3 })
+        assert.is_nil(resp)
+        assert.are.equal("ClientPayloadError", err.kind)
+        assert.matches("max_body_size=3", err.message, 1, true)
+      end
+      assert.are.equal(#BIG, #assert(s:get("big", { max_body_size = #BIG })):read())
+      -- a streamed body is the script's to bound
+      local n = 0
+      for chunk in assert(s:get("big", { stream = true, max_body_size = 3 })):iter_chunked(65536) do n = n + #chunk end
+      assert.are.equal(#BIG, n)
+    end)
+
+    it("save streams the body to a file and reports progress; a cut body leaves no file", function()
+      local path = os.tmpname()
+      local calls, last = 0, nil
+      local n = assert(assert(s:get("big", { stream = true })):save(path, { progress = function(done, total)
+        calls, last = calls + 1, { done, total }
+      end }))
+      assert.are.equal(#BIG, n)
+      local f = assert(io.open(path, "rb"))
+      assert.are.equal(BIG, f:read("*a"))
+      f:close()
+      assert.is_true(calls >= 1)
+      assert.same({ #BIG, #BIG }, last)
+      local ok, err = assert(s:get("cut", { stream = true })):save(path)
+      assert.is_nil(ok)
+      assert.are.equal("ClientPayloadError", err.kind)
+      assert.is_nil(io.open(path, "rb"))
     end)
   end)
 

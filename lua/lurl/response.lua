@@ -1,5 +1,6 @@
 -- ClientResponse: status line, headers and the body, read whole by the
 -- session unless the request was made with stream = true.
+local content = require "lurl.content"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
 local fs = require "lurl.fs"
@@ -93,6 +94,21 @@ function lazy.cookies(r)
   end
   rawset(r, "cookies", out)
   return out
+end
+
+-- Content-Disposition (RFC 6266): { type, filename, parameters }, nil when
+-- absent or malformed.
+function lazy.content_disposition(r)
+  local v = r.headers["content-disposition"]
+  return v and content.content_disposition(v) or nil
+end
+
+-- Link fields (RFC 8288), resolved against the response's URL: a list of
+-- { url, rel, params, ... } also indexed by relation (resp.links.next.url).
+function lazy.links(r)
+  local l = content.links(r.headers:get_all("link"), r.url)
+  rawset(r, "links", l)
+  return l
 end
 
 -- the responses of earlier redirect hops, oldest first
@@ -215,17 +231,32 @@ local function take_pending(self)
   return buf
 end
 
+-- Whether size bytes of body are past max_body_size: then the error is set,
+-- the connection let go, and true returned.
+function M.too_big(self, size)
+  local max = rawget(self, "_max_body")
+  if not max or size <= max then return false end
+  self._error = errors.new("ClientPayloadError", ("response body exceeds max_body_size=%d (read it streamed)")
+    :format(max), { url = self.url, method = self.method, status = self.status })
+  self:_finish(false)
+  return true
+end
+
 -- Read everything that is left; called by the session for non-streamed
--- responses, and by read() on streamed ones.
+-- responses, and by read() on streamed ones. A body past max_body_size
+-- (session or request option) fails instead of filling memory.
 local function read_all(self)
   if self._body then return self._body end
   local rest = take_pending(self)
   local parts = rest and { rest } or {}
+  local size = rest and #rest or 0
   while true do
     local chunk, err = pull(self)
     if chunk == nil then return nil, err end
     if chunk == false then break end
     parts[#parts + 1] = chunk
+    size = size + #chunk
+    if M.too_big(self, size) then return nil, self._error end
   end
   self._body = #parts == 1 and parts[1] or table.concat(parts)
   return self._body
@@ -269,21 +300,46 @@ end
 
 local function raise(err) error(err, 0) end
 
+-- The next chunk of what is left, whether the body was read whole or is
+-- streaming: a string, false at the end, or nil and the error.
+local function next_chunk(self)
+  local chunk = take_pending(self)
+  if chunk then return chunk end
+  local b = self._body
+  if b then
+    local pos = self._pos or 1
+    self._pos = #b + 1
+    if pos > #b then return false end
+    return pos == 1 and b or b:sub(pos)
+  end
+  return pull(self)
+end
+
 -- for chunk in resp:iter_any() do ... end: chunks as they arrive. A failure
 -- mid-body raises the ClientPayloadError (a loop cannot return it).
 function Response:iter_any()
   return function()
-    local chunk = take_pending(self)
-    if chunk then return chunk end
-    if self._body then
-      local b = self._body
-      if self._pos and self._pos > #b then return nil end
-      self._pos = #b + 1
-      return b ~= "" and b or nil
-    end
-    local c, err = pull(self)
+    local c, err = next_chunk(self)
     if c == nil then raise(err) end
     return c or nil
+  end
+end
+
+-- readline() -> the next line, "\n" included ("" at the end), or nil and an
+-- error: a body read line by line holds no more than a line and a chunk.
+function Response:readline()
+  local lines = rawget(self, "_lines")
+  if not lines then
+    lines = content.line_reader()
+    rawset(self, "_lines", lines)
+  end
+  while true do
+    local line = lines:next()
+    if line then return line end
+    local chunk, err = next_chunk(self)
+    if chunk == nil then return nil, err end
+    if chunk == false then return lines:rest() end
+    lines:feed(chunk)
   end
 end
 
@@ -331,22 +387,30 @@ function Response:save(path, opts)
   return done
 end
 
-local function latin1_to_utf8(s)
-  return (s:gsub("[\128-\255]", function(c)
-    local b = c:byte()
-    return string.char(0xC0 + math.floor(b / 64), 0x80 + b % 64)
-  end))
-end
-
--- text([encoding]) -> string. UTF-8, US-ASCII and ISO-8859-1 are understood
--- now; any other charset is an error rather than mis-decoded text.
-function Response:text(encoding)
+-- get_encoding() -> the charset text() decodes with: the Content-Type's,
+-- utf-8 for JSON, else what the session's fallback_charset_resolver(resp,
+-- body) says, else utf-8 (aiohttp's order).
+function Response:get_encoding()
   local body, err = read_all(self)
   if not body then return nil, err end
-  local cs = (encoding or self.charset or "utf-8"):lower()
-  if cs == "utf-8" or cs == "utf8" or cs == "us-ascii" or cs == "ascii" then return body end
-  if cs == "iso-8859-1" or cs == "latin1" or cs == "latin-1" then return latin1_to_utf8(body) end
-  return nil, errors.new("ClientPayloadError", "cannot decode charset '" .. cs .. "'", { url = self.url })
+  local resolver = rawget(self, "_charset_resolver")
+  return content.get_encoding(self.headers["content-type"], body,
+    resolver and function(b) return resolver(self, b) end or nil)
+end
+
+-- text([encoding[, errors]]) -> UTF-8 text: the body decoded from
+-- encoding, or get_encoding()'s charset (iconv converts any charset glibc
+-- knows). errors: "strict" (a bad byte is ClientPayloadError naming the
+-- charset and offset), "replace" (U+FFFD) or "ignore".
+function Response:text(encoding, mode)
+  local body, err = read_all(self)
+  if not body then return nil, err end
+  local cs = encoding or self:get_encoding()
+  local text, why = content.decode(body, cs, mode or "strict")
+  if not text then
+    return nil, errors.new("ClientPayloadError", why, { url = self.url, method = self.method, status = self.status })
+  end
+  return text
 end
 
 -- json{ content_type = "application/json" | false, loads = fn } -> value.
@@ -358,14 +422,11 @@ function Response:json(opts)
   if not body then return nil, err end
   local want = opts.content_type
   if want == nil then want = "application/json" end
-  if want then
-    local ct = self.content_type or ""
-    local ok = ct == want or (want == "application/json" and ct:match("^application/[%w.+-]*%+json$"))
-    if not ok then
-      return nil, errors.new("ContentTypeError",
-        ("attempt to decode JSON with unexpected mimetype: %s"):format(ct),
-        { url = self.url, status = self.status, headers = self.headers })
-    end
+  local ct = self.headers["content-type"]
+  if not content.json_type_ok(ct, want) then
+    return nil, errors.new("ContentTypeError",
+      ("attempt to decode JSON with unexpected mimetype: %s"):format(self.content_type or ""),
+      { url = self.url, status = self.status, headers = self.headers })
   end
   if body:match("^%s*$") then return nil end
   local loads = opts.loads or require("cjson").decode

@@ -32,7 +32,8 @@ local SESSION_OPTIONS = {
   skip_auto_headers = "table", json_serialize = "function", connector = "table",
   connector_owner = "boolean", max_line_size = "number", max_field_size = "number",
   trace_configs = "table", cookie_jar = "any", cookies = "table", auth = "any",
-  auto_decompress = "boolean", max_decompressed_size = "number",
+  auto_decompress = "boolean", max_decompressed_size = "number", max_body_size = "number",
+  fallback_charset_resolver = "function",
 }
 
 local REQUEST_OPTIONS = {
@@ -41,6 +42,7 @@ local REQUEST_OPTIONS = {
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
+  max_body_size = "number",
 }
 
 local NO_OPTIONS = {}
@@ -118,6 +120,8 @@ function M.new(opts)
     auth = opts.auth,
     auto_decompress = opts.auto_decompress ~= false,
     max_decompressed_size = opts.max_decompressed_size,
+    max_body_size = opts.max_body_size or false,
+    fallback_charset_resolver = opts.fallback_charset_resolver or false,
     prepared = {},
     closed = false,
   }, mt)
@@ -382,6 +386,7 @@ local function make_response(self, req, head, c, deadline, tr)
     _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
     _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
     _decode = decoder_for(self, req, status, head[9]),
+    _max_body = req.max_body, _charset_resolver = self.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     -- a streamed body is bounded by sock_read only, as in aiohttp
@@ -398,6 +403,7 @@ local function make_response(self, req, head, c, deadline, tr)
     elseif not response.decode_whole(resp, body) then
       return resp
     end
+    if response.too_big(resp, #resp._body) then return resp end
     resp:_finish(true)
   end
   return resp
@@ -571,6 +577,7 @@ local function hop(self, method, p, opts, deadline, tr)
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
     chunked = p.chunked, declared = p.declared, decode = decoding,
+    max_body = opts.max_body_size or self.max_body_size,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,
