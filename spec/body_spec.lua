@@ -596,6 +596,41 @@ describe("streamed request bodies", function()
     end)
   end)
 
+  describe("compress", function()
+    local codec = require("lurl.core").codec
+    local function inflate(coding, data)
+      local d = codec.decoder(coding)
+      return d:feed(data) .. d:finish()
+    end
+
+    it("compresses a string at once: Content-Encoding and an exact Content-Length", function()
+      local text = ("compress me "):rep(1000)
+      ok_resp(s:post("/echo", { data = text, compress = "gzip" }))
+      local req = seen[1]
+      assert.are.equal("gzip", req.headers["content-encoding"])
+      assert.are.equal(tostring(#req.body), req.headers["content-length"])
+      assert.is_true(#req.body < #text)
+      assert.are.equal(text, inflate("gzip", req.body))
+    end)
+
+    it("compresses a file and a generator as they go out, chunked", function()
+      local data = random_bytes(3 * MiB)
+      ok_resp(s:post("/echo", { data = lurl.file(temp_file(data)), compress = "deflate" }))
+      ok_resp(s:post("/echo", { data = generator({ "one ", "two ", "three" }).fn, compress = "gzip" }))
+      assert.are.equal("chunked", seen[1].headers["transfer-encoding"])
+      assert.are.equal("deflate", seen[1].headers["content-encoding"])
+      assert_bytes(data, inflate("deflate", seen[1].body))
+      assert.are.equal("one two three", inflate("gzip", seen[2].body))
+    end)
+
+    it("takes only gzip and deflate, and not with a Content-Encoding header", function()
+      assert.has_error(function() s:post("/echo", { data = "x", compress = "br" }) end)
+      local ok, err = pcall(s.post, s, "/echo", { data = "x", compress = "gzip", headers = { ["Content-Encoding"] = "gzip" } })
+      assert.is_false(ok)
+      assert.matches("Content%-Encoding", err)
+    end)
+  end)
+
   describe("large uploads", function()
     it("a 64 MiB file completes and arrives whole", function()
       local block = random_bytes(MiB - 1)

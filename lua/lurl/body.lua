@@ -6,6 +6,7 @@
 -- and is sent after the head, with Content-Length when the length is known
 -- and chunked transfer coding otherwise (RFC 9112 section 7.1). Memory stays
 -- flat: one chunk of a file is in memory at a time.
+local codec = require("lurl.core").codec
 local errors = require "lurl.errors"
 local fs = require "lurl.fs"
 local sched = require "lurl.sched"
@@ -78,7 +79,7 @@ end
 -- Stream a file from disk, chunk by chunk: the size it had when the body
 -- was made (what Content-Length announced); a file that shrank meanwhile
 -- fails the request.
-local function send_file(send, part, chunked, ctx)
+local function send_file(emit, part, ctx)
   local f, err = fs.open(part.file, "r")
   if not f then return nil, body_error("cannot open '" .. part.file .. "': " .. tostring(err), ctx) end
   local sent, ok = 0, true
@@ -92,7 +93,7 @@ local function send_file(send, part, chunked, ctx)
         :format(part.file, sent, part.size), ctx)
     else
       sent = sent + #data
-      ok, err = send(framed(data, chunked))
+      ok, err = emit(data)
     end
   end
   f:close()
@@ -103,7 +104,7 @@ end
 -- generator that raises, or one that gives more than room (the bytes left
 -- of a declared Content-Length; checked before they go out) fails the
 -- request. Returns true and the bytes it gave, or nil and an error.
-local function send_generator(send, gen, chunked, room, left, ctx)
+local function send_generator(emit, gen, room, left, ctx)
   local total = 0
   while true do
     -- a generator that waits (for a queue, a sleep) is bounded by what is
@@ -122,32 +123,47 @@ local function send_generator(send, gen, chunked, room, left, ctx)
     end
     if #chunk > 0 then
       total = total + #chunk
-      local sent, err = send(framed(chunk, chunked))
+      local sent, err = emit(chunk)
       if not sent then return nil, err end
     end
   end
 end
 
+-- What goes on the wire for each piece of the body: compressed when the
+-- body is (the compressor's output may lag its input), framed when chunked.
+-- Returns emit(data) and finish().
+local function emitter(send, chunked, compress)
+  local enc = compress and codec.encoder(compress)
+  local function out(data)
+    if #data == 0 then return true end
+    return send(framed(data, chunked))
+  end
+  if not enc then return out, function() return true end end
+  return function(data) return out(enc:feed(data)) end, function() return out(enc:finish()) end
+end
+
 -- send(body, send, left, chunked, declared, ctx) -> true, or nil and an
 -- error: every part through send(data) (conn:send bound to the request's
--- deadline), framed when chunked. left() tells the seconds the request has
--- left (nil: no limit). declared: the Content-Length the head announced,
--- which the bytes must match.
+-- deadline), compressed with body.compress ("gzip" or "deflate") and framed
+-- when chunked. left() tells the seconds the request has left (nil: no
+-- limit). declared: the Content-Length the head announced, which the bytes
+-- must match.
 function M.send(body, send, left, chunked, declared, ctx)
+  local emit, finish = emitter(send, chunked, body.compress)
   local total = 0
   for _, part in ipairs(body.parts) do
     local ok, err
     if type(part) == "string" then
-      if #part > 0 then ok, err = send(framed(part, chunked)) else ok = true end
+      ok, err = emit(part)
       total = total + #part
     elseif type(part) == "table" then
       if declared and total + part.size > declared then
         return nil, body_error(("'%s' is larger than the %d bytes Content-Length announced"):format(part.file, declared), ctx)
       end
-      ok, err = send_file(send, part, chunked, ctx)
+      ok, err = send_file(emit, part, ctx)
       total = total + part.size
     else
-      ok, err = send_generator(send, part, chunked, declared and declared - total, left, ctx)
+      ok, err = send_generator(emit, part, declared and declared - total, left, ctx)
       if ok then total = total + err end
     end
     if not ok then return nil, err end
@@ -155,8 +171,15 @@ function M.send(body, send, left, chunked, declared, ctx)
   if declared and total ~= declared then
     return nil, body_error(("%d bytes sent, Content-Length said %d"):format(total, declared), ctx)
   end
-  if chunked then return send("0\r\n\r\n") end
-  return true
+  local ok, err = finish()
+  if ok and chunked then return send("0\r\n\r\n") end
+  return ok, err
+end
+
+-- compressed(body, coding) -> a streamed body compressed as it is sent;
+-- its compressed length is not known in advance, so it goes chunked.
+function M.compressed(body, coding)
+  return { parts = body.parts, length = nil, replayable = body.replayable, compress = coding }
 end
 
 return M

@@ -3,6 +3,7 @@
 local auth = require "lurl.auth"
 local body_mod = require "lurl.body"
 local cjson = require "cjson"
+local codec = require("lurl.core").codec
 local core = require "lurl.core"
 local connector_mod = require "lurl.connector"
 local cookies = require "lurl.cookies"
@@ -42,7 +43,7 @@ local REQUEST_OPTIONS = {
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
-  max_body_size = "number",
+  max_body_size = "number", compress = "string",
 }
 
 local NO_OPTIONS = {}
@@ -177,6 +178,24 @@ local function build_body(self, opts)
     .. type(data), 5)
 end
 
+-- compress = "gzip" | "deflate": the body compressed with Content-Encoding
+-- (RFC 9110 section 8.4). A string at once (its length stays known); a
+-- streamed body as it goes out, chunked.
+local CODINGS = { gzip = true, deflate = true }
+
+local function compress_body(body, opts)
+  local coding = opts.compress
+  if not coding or not body then return body end
+  if not CODINGS[coding] then
+    errors.argerror("request", "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding, 5)
+  end
+  if type(body) == "string" then
+    local enc = codec.encoder(coding)
+    return enc:feed(body) .. enc:finish()
+  end
+  return body_mod.compressed(body, coding)
+end
+
 -- The framing of a streamed body (RFC 9112 section 6): the Content-Length
 -- the script set, else its known length, else chunked (always with
 -- chunked = true). Returns whether it is chunked and the length declared.
@@ -222,6 +241,12 @@ local function build_headers(self, method, u, opts, body, ctype, creds)
   -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
   if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
   local chunked, declared = false, nil
+  if opts.compress and body then
+    if h:has("Content-Encoding") then
+      errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header", 5)
+    end
+    h:set("Content-Encoding", opts.compress)
+  end
   if type(body) == "table" then
     chunked, declared = frame(h, body, opts.chunked)
     if ctype then auto(h, skip, "Content-Type", ctype) end
@@ -493,6 +518,7 @@ local function prepare(self, method, raw_url, opts)
   u, creds = credentials(self, u, opts)
   if not u then return nil, creds end
   local body, ctype = build_body(self, opts)
+  body = compress_body(body, opts)
   if opts.chunked and type(body) == "string" then body = body_mod.stream({ body }) end
   local headers, chunked, declared = build_headers(self, method, u, opts, body, ctype, creds)
   local port = u.port or url.default_ports[u.scheme]
