@@ -33,6 +33,7 @@ typedef struct {
     size_t *span_lens;
     int nspans, spans_cap;
     int head_ready, done, started, no_body, informational;
+    int continued; /* a 100 (Continue) went by since the last look */
     char err[160];
 } h1_parser;
 
@@ -169,6 +170,7 @@ static int on_message_complete(llhttp_t *p) {
     if (h->informational) {
         h->informational = 0;
         h->started = 0;
+        if (p->status_code == 100) h->continued = 1;
         return 0;
     }
     h->done = 1;
@@ -420,8 +422,18 @@ static int parser_reset(lua_State *L) {
     h1_parser *h = check_parser(L);
     llhttp_reset(&h->p);
     h->no_body = lua_toboolean(L, 2);
-    h->started = h->done = h->head_ready = 0;
+    h->started = h->done = h->head_ready = h->continued = 0;
     return 0;
+}
+
+/* parser:continued() -> whether a 100 (Continue) was skipped since the last
+ * call: what a request sent with Expect: 100-continue waits for (RFC 9110
+ * section 10.1.1). */
+static int parser_continued(lua_State *L) {
+    h1_parser *h = check_parser(L);
+    lua_pushboolean(L, h->continued);
+    h->continued = 0;
+    return 1;
 }
 
 /* parser:started(): whether any byte of the current message was seen. */
@@ -522,15 +534,12 @@ static int l_h1_encode(lua_State *L) {
 }
 
 int rt_open_h1(lua_State *L) {
-    static const luaL_Reg methods[] = {{"execute", parser_execute},
-                                       {"finish", parser_finish},
-                                       {"head", parser_head},
-                                       {"trailers", parser_trailers},
-                                       {"reset", parser_reset},
-                                       {"head_block", parser_head_block},
-                                       {"shrink", parser_shrink},
-                                       {"started", parser_started},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"execute", parser_execute},     {"finish", parser_finish},
+        {"head", parser_head},           {"trailers", parser_trailers},
+        {"reset", parser_reset},         {"head_block", parser_head_block},
+        {"shrink", parser_shrink},       {"started", parser_started},
+        {"continued", parser_continued}, {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", parser_gc}, {NULL, NULL}};
     rt_new_class(L, H1_MT, methods, meta);
     lua_createtable(L, 0, 2);

@@ -631,6 +631,72 @@ describe("streamed request bodies", function()
     end)
   end)
 
+  describe("expect100", function()
+    local core = require("lurl.core")
+
+    -- A raw server for one mode: "continue" (100, then the answer once the
+    -- body is in), "reject" (417 at once, without reading a body) or
+    -- "silent" (nothing until the body is in). Returns its URL, stop().
+    local function expecting_server(mode)
+      local l, held = nil, {}
+      l = assert(core.tcp.listen("127.0.0.1", 0, function()
+        local c = l:accept()
+        held[#held + 1] = c
+        local buf, told = "", false
+        c:read_start(function(d)
+          if not d then return c:close() end
+          buf = buf .. d
+          local head_end = buf:find("\r\n\r\n", 1, true)
+          if not head_end then return end
+          if mode == "reject" then
+            return c:write("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
+          end
+          if mode == "continue" and not told then told = true; c:write("HTTP/1.1 100 Continue\r\n\r\n") end
+          local body = buf:sub(head_end + 4)
+          if #body >= tonumber(buf:match("[Cc]ontent%-[Ll]ength: (%d+)")) then
+            local answer = buf:match("[Ee]xpect: ([^\r]*)") .. " " .. body
+            c:write(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"):format(#answer, answer))
+            buf, told = "", false
+          end
+        end)
+      end))
+      local _, port = l:sockname()
+      return ("http://127.0.0.1:%d/"):format(port), function()
+        for _, c in ipairs(held) do if not c:closed() then c:close() end end
+        l:close()
+      end
+    end
+
+    it("sends the body after the server's 100", function()
+      local u, stop = expecting_server("continue")
+      local secs, resp = support.timed(s.post, s, u, { data = "the body", expect100 = true })
+      stop()
+      assert.are.equal("100-continue the body", assert(resp):text())
+      assert.is_true(secs < 0.9, "waited " .. secs) -- did not sit out the 1 s wait
+    end)
+
+    it("does not send the body when the final answer comes first, and drops that connection", function()
+      local u, stop = expecting_server("reject")
+      local resp = assert(s:post(u, { data = lurl.file(temp_file(("x"):rep(100000))), expect100 = true }))
+      stop()
+      assert.are.equal(417, resp.status)
+      assert.are.equal(0, s.connector:stats().idle)
+    end)
+
+    it("sends the body anyway after a second without an answer", function()
+      local u, stop = expecting_server("silent")
+      local secs, resp = support.timed(s.post, s, u, { data = "late body", expect100 = true })
+      stop()
+      assert.are.equal("100-continue late body", assert(resp):text())
+      assert.is_true(secs >= 0.9 and secs < 5, "took " .. secs)
+    end)
+
+    it("adds no Expect header to a request without a body", function()
+      ok_resp(s:get("/echo", { expect100 = true }))
+      assert.is_nil(seen[1].headers["expect"])
+    end)
+  end)
+
   describe("large uploads", function()
     it("a 64 MiB file completes and arrives whole", function()
       local block = random_bytes(MiB - 1)

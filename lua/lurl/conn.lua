@@ -6,6 +6,7 @@
 --   { "head", status, reason, major, minor, fields_block, keep_alive, sets_cookies,
 --     content_encoding }
 --   { "body", bytes }   { "done" }   { "eof" }   { "error", message, name }
+--   { "continue" }  (a 100 went by, when the request expects one)
 -- A response that arrives whole in one read is a single head event with
 -- fields body (nil when empty) and done = true.
 -- and wakes the task waiting in read_event(). While a connection sits idle in
@@ -23,7 +24,7 @@ function mt.__tostring(c)
   return ("lurl.connection (%s%s)"):format(c.key, c.closed and ", closed" or "")
 end
 
-local DONE, EOF = { "done" }, { "eof" } -- events without payload are shared
+local DONE, EOF, CONTINUE = { "done" }, { "eof" }, { "continue" } -- events without payload are shared
 
 local function push(self, ev)
   local q = self.queue
@@ -62,6 +63,10 @@ local function feed(self, data)
       return
     end
     pos = pos + n
+    if self.expecting and parser:continued() then
+      self.expecting = false
+      push(self, CONTINUE)
+    end
     if head and done then
       -- the usual small response, whole in one read: one event carries it
       local ev = { "head", parser:head_block() }
@@ -138,6 +143,7 @@ function Conn:begin(no_body)
   self.active = true
   self.first_byte_at = nil
   self.unsent = false
+  self.expecting = false
   self.requests = self.requests + 1
   self.tcp:ref(true)
 end
@@ -156,6 +162,32 @@ function Conn:send(data, deadline, ctx)
   end
   self.writer, self.writer_seq = sched.prepare()
   return deadline:park(self.writer, "write", ctx)
+end
+
+-- After a head sent with Expect: 100-continue (RFC 9110 section 10.1.1):
+-- "continue" once the server said 100, "final" when its final response came
+-- instead (the body must not be sent), "waited" after secs without either
+-- (the body goes anyway, as curl does), or nil and an error.
+function Conn:await_continue(secs, deadline, ctx)
+  local q = self.queue
+  if q.head > q.tail then
+    self.reader, self.reader_seq = sched.prepare()
+    local limit = deadline:limit("read")
+    local ok, err = sched.park(self.reader, limit and math.min(limit, secs) or secs)
+    if ok == sched.TIMEOUT then
+      self.reader = nil
+      if limit and limit <= secs then return nil, deadline:error(select(3, deadline:limit("read")), ctx) end
+      return "waited"
+    end
+    if not ok and err then return nil, err end
+  end
+  local ev = q[q.head]
+  if ev == CONTINUE then
+    q[q.head] = nil
+    q.head = q.head + 1
+    return "continue"
+  end
+  return ev and "final" or "waited"
 end
 
 -- read_event(deadline) -> event, or nil and a timeout error.

@@ -43,7 +43,7 @@ local REQUEST_OPTIONS = {
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
-  max_body_size = "number", compress = "string",
+  max_body_size = "number", compress = "string", expect100 = "boolean",
 }
 
 local NO_OPTIONS = {}
@@ -241,6 +241,7 @@ local function build_headers(self, method, u, opts, body, ctype, creds)
   -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
   if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
   local chunked, declared = false, nil
+  if opts.expect100 and body then h:set("Expect", "100-continue") end
   if opts.compress and body then
     if h:has("Content-Encoding") then
       errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header", 5)
@@ -325,6 +326,8 @@ end
 
 local function read_head(c, deadline, ctx)
   local ev, err = c:read_event(deadline, ctx)
+  -- a 100 that came after the body went anyway
+  while ev and ev[1] == "continue" do ev, err = c:read_event(deadline, ctx) end
   if ev and ev[1] == "head" then return ev end
   -- a broken connection that never gave a byte may be a stale keep-alive one
   return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at
@@ -337,8 +340,9 @@ local function emit_sent(tr, req)
   end
 end
 
-local function encode(req)
-  local body = type(req.body) == "string" and req.body or nil -- a streamed body follows the head
+local function encode(req, head_only)
+  -- a streamed body follows the head, and so does any body that waits for 100
+  local body = not head_only and type(req.body) == "string" and req.body or nil
   local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
   if not bytes then errors.argerror("request", "'headers'", why, 6) end
   return bytes
@@ -356,16 +360,45 @@ local function send_on(c, data, deadline, ctx)
     "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
 end
 
--- The head, then a streamed body part by part.
-local function send_request(c, req, deadline, ctx)
-  local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
-  if not ok or type(req.body) ~= "table" then return ok, err end
+-- How long a request sent with Expect: 100-continue waits for the 100
+-- before its body goes anyway (curl's default).
+local EXPECT_WAIT = 1
+
+-- The body after a head that went alone.
+local function send_body(c, req, deadline, ctx)
+  if type(req.body) == "string" then return send_on(c, req.body, deadline, ctx) end
   local function left() return (deadline:limit("write")) end
   local function send(data)
     if left() == 0 then return nil, deadline:error(select(3, deadline:limit("write")), ctx) end
     return send_on(c, data, deadline, ctx)
   end
   return body_mod.send(req.body, send, left, req.chunked, req.declared, ctx)
+end
+
+-- Expect: 100-continue (RFC 9110 section 10.1.1): the head, then the body
+-- once the server said 100 (or did not answer within EXPECT_WAIT); a final
+-- answer instead means the body is not sent, and the connection, whose
+-- request stays incomplete, is not reused.
+local function send_expecting(c, req, deadline, ctx)
+  c.expecting = true
+  local ok, err = send_on(c, encode(req, true), deadline, ctx)
+  if not ok then return nil, err end
+  local got
+  got, err = c:await_continue(EXPECT_WAIT, deadline, ctx)
+  if not got then return nil, err end
+  if got == "final" then
+    c.reusable = false
+    return true
+  end
+  return send_body(c, req, deadline, ctx)
+end
+
+-- The head, then a streamed body part by part.
+local function send_request(c, req, deadline, ctx)
+  if req.expect100 then return send_expecting(c, req, deadline, ctx) end
+  local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
+  if not ok or type(req.body) ~= "table" then return ok, err end
+  return send_body(c, req, deadline, ctx)
 end
 
 local function exchange(c, req, deadline, ctx, tr)
@@ -527,6 +560,7 @@ local function prepare(self, method, raw_url, opts)
   return {
     u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
     ssl = ssl, headers = headers, body = body, auth = creds or false, chunked = chunked, declared = declared,
+    expect100 = opts.expect100 and body ~= nil or false,
   }
 end
 
@@ -602,7 +636,7 @@ local function hop(self, method, p, opts, deadline, tr)
   local req = {
     method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
-    chunked = p.chunked, declared = p.declared, decode = decoding,
+    chunked = p.chunked, declared = p.declared, decode = decoding, expect100 = p.expect100,
     max_body = opts.max_body_size or self.max_body_size,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
