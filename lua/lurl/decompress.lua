@@ -15,9 +15,12 @@ for _, name in ipairs(codec.names) do SUPPORTED[name] = true end
 local ALIASES = { ["x-gzip"] = "gzip" } -- RFC 9110 section 8.4.1.3
 
 -- A decompressed body may grow this many times its compressed size (once
--- past FLOOR bytes), unless the caller sets its own limits.
+-- past FLOOR bytes), unless the caller sets its own limits. Input is fed
+-- SLICE bytes at a time so that the check runs before a bomb's chunk is
+-- all inflated (deflate can grow 1032 times: 64 MiB at most per slice).
 M.MAX_RATIO = 1000
 local FLOOR = 1024 * 1024
+local SLICE = 65536
 
 local Chain = {}
 local chain_mt = { __name = "lurl.decoder_chain", __index = Chain }
@@ -45,7 +48,7 @@ function M.chain(header, max_size, max_ratio)
   local list = codings(header)
   if not list or #list == 0 then return nil end
   local decoders = {}
-  for i = #list, 1, -1 do decoders[#decoders + 1] = codec.decoder(list[i]) end
+  for i = #list, 1, -1 do decoders[#decoders + 1] = codec.decoder(list[i], i == 1 and max_size or nil) end
   if max_ratio == nil then max_ratio = M.MAX_RATIO end
   return setmetatable({ decoders = decoders, names = table.concat(list, ", "), max_size = max_size,
     max_ratio = max_ratio, fed = 0, out = 0, done = false }, chain_mt)
@@ -84,15 +87,29 @@ local function run(self, data, finishing)
   return data
 end
 
--- feed(chunk) -> decoded bytes (maybe ""), or nil and a message.
-function Chain:feed(chunk)
-  self.fed = self.fed + #chunk
-  local out, err = run(self, chunk, false)
-  if not out then return nil, ("cannot decode %s body: %s"):format(self.names, err) end
+local function feed_slice(self, slice)
+  self.fed = self.fed + #slice
+  local out, err = run(self, slice, false)
+  if not out then
+    if err:find("^ELIMIT") then return nil, ("decompressed body exceeds max_decompressed_size=%d"):format(self.max_size) end
+    return nil, ("cannot decode %s body: %s"):format(self.names, err)
+  end
   self.out = self.out + #out
   local why = over(self)
   if why then return nil, why end
   return out
+end
+
+-- feed(chunk) -> decoded bytes (maybe ""), or nil and a message.
+function Chain:feed(chunk)
+  if #chunk <= SLICE then return feed_slice(self, chunk) end
+  local outs = {}
+  for i = 1, #chunk, SLICE do
+    local out, err = feed_slice(self, chunk:sub(i, i + SLICE - 1))
+    if not out then return nil, err end
+    outs[#outs + 1] = out
+  end
+  return table.concat(outs)
 end
 
 -- finish() -> the last bytes, or nil and a message (a truncated stream). An

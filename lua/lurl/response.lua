@@ -167,8 +167,9 @@ end
 -- The next chunk as it came; false at the end; nil, err on failure (the
 -- connection is then closed, never pooled).
 local function pull_raw(self)
-  if self._eof then return false end
+  -- an error stays (a body that failed to decode after it all came in too)
   if self._error then return nil, self._error end
+  if self._eof then return false end
   if not self._conn then return false end
   local ev, err = self._conn:read_event(self._deadline, { url = self.url, method = self.method })
   if ev and ev[1] == "body" then

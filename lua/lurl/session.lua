@@ -43,7 +43,7 @@ local REQUEST_OPTIONS = {
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
-  max_body_size = "number", compress = "string", expect100 = "boolean",
+  max_body_size = "number", compress = "string", expect100 = "boolean", max_decompressed_size = "number",
 }
 
 local NO_OPTIONS = {}
@@ -431,7 +431,7 @@ local function decoder_for(self, req, status, content_encoding)
   if not content_encoding or not req.decode or req.method == "HEAD" or status == 204 or status == 304 then
     return false
   end
-  return decompress.chain(content_encoding, self.max_decompressed_size) or false
+  return decompress.chain(content_encoding, req.max_decompressed) or false
 end
 
 local function make_response(self, req, head, c, deadline, tr)
@@ -638,6 +638,7 @@ local function hop(self, method, p, opts, deadline, tr)
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
     chunked = p.chunked, declared = p.declared, decode = decoding, expect100 = p.expect100,
     max_body = opts.max_body_size or self.max_body_size,
+    max_decompressed = opts.max_decompressed_size or self.max_decompressed_size,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,
