@@ -531,11 +531,19 @@ static int failed(lua_State *L, codec *c) {
     return push_err(L, c);
 }
 
-/* decoder:feed(chunk) -> decoded bytes (maybe ""), or nil, "EDECODE: ...", "EDECODE". */
+/* decoder:feed(chunk[, max_output]) -> decoded bytes (maybe ""), or nil,
+ * "EDECODE: ...", "EDECODE". max_output: a new cap on the total output (a
+ * ratio guard raises it as input comes, so that a bomb stops before its
+ * output is allocated, whatever the coding). */
 static int dec_feed_l(lua_State *L) {
     codec *c = check_codec(L, DEC_MT);
     size_t n;
     const char *s = luaL_checklstring(L, 2, &n);
+    if (!lua_isnoneornil(L, 3)) {
+        lua_Number max = luaL_checknumber(L, 3);
+        luaL_argcheck(L, max >= 0, 3, "max_output must be >= 0");
+        c->max_out = max < 18446744073709551616.0 ? (uint64_t)max : UINT64_MAX;
+    }
     if (c->state == S_FAILED) return push_err(L, c);
     c->total_in += n;
     if (dec_feed(c, (const unsigned char *)s, n)) return failed(L, c);

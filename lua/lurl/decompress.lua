@@ -48,8 +48,9 @@ function M.chain(header, max_size, max_ratio)
   local list = codings(header)
   if not list or #list == 0 then return nil end
   local decoders = {}
-  for i = #list, 1, -1 do decoders[#decoders + 1] = codec.decoder(list[i], i == 1 and max_size or nil) end
-  if max_ratio == nil then max_ratio = M.MAX_RATIO end
+  for i = #list, 1, -1 do decoders[#decoders + 1] = codec.decoder(list[i]) end
+  -- a caller's own max_size replaces the ratio guard unless it sets both
+  if max_ratio == nil then max_ratio = not max_size and M.MAX_RATIO end
   return setmetatable({ decoders = decoders, names = table.concat(list, ", "), max_size = max_size,
     max_ratio = max_ratio, fed = 0, out = 0, done = false }, chain_mt)
 end
@@ -69,11 +70,21 @@ local function over(self)
   end
 end
 
+-- The most output every decoder may have given once the next input is in:
+-- max_size, or what the ratio allows; nil for no cap.
+local function cap(self, more)
+  local ratio = self.max_ratio
+  local by_ratio = ratio and math.max(FLOOR, ratio * (self.fed + more))
+  if self.max_size and (not by_ratio or self.max_size <= by_ratio) then return self.max_size end
+  return by_ratio or nil
+end
+
 -- Each decoder's output into the next; finishing runs finish() down the
--- chain, each one's rest going through the ones after it.
-local function run(self, data, finishing)
+-- chain, each one's rest going through the ones after it. limit: the cap
+-- every decoder stops at before allocating past it.
+local function run(self, data, finishing, limit)
   for i, d in ipairs(self.decoders) do
-    local out, err = d:feed(data)
+    local out, err = d:feed(data, limit)
     if not out then return nil, err end
     if finishing then
       local rest
@@ -87,11 +98,19 @@ local function run(self, data, finishing)
   return data
 end
 
+local function limit_error(self, limit)
+  if self.max_size and limit == self.max_size then
+    return ("decompressed body exceeds max_decompressed_size=%d"):format(self.max_size)
+  end
+  return ("decompressed body grew over %d times its compressed size (a decompression bomb?)"):format(self.max_ratio)
+end
+
 local function feed_slice(self, slice)
+  local limit = cap(self, #slice)
   self.fed = self.fed + #slice
-  local out, err = run(self, slice, false)
+  local out, err = run(self, slice, false, limit)
   if not out then
-    if err:find("^ELIMIT") then return nil, ("decompressed body exceeds max_decompressed_size=%d"):format(self.max_size) end
+    if err:find("^ELIMIT") then return nil, limit_error(self, limit) end
     return nil, ("cannot decode %s body: %s"):format(self.names, err)
   end
   self.out = self.out + #out
@@ -118,7 +137,7 @@ function Chain:finish()
   if self.done then return "" end
   self.done = true
   if self.fed == 0 then self:close(); return "" end
-  local out, err = run(self, "", true)
+  local out, err = run(self, "", true, cap(self, 0))
   self:close()
   if not out then return nil, ("cannot decode %s body: %s"):format(self.names, err) end
   self.out = self.out + #out

@@ -2,7 +2,8 @@
 # sets T, SERVER_PID and stop_server). The test defines write_conf PORT...
 # to write $T/nginx.conf, using NGINX_MAIN (the top of the file) and
 # NGINX_HTTP (lines for its http block), then calls start_nginx N: N free
-# ports land in PORTS and nginx ($NGINX) runs on them.
+# ports land in PORTS and nginx ($NGINX) runs on them (NGINX is unset for it:
+# nginx reads a variable of that name as inherited sockets).
 
 # Running as root, nginx workers would switch to "nobody", who cannot read
 # the mktemp -d directory: keep them as the current user.
@@ -60,11 +61,11 @@ start_nginx() {
     done
     [ "$(printf '%s\n' "${PORTS[@]}" | sort -u | wc -l)" -eq "$n" ] || continue
     write_conf "${PORTS[@]}"
-    if ! "$NGINX" -t -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >"$T/configtest.log" 2>&1; then
+    if ! env -u NGINX "$NGINX" -t -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >"$T/configtest.log" 2>&1; then
       cat "$T/configtest.log"; echo "nginx -t rejects the generated config"; return 1
     fi
     : > "$T/error.log"
-    "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
+    env -u NGINX "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
     SERVER_PID=$!
     up=0
     for _ in $(seq 100); do          # up to ~10 s

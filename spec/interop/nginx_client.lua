@@ -266,5 +266,184 @@ check("8 concurrent GETs of 1 MiB", function()
   assert(st.idle >= 1 and st.idle <= 8, "idle: " .. st.idle)
 end)
 
+-- ---- compressed responses ----
+-- nginx's gzip filter on /gz/ and /ssi-gz/, gzip_static on /gzs/ (set up
+-- by interop_nginx_test.sh; GZIP_STATIC=0 when nginx lacks the module).
+local codec = require("lurl.core").codec
+local text = H.read_file(docroot .. "/gz/text.txt")
+local text_gz = H.read_file(docroot .. "/gzs/text.txt.gz")
+local blob_gz = H.read_file(docroot .. "/gzs/blob.bin.gz")
+local GZIP_STATIC = os.getenv("GZIP_STATIC") ~= "0"
+local ACCEPT = "gzip, deflate, br, zstd"
+
+-- gzip data decoded by the gzip CLI (core.codec when there is no gzip).
+local function gunzip(data)
+  local inp, outp = os.tmpname(), os.tmpname()
+  local f = assert(io.open(inp, "wb"))
+  f:write(data)
+  f:close()
+  local r = os.execute(("gzip -dc < %s > %s 2>/dev/null"):format(inp, outp))
+  local out
+  if r == 0 or r == true then
+    out = H.read_file(outp)
+  else
+    local d = codec.decoder("gzip")
+    out = assert(d:feed(data)) .. assert(d:finish())
+  end
+  os.remove(inp)
+  os.remove(outp)
+  return out
+end
+
+-- A body equal to want, without megabytes in the message when it is not.
+local function same(got, want, what)
+  eq(#got, #want, what .. ": length")
+  assert(got == want, what .. ": bytes differ")
+end
+
+-- The body read with iter_chunked(65536): pieces of at most 64 KiB.
+local function chunked_read(r)
+  local parts, biggest = {}, 0
+  for piece in r:iter_chunked(65536) do
+    assert(#piece > 0 and #piece <= 65536, "piece of " .. #piece .. " bytes")
+    parts[#parts + 1] = piece
+    if #piece > biggest then biggest = #piece end
+  end
+  return table.concat(parts), #parts
+end
+
+eq(#text_gz < #text, true, "text.txt.gz is smaller than text.txt")
+
+check("gzip on the fly: ~1 MiB text decoded byte-exact", function()
+  local r = ok(session:get("/gz/text.txt?whole"))
+  eq(r.status, 200, "status")
+  eq(r.headers["content-encoding"], "gzip", "Content-Encoding")
+  eq(r.headers["transfer-encoding"], "chunked", "Transfer-Encoding (compressed as it is sent)")
+  eq(r.headers["content-length"], nil, "Content-Length")
+  eq(r.content_type, "text/plain", "content_type")
+  same(r:read(), text, "body")
+  eq(r:text(), text, "text()")
+end)
+
+check("gzip on the fly: streamed with iter_chunked(65536) and read(n)", function()
+  local r = ok(session:get("/gz/text.txt", { stream = true }))
+  eq(r.headers["content-encoding"], "gzip", "Content-Encoding")
+  local body, n = chunked_read(r)
+  same(body, text, "iter_chunked body")
+  assert(n > 1, "one piece only")
+  r = ok(session:get("/gz/text.txt", { stream = true }))
+  local parts = {}
+  while true do
+    local piece = ok(r:read(10000))
+    if piece == "" then break end
+    parts[#parts + 1] = piece
+  end
+  same(table.concat(parts), text, "read(10000) body")
+end)
+
+check("gzip on the fly: 1 MiB of random bytes (application/octet-stream)", function()
+  local r = ok(session:get("/gz/blob.bin"))
+  eq(r.headers["content-encoding"], "gzip", "Content-Encoding")
+  same(r:read(), blob, "body")
+  local s = ok(session:get("/gz/blob.bin", { stream = true }))
+  same((chunked_read(s)), blob, "streamed body")
+end)
+
+check("gzip on the fly: the SSI page decoded byte-exact, whole and streamed", function()
+  local r = ok(session:get("/ssi-gz/page.shtml"))
+  eq(r.status, 200, "status")
+  eq(r.headers["content-encoding"], "gzip", "Content-Encoding")
+  eq(r.content_type, "text/html", "content_type")
+  same(r:read(), ssi_expected, "body")
+  local c1 = conn_info("/conn")
+  local s = ok(session:get("/ssi-gz/page.shtml", { stream = true }))
+  same((chunked_read(s)), ssi_expected, "streamed body")
+  eq(conn_info("/conn"), c1, "connection after the gzip body")
+end)
+
+check("gzip on the fly: auto_decompress = false gives gzip bytes the gzip CLI decodes", function()
+  -- no Accept-Encoding is sent then, so nginx sends the file as it is
+  local r = ok(session:get("/gz/text.txt?noae", { auto_decompress = false }))
+  eq(r.headers["content-encoding"], nil, "Content-Encoding without Accept-Encoding")
+  same(r:read(), text, "plain body")
+  -- asking for gzip itself, the script gets what nginx sent
+  local raw = lurl.session { base_url = base, auto_decompress = false, headers = { ["Accept-Encoding"] = "gzip" } }
+  local g = ok(raw:get("/gz/text.txt"))
+  eq(g.headers["content-encoding"], "gzip", "Content-Encoding")
+  local bytes = g:read()
+  eq(bytes:sub(1, 2), "\31\139", "gzip magic")
+  assert(#bytes < #text, "not compressed: " .. #bytes .. " bytes")
+  same(gunzip(bytes), text, "gzip -dc of the raw body")
+  local ssi = ok(raw:get("/ssi-gz/page.shtml", { stream = true }))
+  same(gunzip((chunked_read(ssi))), ssi_expected, "gzip -dc of the raw SSI page")
+  raw:close()
+end)
+
+check("gzip on the fly: HEAD with Content-Encoding, resp:save writes decoded bytes", function()
+  local h = ok(session:head("/gz/text.txt"))
+  eq(h.status, 200, "HEAD status")
+  eq(h.headers["content-encoding"], "gzip", "HEAD Content-Encoding")
+  eq(h:read(), "", "HEAD body")
+  local path = os.tmpname()
+  local n = ok(ok(session:get("/gz/text.txt", { stream = true })):save(path))
+  eq(n, #text, "bytes saved")
+  same(H.read_file(path), text, "saved file")
+  os.remove(path)
+end)
+
+local function check_static(name, fn)
+  if GZIP_STATIC then return check(name, fn) end
+  print("skip " .. name .. " (nginx without gzip_static)")
+end
+
+check_static("gzip_static: text.txt.gz served for text.txt, decoded byte-exact", function()
+  local r = ok(session:get("/gzs/text.txt?whole"))
+  eq(r.status, 200, "status")
+  eq(r.headers["content-encoding"], "gzip", "Content-Encoding")
+  eq(r.headers["content-length"], tostring(#text_gz), "Content-Length (the .gz file's)")
+  eq(r.content_type, "text/plain", "content_type")
+  same(r:read(), text, "body")
+  local b = ok(session:get("/gzs/blob.bin"))
+  eq(b.headers["content-length"], tostring(#blob_gz), "blob Content-Length")
+  same(b:read(), blob, "blob body")
+end)
+
+check_static("gzip_static: streamed with iter_chunked(65536), then the connection is reused", function()
+  local c1 = conn_info("/conn")
+  local r = ok(session:get("/gzs/text.txt", { stream = true }))
+  eq(r.headers["content-encoding"], "gzip", "Content-Encoding")
+  local body, n = chunked_read(r)
+  same(body, text, "body")
+  assert(n > 1, "one piece only")
+  same((chunked_read(ok(session:get("/gzs/blob.bin", { stream = true })))), blob, "blob")
+  eq(conn_info("/conn"), c1, "connection after the bodies")
+end)
+
+check_static("gzip_static: auto_decompress = false gives the .gz file itself", function()
+  local plain = ok(session:get("/gzs/text.txt?noae", { auto_decompress = false }))
+  eq(plain.headers["content-encoding"], nil, "Content-Encoding without Accept-Encoding")
+  same(plain:read(), text, "plain body")
+  local raw = ok(session:get("/gzs/text.txt", { auto_decompress = false, headers = { ["Accept-Encoding"] = "gzip" } }))
+  eq(raw.headers["content-encoding"], "gzip", "Content-Encoding")
+  local bytes = raw:read()
+  same(bytes, text_gz, "raw body (text.txt.gz)")
+  same(gunzip(bytes), text, "gzip -dc of the raw body")
+  local d = codec.decoder("gzip")
+  same(ok(d:feed(bytes)) .. ok(d:finish()), text, "core.codec of the raw body")
+end)
+
+check_static("gzip_static: a conditional GET on the .gz file is a 304", function()
+  local r = ok(session:get("/gzs/text.txt"))
+  local etag = assert(r.headers["etag"], "no ETag")
+  local r2 = ok(session:get("/gzs/text.txt", { headers = { ["If-None-Match"] = etag } }))
+  eq(r2.status, 304, "status")
+  eq(r2:read(), "", "304 body")
+end)
+
+check("nginx was asked for every coding lurl decodes", function()
+  local r = ok(session:get("/gz/text.txt"))
+  eq(r.request_info.headers["Accept-Encoding"], ACCEPT, "Accept-Encoding sent")
+end)
+
 session:close()
 H.finish("nginx_client")
