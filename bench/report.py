@@ -2,15 +2,17 @@
 #   python3 bench/report.py RESULTS META
 # RESULTS: one line per run, "w=W1 client=lurl run=1 status=ok requests=..
 # seconds=.. cpu=.. rss_kb=.." (W4 adds conns= bytes_per_conn= fds= idle=; W6
-# and W7 resumed= logged= tls=, what nginx logged of the client's handshakes),
+# and W7 resumed= logged= tls=, what nginx logged of the client's handshakes;
+# W8 and W9 bytes=, those uploaded or decoded),
 # or "status=missing|failed reason=free text to the end of the line".
 # META: key=value lines (machine, versions, parameters).
 import statistics
 import sys
 import time
 
-ORDER = ["lurl", "wrk", "curl", "undici", "aiohttp", "lua-http"]
-ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
+ORDER = ["lurl", "wrk", "curl", "undici", "aiohttp", "lua-http", "zcat"]
+ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"]
+MIB = 1048576
 
 
 def parse_line(line):
@@ -85,6 +87,8 @@ def main():
     w2_n, w2_c = meta["w2"].split()
     w5_n, w5_c = meta.get("w5", "100000 64").split()
     hs_n, hs_c, hs_wrk_s = meta.get("hs", "2000 16 3").split()
+    w8_mb = int(meta.get("w8", "1024"))
+    w9_mb, w9_gz = (int(x) for x in meta.get("w9", "1024 0").split())
     wrk_s, wrk2_s = meta["wrk_s"].split()
     curl_w1 = meta.get("curl_w1", w1_n)
     label = {"lua-http": meta.get("lua-http-label", "lua-http")}
@@ -118,6 +122,8 @@ def main():
         "W5": f"W5 HTTPS 1 KiB GET ×{int(w5_n):,}, {w5_c} conns",
         "W6": f"W6 TLS full handshakes ×{int(hs_n):,}, {hs_c} at once",
         "W7": f"W7 TLS resumed handshakes ×{int(hs_n):,}, {hs_c} at once",
+        "W8": f"W8 upload (POST) of a {w8_mb:,} MiB file",
+        "W9": f"W9 gzip download, {w9_mb:,} MiB decoded" + (f" ({w9_gz / MIB:,.0f} MiB on the wire)" if w9_gz else ""),
     }
     rows = []
     partial_failures = []
@@ -168,6 +174,27 @@ def main():
         ratio = f"{t / ref_t:.2f}× curl" if ref_t else "—"
         return res, ratio, cpu, rss
 
+    def transfer_result(w, c, rs):
+        """W8, W9: MiB/s of one big transfer (uploaded, decoded), CPU us per
+        MiB; W8 against curl's MiB/s, W9 time against zcat's."""
+        def mibs(r):
+            return float(r["bytes"]) / MIB / float(r["seconds"])
+        ref_client = "curl" if w == "W8" else "zcat"
+        ref = ok(w, ref_client)
+        ref_rate = med([mibs(r) for r in ref]) if ref else None
+        rates = [mibs(r) for r in rs]
+        rt = med(rates)
+        cpu = med([float(r["cpu"]) / (float(r["bytes"]) / MIB) * 1e6 for r in rs])
+        rss = med([float(r["rss_kb"]) for r in rs])
+        res = f"{fmt_int(rt)} MiB/s{spread(rates)}"
+        if not ref_rate:
+            ratio = "—"
+        elif w == "W8":
+            ratio = f"{rt / ref_rate:.2f}× curl"
+        else:
+            ratio = f"time {ref_rate / rt:.2f}× zcat"
+        return res, ratio, cpu, rss
+
     def memory_result(w, c, rs):
         """W4: memory per open connection, against the 8 KiB target."""
         pers = [float(r["bytes_per_conn"]) for r in rs]
@@ -201,7 +228,8 @@ def main():
             rows.append((titles[w], name, res, ratio, fmt_cpu(cpu), fmt_rss(rss)))
 
     results = {"W1": load_result, "W2": load_result, "W3": start_result, "W4": memory_result,
-               "W5": load_result, "W6": handshake_result, "W7": handshake_result}
+               "W5": load_result, "W6": handshake_result, "W7": handshake_result,
+               "W8": transfer_result, "W9": transfer_result}
     for w in ALL_WORKLOADS:
         if any(k[0] == w for k in by):
             add_rows(w, results[w], "target < 8 KiB" if w == "W4" else "—")
@@ -219,7 +247,8 @@ def main():
     out.append(
         f"Versions: {meta['lurl']}; server {meta['nginx']} (1 worker, access_log off); "
         f"wrk: {meta['wrk']}; curl: {meta['curl']}; undici: {meta['undici']}; "
-        f"aiohttp: {meta['aiohttp']}; lua-http: {meta['lua-http']}; hyperfine: {meta['hyperfine']}."
+        f"aiohttp: {meta['aiohttp']}; lua-http: {meta['lua-http']}; hyperfine: {meta['hyperfine']}"
+        + (f"; zcat: {meta['zcat']}." if "zcat" in meta else ".")
     )
     if meta.get("only") != " ".join(ALL_WORKLOADS) or meta.get("peers") != " ".join(ORDER):
         out.append("")
@@ -233,15 +262,16 @@ def main():
     notes = [
         "result: W1, W5 requests/s, W2 MiB/s of response bodies, W3 wall time of one process "
         "(hyperfine median), W4 growth of VmRSS per open connection, W6 and W7 new TLS "
-        "connections per second (one GET each). Every client checks each status and body length "
-        "(wrk does not check bodies).",
+        "connections per second (one GET each), W8 MiB/s uploaded, W9 MiB/s of decoded output. "
+        "Every client checks each status and body length (wrk does not check bodies).",
         "±N%: half the spread between the fastest and slowest run, relative to the median. "
         "A load average well above 0 before the run means something else was using the CPUs.",
         "vs ref: throughput ÷ wrk's (W1, W2, W5; higher is better); W3 time ÷ curl's (lower is "
-        "better); handshakes/s ÷ curl's (W6, W7; higher is better).",
+        "better); handshakes/s ÷ curl's (W6, W7; higher is better); MiB/s ÷ curl's (W8; higher "
+        "is better); time ÷ zcat's (W9; lower is better).",
         "CPU us/req: user + system CPU of the client process (GNU time) ÷ requests; it includes "
         "process start-up. W3: CPU of one whole run; W4: per connection opened (one GET each); "
-        "W6, W7: per handshake (= per request).",
+        "W6, W7: per handshake (= per request); W8, W9: per MiB (uploaded, decoded).",
         "peak RSS: the client's maximum resident set (GNU time).",
         f"lurl, undici, aiohttp and lua-http time their load phase themselves; curl's figure is "
         f"its process wall time; wrk runs for a duration ({wrk_s} s in W1 and W5, {wrk2_s} s in W2) "
@@ -269,6 +299,24 @@ def main():
             "requests (median of runs); every logged request was its connection's first. "
             f"wrk runs {hs_wrk_s} s; the others make {int(hs_n):,} connections, {hs_c} at a time. "
             "Protocols nginx logged: " + (", ".join(sorted({r["tls"] for r in recs if r.get("tls")})) or "?") + ".")
+    if any(k[0] == "W8" for k in by):
+        notes.append(
+            f"W8: one POST of a {w8_mb:,} MiB file of random bytes (made at bench time, in the page "
+            "cache) to bench/upload_server.py (Python, pinned like nginx), which reads the body to "
+            "the end and answers with its byte count; each client checks that count. lurl: "
+            "data = lurl.file(path) (read 256 KiB at a time through libuv's thread pool); curl: "
+            "-X POST -T file (streamed; it sends Expect: 100-continue, answered at once); aiohttp: "
+            "data=open(file, 'rb'). Each client times its request (curl: time_total). Targets: lurl "
+            "≥ curl's MiB/s, peak RSS < 32 MiB.")
+    if any(k[0] == "W9" for k in by):
+        notes.append(
+            f"W9: nginx serves {w9_mb:,} MiB of access-log lines (bench/make_gzip.py, deflate level 6) "
+            "precompressed (gzip_static, Content-Encoding: gzip) to clients that accept gzip. lurl: "
+            "auto_decompress (default), stream = true, iter_chunked(262144), decoded bytes counted "
+            "and checked; aiohttp: auto_decompress, iter_chunked(262144), counted; curl: --compressed "
+            "-o /dev/null (status, Content-Encoding and wire size checked; zlib checks the gzip "
+            "trailer's CRC-32 and length), time_total; zcat: `zcat file.gz > /dev/null` on nginx's "
+            "file, process wall time (GNU time), no network. Target: lurl's time ≤ 1.2× zcat's.")
     if curl_w1 != w1_n:
         notes.append(f"curl's W1 row is {int(curl_w1):,} requests instead of {int(w1_n):,}.")
     notes.extend(partial_failures)

@@ -3,7 +3,9 @@
 # CAFILE (W5, an https URL) the server is verified against that CA. With
 # close (W6, W7) every GET is on a new connection (TCPConnector(force_close=True)).
 #   /usr/bin/python3 bench/w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN] [CAFILE [close]]
-# Prints "requests=N seconds=S" (the load phase only).
+# Prints "requests=N seconds=S bytes=B" (the load phase only). W9 calls main()
+# from bench/w8_aiohttp.py with decompress: the bodies are then decoded
+# (auto_decompress) and BODY_LEN is the decoded length.
 import asyncio
 import ssl
 import sys
@@ -21,15 +23,15 @@ def connector(conns, cafile, close):
     return aiohttp.TCPConnector(limit=conns, ssl=tls, **reuse)
 
 
-async def main(url, total, conns, length, cafile=None, close=False):
+async def main(url, total, conns, length, cafile=None, close=False, decompress=False, chunk_size=65536):
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(connector=connector(conns, cafile, close), timeout=timeout,
-                                     auto_decompress=False) as session:
+                                     auto_decompress=decompress) as session:
         async def loop(n):
             for _ in range(n):
                 async with session.get(url) as resp:
                     got = 0
-                    async for chunk in resp.content.iter_chunked(65536):
+                    async for chunk in resp.content.iter_chunked(chunk_size):
                         got += len(chunk)
                     if resp.status != 200 or got != length:
                         raise RuntimeError(f"status {resp.status}, {got} bytes")
@@ -41,7 +43,7 @@ async def main(url, total, conns, length, cafile=None, close=False):
         seconds = time.perf_counter() - t0
     if done != total:
         sys.exit(f"{done} of {total} done")
-    print(f"requests={done} seconds={seconds:.4f}")
+    print(f"requests={done} seconds={seconds:.4f} bytes={done * length}")
 
 
 if __name__ == "__main__":

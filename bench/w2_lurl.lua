@@ -1,15 +1,18 @@
 -- W2: TOTAL GETs of a large file over CONNS keep-alive connections, each body
--- streamed (stream = true, iter_chunked) and dropped, every byte counted.
---   lurl bench/w2_lurl.lua URL [TOTAL] [CONNS] [BODY_LEN]
+-- streamed (stream = true, iter_chunked(CHUNK), 64 KiB by default) and
+-- dropped, every byte counted. W9 makes one GET (TOTAL and CONNS 1) of a
+-- gzip-encoded body: BODY_LEN is then its decoded size, which the bytes the
+-- session decoded (auto_decompress, the default) must come to.
+--   lurl bench/w2_lurl.lua URL [TOTAL] [CONNS] [BODY_LEN] [CHUNK]
 -- Prints "requests=N seconds=S bytes=B" (the load phase only).
 local lurl = require "lurl"
 local lib = dofile((arg[0]:match("^(.*/)") or "") .. "lib.lua")
 
-local URL = assert(arg[1], "usage: w2_lurl.lua URL [TOTAL] [CONNS] [BODY_LEN]")
+local URL = assert(arg[1], "usage: w2_lurl.lua URL [TOTAL] [CONNS] [BODY_LEN] [CHUNK]")
 local TOTAL = tonumber(arg[2]) or 2000
 local CONNS = tonumber(arg[3]) or 8
 local LEN = tonumber(arg[4]) or 1048576
-local CHUNK = 65536
+local CHUNK = tonumber(arg[5]) or 65536
 
 -- a pool of exactly CONNS connections
 local session = lurl.session { connector = lurl.connector { limit = CONNS, keepalive_timeout = 300 } }
