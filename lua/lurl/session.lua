@@ -44,6 +44,7 @@ local REQUEST_OPTIONS = {
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
   max_body_size = "number", compress = "string", expect100 = "boolean", max_decompressed_size = "number",
+  read_until_eof = "boolean",
 }
 
 local NO_OPTIONS = {}
@@ -467,6 +468,24 @@ local function make_response(self, req, head, c, deadline, tr)
   return resp
 end
 
+-- A body that only the end of the connection delimits (RFC 9112 section
+-- 6.3, rule 8): no Content-Length, not chunked, and a status and method
+-- that have a body.
+local function close_delimited(resp, req)
+  if req.method == "HEAD" or resp.status == 204 or resp.status == 304 or resp.status < 200 then return false end
+  local h = resp.headers
+  local te = h["transfer-encoding"]
+  return not h["content-length"] and not (te and te:lower():find("chunked", 1, true))
+end
+
+-- read_until_eof = false (aiohttp): such a body is taken as empty and its
+-- connection closed, instead of reading until the server closes it.
+local function skip_until_eof(resp)
+  resp._body, resp._eof = "", true
+  resp:_finish(false)
+  return resp
+end
+
 -- Close a streamed response's connection if the script drops it unread.
 local function guard(resp)
   local proxy = newproxy(true)
@@ -519,6 +538,7 @@ local function perform(self, req, deadline, ctx, tr)
     if resp._error then return nil, resp._error end
     return resp
   end
+  if req.read_until_eof == false and close_delimited(resp, req) then return skip_until_eof(resp) end
   if req.stream then return guard(resp) end
   local body_ok, body, berr = pcall(response.read_all, resp)
   if not body_ok then
@@ -639,6 +659,7 @@ local function hop(self, method, p, opts, deadline, tr)
     chunked = p.chunked, declared = p.declared, decode = decoding, expect100 = p.expect100,
     max_body = opts.max_body_size or self.max_body_size,
     max_decompressed = opts.max_decompressed_size or self.max_decompressed_size,
+    read_until_eof = opts.read_until_eof,
     max_line_size = opts.max_line_size or self.max_line_size,
     max_field_size = opts.max_field_size or self.max_field_size,
     context = ctx, trace = tr or false, reused = false, fresh = false,
