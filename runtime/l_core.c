@@ -68,15 +68,13 @@ int rt_open_core(lua_State *L) {
     rt_open_stream(L);
     lua_setfield(L, -3, "pipe");
     lua_setfield(L, -2, "tcp");
-    rt_open_h1(L);
-    lua_setfield(L, -2, "h1");
-    rt_open_tls(L);
-    lua_setfield(L, -2, "tls");
-    rt_open_domain(L);
-    lua_setfield(L, -2, "domain");
-    rt_open_codec(L);
-    lua_setfield(L, -2, "codec");
-    rt_open_fs(L);
-    lua_setfield(L, -2, "fs");
+    /* the submodules that push one table each */
+    static const luaL_Reg subs[] = {{"h1", rt_open_h1},         {"tls", rt_open_tls},
+                                    {"domain", rt_open_domain}, {"codec", rt_open_codec},
+                                    {"fs", rt_open_fs},         {NULL, NULL}};
+    for (const luaL_Reg *m = subs; m->name; m++) {
+        m->func(L);
+        lua_setfield(L, -2, m->name);
+    }
     return 1;
 }

@@ -485,20 +485,9 @@ describe("streamed request bodies", function()
 
     it("a Content-Length that is not a byte count is an argument error", function()
       local path = temp_file("0123456789")
-      for _, bad in ipairs { "abc", "-1", "1.5", "", "ten" } do
-        for _, data in ipairs { lurl.file(path), generator({ "0123456789" }).fn } do
-          local ok, err = pcall(s.post, s, "echo", { data = data, headers = { ["Content-Length"] = bad } })
-          assert.is_false(ok, ("Content-Length %q accepted"):format(bad))
-          assert.matches("Content-Length must be a byte count", tostring(err), 1, true)
-        end
-      end
-      assert.are.equal(0, srv.connections)
-    end)
-
-    it("a Content-Length in hex, exponent or decimal notation (0x10, 1e1, 10.0, +10) is one too", function()
-      -- tonumber would take them all; on the wire they are not a Content-Length (RFC 9110 section 8.6)
-      local path = temp_file("0123456789")
-      for _, bad in ipairs { "0x10", "0XA", "1e1", "10.0", "+10" } do
+      -- tonumber would take some (0x10, 1e1, +10); on the wire they are not
+      -- a Content-Length (RFC 9110 section 8.6)
+      for _, bad in ipairs { "abc", "-1", "1.5", "", "ten", "0x10", "0XA", "1e1", "10.0", "+10" } do
         for _, data in ipairs { lurl.file(path), generator({ "0123456789" }).fn } do
           local ok, err = pcall(s.post, s, "echo", { data = data, headers = { ["Content-Length"] = bad } })
           assert.is_false(ok, ("Content-Length %q accepted"):format(bad))
