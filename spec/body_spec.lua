@@ -11,12 +11,7 @@ local support = require "spec.support"
 
 local MiB = 1024 * 1024
 
-local function random_bytes(n)
-  local r = assert(io.open("/dev/urandom", "rb"))
-  local data = r:read(n)
-  r:close()
-  return data
-end
+local random_bytes = support.random_bytes
 
 -- Same bytes, without printing megabytes when they differ.
 local function assert_bytes(expected, actual, what)

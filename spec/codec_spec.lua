@@ -4,6 +4,7 @@
 -- the encoder). br has no CLI on Debian 12, so its vectors below were made
 -- once with libbrotlienc 1.0.9's BrotliEncoderCompress (quality 11, default
 -- window) in a throwaway C program, and the encoder adds round trips.
+local support = require "spec.support"
 local codec = require("lurl.core").codec
 
 local MiB = 1024 * 1024
@@ -13,18 +14,7 @@ local function have(tool)
   return r == 0 or r == true
 end
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local read_file, write_file = support.read_file, support.write_file
 
 -- Output of a shell command given input on stdin (the command may be a pipeline).
 local function run(cmd, input)

@@ -3,6 +3,7 @@
 -- against the web-platform-tests vectors and the bodies read back by real
 -- parsers (Python's email package and aiohttp's MultipartReader).
 local cjson = require "cjson"
+local support = require "spec.support"
 local formdata = require "lurl.formdata"
 local url = require "lurl.url"
 
@@ -10,18 +11,7 @@ local VECTORS = "../shared/conformance/multipart/wpt-multipart-formdata-vectors.
 -- Debian's python3-aiohttp imports under the system Python only.
 local PYTHON = os.getenv("AIOHTTP_PYTHON") or "/usr/bin/python3"
 
-local function read_all(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_all(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local read_all, write_all = support.read_file, support.write_file
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

@@ -8,34 +8,11 @@ local support = require "spec.support"
 
 local fs = core.fs
 
--- Start an operation with start(wake) and wait for its callback; a failure
--- to start is returned like one in the callback.
-local function await(start)
-  return sched.wait(function(wake)
-    local ok, err, ename = start(wake)
-    if not ok then wake(nil, err, ename) end
-  end)
-end
-
-local function open(path, mode) return await(function(wake) return fs.open(path, mode, wake) end) end
-local function stat(path) return await(function(wake) return fs.stat(path, wake) end) end
-local function read(f, size, offset) return await(function(wake) return f:read(size, offset, wake) end) end
-local function write(f, data, offset) return await(function(wake) return f:write(data, offset, wake) end) end
-
-local function random_bytes(n)
-  local r = assert(io.open("/dev/urandom", "rb"))
-  local data = r:read(n)
-  r:close()
-  return data
-end
-
--- The contents of path, read with plain Lua io.
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("*a")
-  f:close()
-  return data
-end
+-- lurl.fs waits for a core.fs operation in the running task; a failure to
+-- start it is returned like one in the callback.
+local tasks = require "lurl.fs"
+local open, stat, read, write = tasks.open, tasks.stat, tasks.read, tasks.write
+local random_bytes, slurp = support.random_bytes, support.read_file
 
 -- A failure as core.fs reports it: nil, "ENAME: message", "ENAME".
 local function assert_failure(ename, res, msg, code)

@@ -19,6 +19,27 @@ function M.session(server, opts)
   return lurl.session(opts)
 end
 
+-- Files for specs, with plain Lua io.
+function M.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function M.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+function M.random_bytes(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local data = f:read(n)
+  f:close()
+  return data
+end
+
 -- Open file descriptors of this process, for leak checks.
 function M.open_fds() return core.open_fds() end
 
