@@ -7,7 +7,6 @@ local codec = require("lurl.core").codec
 local M = {}
 
 -- What Accept-Encoding advertises: exactly what can be decoded.
-M.NAMES = codec.names
 M.ACCEPT = table.concat(codec.names, ", ")
 
 local SUPPORTED = {}
@@ -52,22 +51,11 @@ function M.chain(header, max_size, max_ratio)
   -- a caller's own max_size replaces the ratio guard unless it sets both
   if max_ratio == nil then max_ratio = not max_size and M.MAX_RATIO end
   return setmetatable({ decoders = decoders, names = table.concat(list, ", "), max_size = max_size,
-    max_ratio = max_ratio, fed = 0, out = 0, done = false }, chain_mt)
+    max_ratio = max_ratio, fed = 0, done = false }, chain_mt)
 end
 
 function Chain:close()
   for _, d in ipairs(self.decoders) do d:close() end
-end
-
--- Over a limit: the message, else nil.
-local function over(self)
-  if self.max_size and self.out > self.max_size then
-    return ("decompressed body exceeds max_decompressed_size=%d"):format(self.max_size)
-  end
-  local ratio = self.max_ratio
-  if ratio and self.out > FLOOR and self.out > ratio * self.fed then
-    return ("decompressed body grew over %d times its compressed size (a decompression bomb?)"):format(ratio)
-  end
 end
 
 -- The most output every decoder may have given once the next input is in:
@@ -98,7 +86,10 @@ local function run(self, data, finishing, limit)
   return data
 end
 
-local function limit_error(self, limit)
+-- The message for a decoder's failure; ELIMIT is a decoder stopping at the
+-- cap, which is the limits' doing (the decoders enforce them).
+local function failure(self, err, limit)
+  if not err:find("^ELIMIT") then return ("cannot decode %s body: %s"):format(self.names, err) end
   if self.max_size and limit == self.max_size then
     return ("decompressed body exceeds max_decompressed_size=%d"):format(self.max_size)
   end
@@ -109,13 +100,7 @@ local function feed_slice(self, slice)
   local limit = cap(self, #slice)
   self.fed = self.fed + #slice
   local out, err = run(self, slice, false, limit)
-  if not out then
-    if err:find("^ELIMIT") then return nil, limit_error(self, limit) end
-    return nil, ("cannot decode %s body: %s"):format(self.names, err)
-  end
-  self.out = self.out + #out
-  local why = over(self)
-  if why then return nil, why end
+  if not out then return nil, failure(self, err, limit) end
   return out
 end
 
@@ -137,12 +122,10 @@ function Chain:finish()
   if self.done then return "" end
   self.done = true
   if self.fed == 0 then self:close(); return "" end
-  local out, err = run(self, "", true, cap(self, 0))
+  local limit = cap(self, 0)
+  local out, err = run(self, "", true, limit)
   self:close()
-  if not out then return nil, ("cannot decode %s body: %s"):format(self.names, err) end
-  self.out = self.out + #out
-  local why = over(self)
-  if why then return nil, why end
+  if not out then return nil, failure(self, err, limit) end
   return out
 end
 

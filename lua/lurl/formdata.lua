@@ -92,18 +92,12 @@ M.is_file = is_file
 
 -- ---- checks ----
 
--- A number as text: integral ones without a fraction, others in the
--- shortest form that reads back the same (tostring's %.14g loses digits).
+-- A number as text (url.number_text), or an argument error for NaN and the
+-- infinities.
 local function number_text(v, what, fname, argn, level)
-  if v ~= v or v == math.huge or v == -math.huge then
-    errors.argerror(fname, argn, what .. " must be a finite number, got " .. tostring(v), level + 1)
-  end
-  if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%d"):format(v) end
-  for digits = 15, 16 do
-    local s = ("%." .. digits .. "g"):format(v)
-    if tonumber(s) == v then return s end
-  end
-  return ("%.17g"):format(v)
+  local s = url.number_text(v)
+  if not s then errors.argerror(fname, argn, what .. " must be a finite number, got " .. tostring(v), level + 1) end
+  return s
 end
 
 -- value(v) -> a string or a file object. Booleans are refused, as aiohttp's

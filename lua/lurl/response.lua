@@ -207,7 +207,6 @@ local function pull(self)
     if not chunk then return false end
   end
 end
-M.pull = pull
 
 -- A body that came whole with its head, decoded: true, or nil and the
 -- ClientPayloadError.

@@ -370,7 +370,8 @@ local function send_body(c, req, deadline, ctx)
   if type(req.body) == "string" then return send_on(c, req.body, deadline, ctx) end
   local function left() return (deadline:limit("write")) end
   local function send(data)
-    if left() == 0 then return nil, deadline:error(select(3, deadline:limit("write")), ctx) end
+    local secs, _, why = deadline:limit("write")
+    if secs == 0 then return nil, deadline:error(why, ctx) end
     return send_on(c, data, deadline, ctx)
   end
   return body_mod.send(req.body, send, left, req.chunked, req.declared, ctx)

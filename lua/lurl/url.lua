@@ -516,23 +516,29 @@ function M.encode_form(t)
   return table.concat(out, "&")
 end
 
--- A params value as yarl's query_var: text, or a number (an integral one
--- without a fraction, others in the shortest form that reads back the same).
--- Booleans are refused as aiohttp does (TypeError): true/false/1/"on" are
--- the caller's choice to make.
+-- A number as text: an integral one without a fraction, others in the
+-- shortest form that reads back the same (tostring's %.14g loses digits);
+-- nil for NaN and the infinities.
+function M.number_text(v)
+  if v ~= v or v == math.huge or v == -math.huge then return nil end
+  if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%d"):format(v) end
+  for digits = 15, 16 do
+    local s = ("%." .. digits .. "g"):format(v)
+    if tonumber(s) == v then return s end
+  end
+  return ("%.17g"):format(v) -- always reads back the same
+end
+
+-- A params value as yarl's query_var: text, or a number. Booleans are
+-- refused as aiohttp does (TypeError): true/false/1/"on" are the caller's
+-- choice to make.
 local function query_value(v, name)
   local t = type(v)
   if t == "string" then return v end
   if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      error(("value of '%s' must be a finite number, got %s"):format(name, tostring(v)), 0)
-    end
-    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return ("%d"):format(v) end
-    for digits = 15, 16 do
-      local s = ("%." .. digits .. "g"):format(v)
-      if tonumber(s) == v then return s end
-    end
-    return ("%.17g"):format(v) -- always reads back the same
+    local s = M.number_text(v)
+    if not s then error(("value of '%s' must be a finite number, got %s"):format(name, tostring(v)), 0) end
+    return s
   end
   error(("value of '%s' must be a string or number, got %s"):format(name, t), 0)
 end
