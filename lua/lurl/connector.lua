@@ -93,6 +93,7 @@ local function new(opts)
     waiting = 0,
     seq = 0,
     closed = false,
+    dialer = false,    -- set by lurl.testing.mock: streams without sockets
   }, mt)
   self.on_close = function(c) return M.forget(self, c) end
   return self
@@ -247,7 +248,7 @@ local function sweep(self)
 end
 
 local function new_sweeper(self)
-  self.sweeper = core.timer()
+  self.sweeper = sched.timer()
   self.sweeper:ref(false)
   self.sweep_cb = function()
     self.sweeping = false
@@ -419,6 +420,8 @@ end
 local function open_stream(self, host, port, deadline, opts)
   local ctx = opts.context
   local t0 = sched.now()
+  -- a transport without sockets (lurl.testing.mock)
+  if self.dialer then return self.dialer(host, port, deadline, opts) end
   if self.path then
     deadline:begin_sock_connect()
     local s, e, en = dial.unix(self.path, deadline, ctx)
@@ -443,7 +446,7 @@ local function open(self, key, host, port, deadline, opts)
   local s, addr = open_stream(self, host, port, deadline, opts)
   if not s then return nil, addr end
   local info
-  if opts.ssl then
+  if opts.ssl and not self.dialer then
     local t0 = sched.now()
     info, err = tls.handshake(s, opts.ssl, host, port, deadline, opts.context)
     opts.handshake = sched.now() - t0

@@ -74,7 +74,7 @@ local function race(addrs, port, deadline, opts, ctx)
       end
       pending[s], live = addr, live + 1
       if delay and addrs[i + 1] then
-        timer = timer or core.timer()
+        timer = timer or sched.timer()
         timer:start(delay, launch)
       end
       return true

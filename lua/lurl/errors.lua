@@ -35,6 +35,9 @@ local parents = {
   InvalidUrlRedirectClientError = { "InvalidURL" },
   NonHttpUrlRedirectClientError = { "NonHttpUrlClientError", "InvalidUrlRedirectClientError" },
   CircuitOpenError = { "ClientError" },
+  -- a request held back on the client side: a rate limit whose wait would
+  -- pass the deadline, or adaptive throttling (lurl.policy)
+  ThrottledError = { "ClientError" },
   TimeoutError = {},
   CancelledError = {},
 }
@@ -78,6 +81,9 @@ function M.is(value, kind)
   if not parents[kind] then error("bad argument #2 to 'is' (unknown error kind '" .. tostring(kind) .. "')", 2) end
   return getmetatable(value) == mt and ancestors[value.kind][kind] == true
 end
+
+-- errors.is_error(value): value is a lurl error.
+function M.is_error(value) return getmetatable(value) == mt end
 
 -- Add context (url, method, ...) to an error that lacks it; returns err.
 function M.annotate(err, context)

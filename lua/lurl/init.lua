@@ -14,6 +14,7 @@ local timeout = require "lurl.timeout"
 local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
+local response = require "lurl.response"
 
 local lurl = {
   version = core.version,
@@ -39,12 +40,31 @@ local lurl = {
   sleep = sched.sleep,
   wait_for = sched.wait_for,
   semaphore = sched.semaphore,
-  now = sched.now,
+  -- read at each call: a virtual clock (lurl.testing.clock) may replace it
+  now = function() return sched.now() end,
 
   errors = errors,
   error = errors.new,
   url = url,
 }
+
+-- A complete response made in Lua (what a caching middleware or a fallback
+-- answers with).
+function lurl.response(spec) return response.static(spec) end
+
+-- ---- resilience policies (lurl.policy.*), loaded on first use ----
+local function policy(module, fn)
+  return function(opts) return require("lurl.policy." .. module)[fn](opts) end
+end
+lurl.retry = policy("retry", "new")
+lurl.retry_budget = policy("budget", "retry_budget")
+lurl.token_bucket = policy("budget", "token_bucket")
+lurl.fallback = policy("fallback", "new")
+lurl.hedge = policy("hedge", "new")
+lurl.circuit_breaker = policy("circuit_breaker", "new")
+lurl.rate_limit = policy("rate_limit", "new")
+lurl.adaptive_throttle = policy("adaptive_throttle", "new")
+lurl.backoff = setmetatable({}, { __index = function(_, k) return require("lurl.policy.backoff")[k] end })
 
 -- One-shot helpers: a session for a single request, closed afterwards.
 function lurl.request(method, u, opts)

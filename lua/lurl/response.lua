@@ -148,6 +148,25 @@ function M.new(r)
   return setmetatable(r, mt)
 end
 
+-- static{ status = 200, reason, headers, body = "", url, method }: a
+-- complete response made in Lua, not received (a cached answer, a
+-- fallback's canned one, a mock's).
+function M.static(spec)
+  if type(spec) ~= "table" then errors.argerror("response", "#1", "table expected, got " .. type(spec), 3) end
+  local status = spec.status or 200
+  if type(status) ~= "number" or status < 100 or status > 599 or status % 1 ~= 0 then
+    errors.argerror("response", "'status'", "HTTP status 100-599 expected, got " .. tostring(status), 3)
+  end
+  local body = spec.body or ""
+  if type(body) ~= "string" then errors.argerror("response", "'body'", "string expected, got " .. type(body), 3) end
+  local ok, h = pcall(headers.new, spec.headers)
+  if not ok then errors.argerror("response", "'headers'", h, 3) end
+  return M.new {
+    status = status, reason = spec.reason or "", url = spec.url or "", method = spec.method or "GET",
+    headers = h, _major = 1, _minor = 1, _body = body, _eof = true, _error = false, static = true,
+  }
+end
+
 local function payload_error(self, ev)
   local msg
   if ev[1] == "eof" or (ev[1] == "error" and ev[3] == "HPE_INVALID_EOF_STATE") then

@@ -106,10 +106,18 @@ end
 -- drain started while one runs (a host's lurl_call from a done callback)
 -- leaves the work to the running one.
 local draining = false
+local virtual = nil -- the installed virtual clock (lurl.testing.clock), or nil
+
+-- With a virtual clock that jumps by itself, time moves to its next timer
+-- whenever no task is ready.
+local function run_all()
+  repeat run_ready() until not (virtual and virtual.on_quiet())
+end
+
 local function drain()
   if draining then return end
   draining = true
-  local ok, err = pcall(run_ready)
+  local ok, err = pcall(run_all)
   draining = false
   if not ok then error(err, 0) end
 end
@@ -173,15 +181,18 @@ local function wake(task, seq, ...)
 end
 M.wake = wake
 
--- Each task has one timer for its timed waits, made on its first one.
+-- Each task has one timer for its timed waits, made on its first one (and
+-- made again when the clock changed between real and virtual).
 local function new_timer(task)
-  task.timer = core.timer()
-  task.on_timer = function() wake(task, task.seq, TIMEOUT) end
+  if task.timer then task.timer:close() end
+  task.timer = M.timer()
+  task.timer_clock = virtual
+  task.on_timer = task.on_timer or function() wake(task, task.seq, TIMEOUT) end
 end
 
 function M.park(task, seconds, abandon)
   if seconds then
-    if not task.timer then new_timer(task) end
+    if not task.timer or task.timer_clock ~= virtual then new_timer(task) end
     task.timer:start(seconds, task.on_timer)
   end
   task.abandon = abandon
@@ -224,7 +235,38 @@ function M.sleep(seconds)
   end
 end
 
-M.now = require "lurl.clock"
+-- ---- time ----
+
+-- The clock every deadline, timing and policy reads, and the timers every
+-- timed wait uses: the monotonic clock and libuv timers, or a virtual clock
+-- installed by lurl.testing.clock (see there). Modules read sched.now() and
+-- call sched.timer() at the time of use, so a change takes effect at once.
+M.real_now = require "lurl.clock"
+M.now = M.real_now
+-- Wall-clock epoch seconds, for HTTP-dates (Retry-After)
+M.wall = os.time
+
+function M.timer()
+  if virtual then return virtual.timer() end
+  return core.timer()
+end
+
+-- use_clock(hooks | nil): hooks.now() reads the virtual time, hooks.wall()
+-- the virtual wall clock (epoch seconds), hooks.timer()
+-- makes a timer (start, stop, close, ref as core.timer's) and
+-- hooks.on_quiet() runs when no task is ready (true: it woke something).
+function M.use_clock(hooks)
+  if hooks and virtual then error("a virtual clock is already installed", 3) end
+  virtual = hooks
+  M.now = hooks and hooks.now or M.real_now
+  M.wall = hooks and hooks.wall or os.time
+end
+
+-- No task is ready to run.
+function M.quiescent() return rhead > rtail end
+
+-- Run the ready tasks now, from outside any task (a task yields instead).
+function M.run_pending() drain() end
 
 function M.unjoined_failures()
   local n = 0

@@ -10,6 +10,7 @@ local cookies = require "lurl.cookies"
 local decompress = require "lurl.decompress"
 local formdata = require "lurl.formdata"
 local errors = require "lurl.errors"
+local middleware = require "lurl.middleware"
 local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
 local sched = require "lurl.sched"
@@ -34,7 +35,7 @@ local SESSION_OPTIONS = {
   connector_owner = "boolean", max_line_size = "number", max_field_size = "number",
   trace_configs = "table", cookie_jar = "any", cookies = "table", auth = "any",
   auto_decompress = "boolean", max_decompressed_size = "number", max_body_size = "number",
-  fallback_charset_resolver = "function",
+  fallback_charset_resolver = "function", middlewares = "table",
 }
 
 local REQUEST_OPTIONS = {
@@ -44,7 +45,7 @@ local REQUEST_OPTIONS = {
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
   max_body_size = "number", compress = "string", expect100 = "boolean", max_decompressed_size = "number",
-  read_until_eof = "boolean",
+  read_until_eof = "boolean", middlewares = "table",
 }
 
 local NO_OPTIONS = {}
@@ -124,6 +125,8 @@ function M.new(opts)
     max_decompressed_size = opts.max_decompressed_size,
     max_body_size = opts.max_body_size or false,
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
+    -- printable (tostring); false when there are none
+    middlewares = opts.middlewares and middleware.list(opts.middlewares, "session", 2) or false,
     prepared = {},
     closed = false,
   }, mt)
@@ -804,6 +807,59 @@ function Session:request(method, raw_url, opts)
   return request(self, method:upper(), raw_url, opts)
 end
 
+-- The request's timeout: the session's with the request's override.
+local function request_timeout(self, opts)
+  return opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout)
+end
+
+-- One pass through the exchange (redirects followed) for what prepare made.
+local function send(self, method, p, opts, deadline, tr)
+  if tr then return traced(self, method, p, opts, deadline, tr) end
+  local resp, err = follow(self, method, p, opts, deadline)
+  return resp, err
+end
+
+-- The deadline of one call of the innermost handler: the request's timeout
+-- with the attempt's own (req.timeout) over it, never past the overall
+-- deadline that every attempt shares.
+local function attempt_deadline(req)
+  local t = req.timeout == nil and req.base_timeout or timeout.merge(req.base_timeout, req.timeout)
+  local d = timeout.start(t)
+  local at = req.deadline_at
+  if at and (not d.total_at or at < d.total_at) then
+    d.total_at = at
+    if t ~= req.base_timeout then d.t = timeout.merge(t, { total = req.base_timeout.total }) end
+  end
+  return d
+end
+
+-- The handler at the end of a middleware chain: the request as req
+-- describes it now.
+local function final_handler(self)
+  return function(req)
+    local opts = {}
+    for k, v in pairs(req.options) do opts[k] = v end
+    opts.headers = req.headers
+    local p, err = prepare(self, req.method, req.url, opts)
+    if not p then return nil, errors.annotate(err, { method = req.method }) end
+    return send(self, req.method, p, opts, attempt_deadline(req), req.trace or nil)
+  end
+end
+
+-- A request through middlewares: the deadline of its total timeout covers
+-- every call of the handler they make.
+local function through(self, list, method, raw_url, opts, tr)
+  local u, err = build_url(self, raw_url, nil)
+  if not u then return nil, errors.annotate(err, { method = method }) end
+  local t = request_timeout(self, opts)
+  local options, hdrs = middleware.split_options(opts)
+  local req = middleware.request {
+    method = method, url = url.tostring(u), headers = hdrs, options = options, session = self,
+    trace = tr or false, base_timeout = t, deadline_at = t.total and sched.now() + t.total or false,
+  }
+  return middleware.chain(list, final_handler(self))(req)
+end
+
 -- The body of every request, method already checked and upper-case.
 function request(self, method, raw_url, opts)
   if getmetatable(self) ~= mt then errors.argerror("request", "#0", "call it as session:request(...)", 3) end
@@ -813,21 +869,21 @@ function request(self, method, raw_url, opts)
   check_auth("request", opts.auth, 2)
   local ssl_ok, why = tls.check(opts.ssl)
   if not ssl_ok then errors.argerror("request", "'ssl'", why, 2) end
-  local p, err
-  if opts == NO_OPTIONS and type(raw_url) == "string" then
-    p, err = prepared(self, method, raw_url)
-  else
-    p, err = prepare(self, method, raw_url, opts)
-  end
-  if not p then return nil, errors.annotate(err, { method = method }) end
+  local list = self.middlewares
+  if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, "request", 2) end
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx) or nil
-  local t = opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout)
-  local deadline = timeout.start(t)
-  local resp
-  if tr then
-    resp, err = traced(self, method, p, opts, deadline, tr)
+  local resp, err
+  if list then
+    resp, err = through(self, list, method, raw_url, opts, tr)
   else
-    resp, err = follow(self, method, p, opts, deadline)
+    local p
+    if opts == NO_OPTIONS and type(raw_url) == "string" then
+      p, err = prepared(self, method, raw_url)
+    else
+      p, err = prepare(self, method, raw_url, opts)
+    end
+    if not p then return nil, errors.annotate(err, { method = method }) end
+    resp, err = send(self, method, p, opts, timeout.start(request_timeout(self, opts)), tr)
   end
   if not resp then return nil, err end
   local rfs = opts.raise_for_status

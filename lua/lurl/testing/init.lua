@@ -1,4 +1,9 @@
 -- lurl.testing: tools for specs of lurl scripts and policies.
+--   server(opts)  a real HTTP/1.1 server on loopback (lurl.testing.server)
+--   mock()        a transport without sockets (lurl.testing.mock)
+--   clock(opts)   virtual time for every timer and deadline (lurl.testing.clock)
 return {
   server = require("lurl.testing.server").new,
+  mock = require("lurl.testing.mock").new,
+  clock = require("lurl.testing.clock").new,
 }

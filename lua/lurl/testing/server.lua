@@ -21,21 +21,14 @@
 --                        server does to a keep-alive connection it just
 --                        timed out)
 local core = require "lurl.core"
-local headers_mod = require "lurl.headers"
 local sched = require "lurl.sched"
+local wire = require "lurl.testing.wire"
 
 local M = {}
 
 local Server = {}
 local mt = { __name = "lurl.testing.server", __index = Server }
 function mt.__tostring(s) return ("lurl.testing.server (%s)"):format(s:url("/")) end
-
-local REASONS = {
-  [100] = "Continue", [200] = "OK", [201] = "Created", [204] = "No Content", [301] = "Moved Permanently",
-  [302] = "Found", [304] = "Not Modified", [400] = "Bad Request", [404] = "Not Found",
-  [429] = "Too Many Requests", [500] = "Internal Server Error", [502] = "Bad Gateway",
-  [503] = "Service Unavailable", [504] = "Gateway Timeout",
-}
 
 -- ---- one connection ----
 
@@ -44,8 +37,7 @@ local peer_mt = { __index = Peer }
 
 local function new_peer(server, tcp)
   local p = setmetatable({ server = server, tcp = tcp, chunks = {}, eof = false, requests = 0,
-    number = server.connections,
-    parser = core.h1.parser("request", 65536, 65536) }, peer_mt)
+    number = server.connections, reader = wire.reader() }, peer_mt)
   tcp:read_start(function(data)
     if data then p.chunks[#p.chunks + 1] = data else p.eof = true end
     local w = p.waker
@@ -74,58 +66,19 @@ end
 
 -- Read one request; nil at the end of the connection or on a parse error.
 function Peer:read_request()
-  local parser = self.parser
-  parser:reset(false)
-  local req, body = nil, {}
   while true do
-    local data = self.leftover or self:receive()
-    self.leftover = nil
-    if not data then return nil end
-    local pos = 1
-    while pos <= #data do
-      local n, head, chunk, done = parser:execute(data, pos)
-      if not n then return nil end
-      if head then
-        local method, target, major, minor, names, values, keep_alive = parser:head()
-        req = { method = method, target = target, version = major .. "." .. minor,
-          headers = headers_mod.from_lists(names, values), keep_alive = keep_alive }
-        req.path, req.query = target:match("^([^?]*)%??(.*)$")
-        self.requests = self.requests + 1
-        req.connection, req.connection_requests = self.number, self.requests
-        req.tls = self.tcp:tls_info()
-      end
-      if chunk then body[#body + 1] = chunk end
-      pos = pos + n
-      if done then
-        if pos <= #data then self.leftover = data:sub(pos) end
-        req.body = table.concat(body)
-        return req
-      end
+    local req = self.reader:take()
+    if req then
+      self.requests = self.requests + 1
+      req.connection, req.connection_requests = self.number, self.requests
+      req.tls = self.tcp:tls_info()
+      return req
     end
+    if req == false then return nil end
+    local data = self:receive()
+    if not data then return nil end
+    self.reader:feed(data)
   end
-end
-
-local function encode_chunked(body, bad, trailers)
-  local out = {}
-  if #body > 0 then out[#out + 1] = ("%x\r\n%s\r\n"):format(#body, body) end
-  if bad then out[#out + 1] = "zz\r\n" end
-  out[#out + 1] = "0\r\n"
-  for name, value in headers_mod.new(trailers):items() do out[#out + 1] = name .. ": " .. value .. "\r\n" end
-  out[#out + 1] = "\r\n"
-  return table.concat(out)
-end
-
-local function head_bytes(resp, body_len, req)
-  local status = resp.status or 200
-  local h = headers_mod.new(resp.headers)
-  if resp.chunked then
-    h:set("Transfer-Encoding", "chunked")
-  elseif not h:has("Content-Length") and status ~= 204 and status ~= 304 and status >= 200 then
-    h:set("Content-Length", tostring(resp.content_length or body_len))
-  end
-  if resp.close or not req.keep_alive then h:set("Connection", "close") end
-  local line = ("HTTP/1.1 %d %s"):format(status, resp.reason or REASONS[status] or "Unknown")
-  return assert(core.h1.encode(line, h:flat()))
 end
 
 function Peer:respond(req, resp)
@@ -139,22 +92,16 @@ function Peer:respond(req, resp)
     self:send(resp.raw)
     return not resp.close
   end
-  local body = resp.body or ""
-  -- HEAD announces the length a GET would get (RFC 9110 9.3.2), sends nothing
-  local body_len = #body
-  if req.method == "HEAD" then body = "" end
-  local wire = resp.chunked and req.method ~= "HEAD" and encode_chunked(body, resp.bad_chunking, resp.trailers) or body
-  local cut = resp.close_after or resp.reset_after
-  if cut then wire = wire:sub(1, cut) end
-  if not self:send(head_bytes(resp, body_len, req)) then return false end
-  if resp.drip and #wire > 0 then
+  local head, bytes = wire.response(resp, req)
+  if not self:send(head) then return false end
+  if resp.drip and #bytes > 0 then
     local size = resp.drip.size or 1
-    for i = 1, #wire, size do
-      if not self:send(wire:sub(i, i + size - 1)) then return false end
-      if i + size <= #wire then sched.sleep(resp.drip.interval or 0.01) end
+    for i = 1, #bytes, size do
+      if not self:send(bytes:sub(i, i + size - 1)) then return false end
+      if i + size <= #bytes then sched.sleep(resp.drip.interval or 0.01) end
     end
-  elseif #wire > 0 then
-    self:send(wire)
+  elseif #bytes > 0 then
+    self:send(bytes)
   end
   if resp.reset_after then self.tcp:close(true); return false end
   if resp.close_after then return false end

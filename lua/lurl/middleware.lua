@@ -1,0 +1,169 @@
+-- Client middlewares (aiohttp 3.12): functions, or callable objects such as
+-- the policies of lurl.policy, that wrap every request of a session:
+--
+--   function(req, handler)
+--     local resp, err = handler(req)  -- may be called again (a retry) or not
+--     return resp, err                -- at all (an answer from a cache)
+--   end
+--
+-- The first middleware of the list is the outermost. req is a lurl.request:
+-- a mutable description of the request (method, url, headers, options,
+-- timeout, attempt) that the next handler reads when it is called.
+local errors = require "lurl.errors"
+local headers_mod = require "lurl.headers"
+local sched = require "lurl.sched"
+local url = require "lurl.url"
+
+local M = {}
+
+-- ---- the list ----
+
+local function callable(v)
+  if type(v) == "function" then return true end
+  local m = getmetatable(v)
+  return type(m) == "table" and m.__call ~= nil
+end
+
+-- How a middleware prints: its own __tostring, or where a function is defined.
+local function describe(mw)
+  if type(mw) == "function" then
+    local info = debug.getinfo(mw, "S")
+    return ("function <%s:%d>"):format(info.short_src, info.linedefined)
+  end
+  return tostring(mw)
+end
+M.describe = describe
+
+local List = {}
+local list_mt = { __name = "lurl.middlewares", __index = List }
+function list_mt.__tostring(l)
+  local parts = {}
+  for i = 1, #l do parts[i] = describe(l[i]) end
+  return "lurl.middlewares { " .. table.concat(parts, ", ") .. " }"
+end
+
+-- list(v, fname, level) -> a lurl.middlewares list, or false for an empty
+-- one; raises an argument error naming the culprit.
+function M.list(v, fname, level)
+  if getmetatable(v) == list_mt then return #v > 0 and v end
+  if type(v) ~= "table" then
+    errors.argerror(fname, "'middlewares'", "list of functions expected, got " .. type(v), level + 1)
+  end
+  local l = setmetatable({}, list_mt)
+  for i = 1, #v do
+    if not callable(v[i]) then
+      errors.argerror(fname, "'middlewares'", ("item %d is a %s, not a function or callable"):format(i, type(v[i])),
+        level + 1)
+    end
+    l[i] = v[i]
+  end
+  return #l > 0 and l
+end
+
+-- ---- the request description ----
+
+local Request = {}
+M.Request = Request
+local req_mt = { __name = "lurl.request" }
+
+-- req.remaining: seconds left before the request's overall deadline
+-- (math.huge when it has none), read when asked.
+function req_mt.__index(r, k)
+  if k == "remaining" then
+    local at = rawget(r, "deadline_at")
+    if not at then return math.huge end
+    return math.max(0, at - sched.now())
+  end
+  return Request[k]
+end
+
+function req_mt.__tostring(r)
+  return ("lurl.request (%s %s, attempt %d)"):format(r.method, r.url, r.attempt)
+end
+
+-- new{ method, url, headers, options, session, trace, deadline_at, timeout }
+function M.request(fields)
+  fields.attempt = fields.attempt or 1
+  return setmetatable(fields, req_mt)
+end
+
+function M.is_request(v) return getmetatable(v) == req_mt end
+
+-- A copy whose headers and options can change without touching this one
+-- (for concurrent attempts).
+function Request:copy()
+  local c = {}
+  for k, v in pairs(self) do c[k] = v end
+  c.headers = self.headers:copy()
+  local o = {}
+  for k, v in pairs(self.options) do o[k] = v end
+  c.options = o
+  return setmetatable(c, req_mt)
+end
+
+-- RFC 9110 section 9.2.2
+M.IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
+
+function Request:header(name)
+  local v = self.headers:get(name)
+  if v == nil and self.session then v = self.session.headers:get(name) end
+  return v
+end
+
+-- Whether sending the request twice does no more than sending it once: an
+-- idempotent method, or one that carries an Idempotency-Key (the IETF
+-- httpapi draft's header, which servers use to deduplicate).
+function Request:idempotent()
+  return M.IDEMPOTENT[self.method] == true or self:header("Idempotency-Key") ~= nil
+end
+
+-- Whether the body can be sent again: anything but a generator function,
+-- which is consumed as it goes out (strings, forms, FormData and files are
+-- read afresh for each attempt).
+function Request:replayable()
+  return type(self.options.data) ~= "function"
+end
+
+-- "scheme://host:port", the key of per-host policies.
+function Request:origin()
+  local u = url.parse(self.url)
+  if not u then return self.url end
+  return ("%s://%s:%d"):format(u.scheme, u.host, u.port or url.default_ports[u.scheme] or 0)
+end
+
+-- Send a policy event to the session's trace configs (signal name, params).
+function Request:emit(signal, params)
+  local tr = self.trace
+  if tr then tr:emit(signal, params) end
+end
+
+-- ---- running the chain ----
+
+local function check_result(i, mw, resp, err)
+  if resp == nil and err == nil then
+    error(("middleware %d (%s) returned neither a response nor an error"):format(i, describe(mw)), 0)
+  end
+  return resp, err
+end
+
+-- chain(list, final) -> handler(req) that runs list[1] .. list[n] around final.
+function M.chain(list, final)
+  local handler = final
+  for i = #list, 1, -1 do
+    local mw, nxt = list[i], handler
+    handler = function(req) return check_result(i, mw, mw(req, nxt)) end
+  end
+  return handler
+end
+
+-- An options table without the fields the request description carries
+-- itself.
+function M.split_options(opts)
+  local o = {}
+  for k, v in pairs(opts) do
+    if k ~= "headers" and k ~= "middlewares" and k ~= "timeout" then o[k] = v end
+  end
+  return o, headers_mod.new(opts.headers)
+end
+
+return M

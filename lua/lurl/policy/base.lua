@@ -1,0 +1,245 @@
+-- What the resilience policies (lurl.policy.*) share: the object shape
+-- (a middleware that is also a wrapper, policy:run(fn)), events, the
+-- context of a run, outcome classification, Retry-After, random numbers.
+--
+-- A policy is used two ways:
+--   lurl.session{ middlewares = { policy } }   policy(req, handler)
+--   policy:run(fn[, opts])                      fn(ctx) -> value, err
+-- Both go through policy:call(ctx, op): ctx is the lurl.request (middleware)
+-- or a lurl.policy_context (run); op(ctx) makes one try.
+local cookies = require "lurl.cookies"
+local errors = require "lurl.errors"
+local middleware = require "lurl.middleware"
+local sched = require "lurl.sched"
+
+local M = {}
+
+-- ---- the object ----
+
+-- class(kind, methods, describe) -> metatable for policies of that kind:
+-- methods must hold call(self, ctx, op); describe(self) -> the text
+-- between the braces of tostring ("attempts = 3, ...").
+function M.class(kind, methods, describe)
+  local mt = { __name = "lurl." .. kind, __index = methods }
+  mt.__call = function(self, req, handler)
+    if not middleware.is_request(req) or type(handler) ~= "function" then
+      error(("lurl.%s used as a middleware must be called as (req, handler)"):format(kind), 2)
+    end
+    return self:call(req, handler)
+  end
+  mt.__tostring = function(self) return ("lurl.%s { %s }"):format(kind, describe(self)) end
+  methods.run = M.run
+  return mt
+end
+
+-- "name = value, ..." of the given fields, in order, skipping nil ones.
+function M.fields(self, names)
+  local parts = {}
+  for _, name in ipairs(names) do
+    local v = self[name]
+    if v ~= nil then
+      if type(v) == "table" and getmetatable(v) == nil then
+        local items = {}
+        for i = 1, #v do items[i] = tostring(v[i]) end
+        v = "{ " .. table.concat(items, ", ") .. " }"
+      elseif type(v) == "string" then
+        v = ("%q"):format(v)
+      end
+      parts[#parts + 1] = name .. " = " .. tostring(v)
+    end
+  end
+  return table.concat(parts, ", ")
+end
+
+-- ---- the context of policy:run ----
+
+local Context = {}
+local ctx_mt = { __name = "lurl.policy_context" }
+function ctx_mt.__index(c, k)
+  if k == "remaining" then
+    local at = rawget(c, "deadline_at")
+    if not at then return math.huge end
+    return math.max(0, at - sched.now())
+  end
+  return Context[k]
+end
+function ctx_mt.__tostring(c) return ("lurl.policy_context (%s, attempt %d)"):format(c.key, c.attempt) end
+
+function Context:copy()
+  local c = {}
+  for k, v in pairs(self) do c[k] = v end
+  return setmetatable(c, ctx_mt)
+end
+function Context:origin() return self.key end
+function Context:idempotent() return true end
+function Context:replayable() return true end
+function Context:header() return nil end
+function Context:emit() end
+
+-- policy:run(fn[, opts]): fn(ctx) under the policy; returns what the policy
+-- returns (fn's results, or nil and an error). opts: key (what per-host
+-- state is kept under, default "default"), deadline (seconds for the whole
+-- run).
+function M.run(self, fn, opts)
+  if type(fn) ~= "function" then errors.argerror("run", "#1", "function expected, got " .. type(fn), 2) end
+  opts = opts or {}
+  if type(opts) ~= "table" then errors.argerror("run", "#2", "options table expected, got " .. type(opts), 2) end
+  local d = opts.deadline
+  if d ~= nil and (type(d) ~= "number" or d < 0 or d ~= d) then
+    errors.argerror("run", "'deadline'", "number of seconds >= 0 expected, got " .. tostring(d), 2)
+  end
+  local ctx = setmetatable({ key = opts.key or "default", attempt = 1,
+    deadline_at = d and sched.now() + d or false }, ctx_mt)
+  return self:call(ctx, fn)
+end
+
+function M.is_context(v) return getmetatable(v) == ctx_mt end
+
+-- ---- deadlines ----
+
+-- Narrow ctx's deadline to seconds from now (a policy's own deadline);
+-- returns the previous one, to be put back when the policy is done.
+function M.narrow(ctx, seconds)
+  local before = ctx.deadline_at
+  if seconds then
+    local at = sched.now() + seconds
+    if not before or at < before then ctx.deadline_at = at end
+  end
+  return before
+end
+
+-- ---- events ----
+
+local function report(kind, name, err)
+  io.stderr:write(("lurl: on_event of lurl.%s failed on %s: %s\n"):format(kind, name, tostring(err)))
+end
+
+-- emit(policy, ctx, name, params): params (a table, completed with type,
+-- policy and the request's method and url) go to the session's trace
+-- configs (signal `name`) and to the policy's on_event. A failing on_event
+-- is reported on stderr; the request goes on.
+function M.emit(self, ctx, name, params)
+  params.type, params.policy = name, self.kind
+  if params.method == nil then params.method = ctx.method end
+  if params.url == nil then params.url = ctx.url end
+  if params.key == nil then params.key = ctx.key end
+  ctx:emit(name, params)
+  local on = self.on_event
+  if on then
+    local ok, err = xpcall(on, debug.traceback, params)
+    if not ok then
+      if errors.is(err, "CancelledError") then error(err, 0) end
+      report(self.kind, name, err)
+    end
+  end
+end
+
+-- ---- outcomes ----
+
+-- The statuses and error kinds that count as a transient failure unless a
+-- policy is told otherwise: overload and gateway answers, and connection
+-- and timeout errors, but not TLS trust failures, which do not heal.
+M.STATUSES = { 429, 502, 503, 504 }
+M.ERROR_KINDS = { "ClientConnectionError", "TimeoutError" }
+M.PERMANENT = { "ClientSSLError", "ServerFingerprintMismatch" }
+
+-- rules(list | fn | nil, fname, argname, level) -> { statuses = set,
+-- kinds = list, predicate = fn }. A list mixes statuses (numbers) and error
+-- kind names; a function is a predicate(resp, err, attempt).
+function M.rules(spec, fname, argname, level)
+  level = (level or 1) + 1
+  if spec == nil then
+    spec = {}
+    for _, v in ipairs(M.STATUSES) do spec[#spec + 1] = v end
+    for _, v in ipairs(M.ERROR_KINDS) do spec[#spec + 1] = v end
+  end
+  if type(spec) == "function" then return { statuses = {}, kinds = {}, predicate = spec, spec = spec } end
+  if type(spec) ~= "table" then
+    errors.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec), level)
+  end
+  local r = { statuses = {}, kinds = {}, spec = spec }
+  for i, v in ipairs(spec) do
+    if type(v) == "number" and v >= 100 and v <= 599 and v % 1 == 0 then
+      r.statuses[v] = true
+    elseif type(v) == "string" and errors.kinds[v] then
+      r.kinds[#r.kinds + 1] = v
+    else
+      errors.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)), level)
+    end
+  end
+  return r
+end
+
+local function is_response(v) return type(v) == "table" and type(v.status) == "number" end
+M.is_response = is_response
+
+-- matches(rules, res, err, attempt) -> whether the outcome is one the rules
+-- name. An error that is not a lurl error (what a function under
+-- policy:run returns) matches when the rules name any error kind.
+function M.matches(rules, res, err, attempt)
+  if rules.predicate then return rules.predicate(res, err, attempt) and true or false end
+  if res ~= nil and is_response(res) then return rules.statuses[res.status] == true end
+  if res ~= nil or err == nil then return false end
+  if not errors.is_error(err) then return #rules.kinds > 0 end
+  for _, kind in ipairs(M.PERMANENT) do
+    if err:is(kind) then
+      -- permanent unless named outright
+      for _, k in ipairs(rules.kinds) do if k == err.kind then return true end end
+      return false
+    end
+  end
+  for _, kind in ipairs(rules.kinds) do
+    if err:is(kind) then return true end
+  end
+  return false
+end
+
+-- ---- Retry-After (RFC 9110 section 10.2.3) ----
+
+-- Seconds the response asks to wait, or nil: delay-seconds, or an HTTP-date
+-- (a date in the past means 0), read against sched.wall().
+function M.retry_after(resp)
+  if not is_response(resp) then return nil end
+  local v = resp.headers and resp.headers["retry-after"]
+  if not v then return nil end
+  v = v:match("^%s*(.-)%s*$")
+  if v:match("^%d+$") then return tonumber(v) end
+  local at = cookies.parse_date(v)
+  if not at then return nil end
+  return math.max(0, at - sched.wall())
+end
+
+-- ---- random numbers ----
+
+-- rng(v, fname) -> function() in [0, 1): v is nil (math.random), a seed
+-- (a generator of its own, the same numbers for the same seed on every
+-- machine) or a function.
+function M.rng(v, fname, level)
+  if v == nil then return math.random end
+  if type(v) == "function" then return v end
+  if type(v) ~= "number" or v % 1 ~= 0 then
+    errors.argerror(fname, "'rng'", "seed (integer) or function expected, got " .. tostring(v), (level or 1) + 1)
+  end
+  -- Park and Miller's minimal standard generator: exact in doubles
+  local state = v % 2147483646 + 1
+  return function()
+    state = (state * 16807) % 2147483647
+    return (state - 1) / 2147483646
+  end
+end
+
+-- ---- checks of options ----
+
+function M.check(fname, opts, known, level)
+  if opts == nil then opts = {} end
+  return errors.check_options(fname, "#1", opts, known, (level or 1) + 1)
+end
+
+function M.seconds(fname, name, v, level)
+  if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= v) then
+    errors.argerror(fname, "'" .. name .. "'", "number of seconds >= 0 expected, got " .. tostring(v), (level or 1) + 1)
+  end
+  return v
+end
+
+return M

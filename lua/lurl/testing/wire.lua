@@ -1,0 +1,98 @@
+-- HTTP/1.1 as the test servers speak it: requests parsed from the bytes a
+-- client sent, responses encoded from a route's answer table. Shared by
+-- lurl.testing.server (over sockets) and lurl.testing.mock (without).
+local core = require "lurl.core"
+local headers_mod = require "lurl.headers"
+
+local M = {}
+
+M.REASONS = {
+  [100] = "Continue", [200] = "OK", [201] = "Created", [204] = "No Content", [301] = "Moved Permanently",
+  [302] = "Found", [304] = "Not Modified", [400] = "Bad Request", [404] = "Not Found",
+  [429] = "Too Many Requests", [500] = "Internal Server Error", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+
+-- ---- requests ----
+
+local Reader = {}
+local reader_mt = { __name = "lurl.testing.wire.reader", __index = Reader }
+
+-- reader() -> r: r:feed(bytes) as they come, r:take() for each request.
+function M.reader()
+  return setmetatable({ parser = core.h1.parser("request", 65536, 65536), chunks = {}, req = false, body = {}, between = true },
+    reader_mt)
+end
+
+function Reader:feed(data) self.chunks[#self.chunks + 1] = data end
+
+-- The next complete request { method, target, path, query, version,
+-- headers, keep_alive, body }, nil when more bytes are needed, or false when
+-- the bytes are not HTTP.
+function Reader:take()
+  local parser = self.parser
+  while #self.chunks > 0 do
+    local data = table.remove(self.chunks, 1)
+    if self.between then parser:reset(false); self.between = false end
+    local pos = 1
+    while pos <= #data do
+      local n, head, chunk, done = parser:execute(data, pos)
+      if not n then return false end
+      if head then
+        local method, target, major, minor, names, values, keep_alive = parser:head()
+        local req = { method = method, target = target, version = major .. "." .. minor,
+          headers = headers_mod.from_lists(names, values), keep_alive = keep_alive }
+        req.path, req.query = target:match("^([^?]*)%??(.*)$")
+        self.req = req
+      end
+      if chunk then self.body[#self.body + 1] = chunk end
+      pos = pos + n
+      if done then
+        if pos <= #data then table.insert(self.chunks, 1, data:sub(pos)) end
+        local req = self.req
+        req.body = table.concat(self.body)
+        self.req, self.body, self.between = false, {}, true
+        return req
+      end
+    end
+  end
+  return nil
+end
+
+-- ---- responses ----
+
+local function encode_chunked(body, bad, trailers)
+  local out = {}
+  if #body > 0 then out[#out + 1] = ("%x\r\n%s\r\n"):format(#body, body) end
+  if bad then out[#out + 1] = "zz\r\n" end
+  out[#out + 1] = "0\r\n"
+  for name, value in headers_mod.new(trailers):items() do out[#out + 1] = name .. ": " .. value .. "\r\n" end
+  out[#out + 1] = "\r\n"
+  return table.concat(out)
+end
+
+-- response(resp, req) -> head bytes, body bytes as they go on the wire
+-- (chunked when asked, cut at close_after / reset_after). resp: { status,
+-- reason, headers, body, chunked, bad_chunking, trailers, content_length,
+-- close, close_after, reset_after }.
+function M.response(resp, req)
+  local status = resp.status or 200
+  local body = resp.body or ""
+  local h = headers_mod.new(resp.headers)
+  if resp.chunked then
+    h:set("Transfer-Encoding", "chunked")
+  elseif not h:has("Content-Length") and status ~= 204 and status ~= 304 and status >= 200 then
+    -- HEAD announces the length a GET would get (RFC 9110 section 9.3.2)
+    h:set("Content-Length", tostring(resp.content_length or #body))
+  end
+  if resp.close or not req.keep_alive then h:set("Connection", "close") end
+  local line = ("HTTP/1.1 %d %s"):format(status, resp.reason or M.REASONS[status] or "Unknown")
+  local head = assert(core.h1.encode(line, h:flat()))
+  if req.method == "HEAD" then body = "" end
+  local wire = resp.chunked and req.method ~= "HEAD" and encode_chunked(body, resp.bad_chunking, resp.trailers) or body
+  local cut = resp.close_after or resp.reset_after
+  if cut then wire = wire:sub(1, cut) end
+  return head, wire
+end
+
+return M
