@@ -2,7 +2,9 @@
 --   server(opts)  a real HTTP/1.1 server on loopback (lurl.testing.server)
 --   mock()        a transport without sockets (lurl.testing.mock)
 --   clock(opts)   virtual time for every timer and deadline (lurl.testing.clock)
+--   sequence(...) a route answering each answer in turn (lurl.testing.wire)
 return {
+  sequence = require("lurl.testing.wire").sequence,
   server = require("lurl.testing.server").new,
   mock = require("lurl.testing.mock").new,
   clock = require("lurl.testing.clock").new,

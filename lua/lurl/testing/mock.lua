@@ -31,7 +31,6 @@
 -- Every request is recorded, in mock.calls and its route's calls:
 --   { method, url, path, query, headers, body, at (sched.now()), connection,
 --     route, error (for connection failures) }
-local cjson = require "cjson"
 local connector_mod = require "lurl.connector"
 local errors = require "lurl.errors"
 local sched = require "lurl.sched"
@@ -134,20 +133,7 @@ end
 -- The answer as a table.
 local function normalize(a, call)
   if type(a) == "function" then a = check_answer(a(call), 1) end
-  if type(a) == "number" then return { status = a } end
-  if type(a) == "string" then return { status = 200, body = a } end
-  if a.json == nil and a.retry_after == nil then return a end
-  local r = {}
-  for k, v in pairs(a) do r[k] = v end
-  local h = {}
-  for k, v in pairs(a.headers or {}) do h[k] = v end
-  if a.json ~= nil then
-    r.body = cjson.encode(a.json)
-    h["Content-Type"] = h["Content-Type"] or "application/json"
-  end
-  if a.retry_after ~= nil then h["Retry-After"] = tostring(a.retry_after) end
-  r.headers = h
-  return r
+  return wire.answer(a)
 end
 
 -- ---- the stream a connection runs over ----

@@ -17,9 +17,20 @@
 --   never = true         read the request and never answer
 --   close = true         Connection: close after this response
 --   raw = "bytes"        send these bytes instead of a formed response
+--   reset = true         reset the connection (RST) without answering
 --   drop = true          close the connection without answering (what a
 --                        server does to a keep-alive connection it just
 --                        timed out)
+--   error = "reset" | "disconnect" | "hang"   as lurl.testing.mock's: an
+--                        RST, a close without answer, no answer at all
+-- and shorthands as the mock takes them: a status (503), a body ("text"),
+-- json = value, retry_after = n. lurl.testing.sequence(503, 503, "ok")
+-- makes a route that answers each in turn (then the last for good).
+--
+-- What came is counted: server.requests in all, server:count(path) per
+-- path, and at least the last `keep` (1000) requests are in server.received, each
+-- with its headers, body and `at` (sched.now() when it was read), to check
+-- attempts, bodies and Idempotency-Keys.
 local core = require "lurl.core"
 local sched = require "lurl.sched"
 local wire = require "lurl.testing.wire"
@@ -88,6 +99,10 @@ function Peer:respond(req, resp)
   end
   if resp.delay then sched.sleep(resp.delay) end
   if resp.drop then return false end
+  if resp.reset then
+    self.tcp:close(true)
+    return false
+  end
   if resp.raw then
     self:send(resp.raw)
     return not resp.close
@@ -108,17 +123,34 @@ function Peer:respond(req, resp)
   return not resp.close and req.keep_alive
 end
 
+-- The mock's failure names, in this server's terms.
+local ERRORS = { reset = { reset = true }, disconnect = { drop = true }, hang = { never = true } }
+
 local function handle(server, req)
   local route = server.routes[req.path] or server.routes["*"]
   if not route then return { status = 404, body = "no route for " .. req.path } end
   local ok, resp = pcall(route, req)
+  if ok and type(resp) == "table" and resp.error and not ERRORS[resp.error] then
+    ok, resp = false, "unknown error '" .. tostring(resp.error) .. "' (reset, disconnect or hang)"
+  end
   if not ok then
     io.stderr:write("lurl.testing.server: route ", req.path, " failed: ", tostring(resp), "\n")
     return { status = 500, body = tostring(resp), close = true }
   end
-  if type(resp) == "string" then return { status = 200, body = resp } end
-  if type(resp) == "number" then return { status = resp } end
-  return resp or { status = 204 }
+  if resp == nil then return { status = 204 } end
+  if type(resp) == "table" and resp.error then return ERRORS[resp.error] end
+  return wire.answer(resp)
+end
+
+-- Note a request in the counts and the bounded log.
+local function log(server, req)
+  server.requests = server.requests + 1
+  server.counts[req.path] = (server.counts[req.path] or 0) + 1
+  req.at = sched.now()
+  local r = server.received
+  r[#r + 1] = req
+  -- trimmed in halves, so that a load of requests costs no copying each
+  if #r >= 2 * server.keep then server.received = { unpack(r, #r - server.keep + 1) } end
 end
 
 -- The server side of the TLS handshake; a failure is noted in
@@ -148,7 +180,7 @@ local function serve(server, tcp)
     if not req then break end
     tcp:ref(true)
     peer.busy = true
-    server.requests = server.requests + 1
+    log(server, req)
     local keep = peer:respond(req, handle(server, req))
     peer.busy = false
     if tcp:closed() then break end
@@ -163,12 +195,13 @@ end
 -- ---- the server ----
 
 -- server{ routes = { [path] = fn, ["*"] = fallback }, host = "127.0.0.1",
---         port = 0, ssl = lurl.ssl_context{ server = true, ... } } or, on a
+--         port = 0, ssl = lurl.ssl_context{ server = true, ... }, keep = 1000 } or, on a
 -- Unix socket, server{ routes =, path = }. With ssl it speaks HTTPS.
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1", path = opts.path,
-    ssl = opts.ssl, tls_errors = {}, requests = 0, connections = 0, peers = {}, tasks = {} }, mt)
+    ssl = opts.ssl, tls_errors = {}, requests = 0, connections = 0, peers = {}, tasks = {},
+    counts = {}, received = {}, keep = opts.keep or 1000 }, mt)
   local function on_connection()
     local tcp = self.listener:accept()
     if not tcp then return end
@@ -215,6 +248,12 @@ function Server:close_idle()
     end
   end
   return n
+end
+
+-- Requests received for path (all paths without one).
+function Server:count(path)
+  if path == nil then return self.requests end
+  return self.counts[path] or 0
 end
 
 function Server:route(path, fn)

@@ -1,6 +1,7 @@
 -- HTTP/1.1 as the test servers speak it: requests parsed from the bytes a
 -- client sent, responses encoded from a route's answer table. Shared by
 -- lurl.testing.server (over sockets) and lurl.testing.mock (without).
+local cjson = require "cjson"
 local core = require "lurl.core"
 local headers_mod = require "lurl.headers"
 
@@ -60,6 +61,41 @@ function Reader:take()
 end
 
 -- ---- responses ----
+
+-- answer(a) -> the answer table of a route's shorthand: a status (503), a
+-- body ("text", with 200), or a table, whose json = value becomes the body
+-- (application/json) and retry_after = n a Retry-After header.
+function M.answer(a)
+  if type(a) == "number" then return { status = a } end
+  if type(a) == "string" then return { status = 200, body = a } end
+  if a.json == nil and a.retry_after == nil then return a end
+  local r = {}
+  for k, v in pairs(a) do r[k] = v end
+  local h = headers_mod.new(a.headers)
+  if a.json ~= nil then
+    r.body = cjson.encode(a.json)
+    if not h:has("Content-Type") then h:set("Content-Type", "application/json") end
+  end
+  if a.retry_after ~= nil then h:set("Retry-After", tostring(a.retry_after)) end
+  r.headers = h
+  return r
+end
+
+-- sequence(a1, a2, ...) -> a route function giving a1, then a2, ... and
+-- the last one for good; route.count tells how many it answered.
+function M.sequence(...)
+  local answers, n = { ... }, select("#", ...)
+  if n == 0 then error("bad argument #1 to 'sequence' (at least one answer expected)", 2) end
+  local seq = { count = 0 }
+  return setmetatable(seq, {
+    __name = "lurl.testing.sequence",
+    __call = function(self)
+      self.count = self.count + 1
+      return answers[math.min(self.count, n)]
+    end,
+    __tostring = function(self) return ("lurl.testing.sequence (%d answers, %d given)"):format(n, self.count) end,
+  })
+end
 
 local function encode_chunked(body, bad, trailers)
   local out = {}
