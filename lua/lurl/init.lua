@@ -66,6 +66,15 @@ lurl.rate_limit = policy("rate_limit", "new")
 lurl.adaptive_throttle = policy("adaptive_throttle", "new")
 lurl.backoff = setmetatable({}, { __index = function(_, k) return require("lurl.policy.backoff")[k] end })
 
+-- lurl.testing (servers, the mock transport, the virtual clock) is loaded
+-- when first used: scripts that do not test do not pay for it.
+setmetatable(lurl, { __index = function(t, k)
+  if k ~= "testing" then return nil end
+  local m = require "lurl.testing"
+  rawset(t, k, m)
+  return m
+end })
+
 -- One-shot helpers: a session for a single request, closed afterwards.
 function lurl.request(method, u, opts)
   local s = session.new()

@@ -22,7 +22,7 @@ M.SIGNALS = {
   "request_stale_retry",
   -- the events of the resilience policies (lurl.policy.base.emit)
   "attempt_start", "attempt_end", "backoff", "budget_denied", "breaker_transition",
-  "hedge_fired", "fallback_taken",
+  "hedge_fired", "fallback_taken", "throttled",
 }
 
 local KNOWN = {}

@@ -122,7 +122,7 @@ function M.emit(self, ctx, name, params)
   params.type, params.policy = name, self.kind
   if params.method == nil then params.method = ctx.method end
   if params.url == nil then params.url = ctx.url end
-  if params.key == nil then params.key = ctx.key end
+  if params.key == nil then params.key = ctx:origin() end
   ctx:emit(name, params)
   local on = self.on_event
   if on then
@@ -194,6 +194,55 @@ function M.matches(rules, res, err, attempt)
   return false
 end
 
+-- Give a response back (its connection to the pool) when it is passed
+-- over; anything else (a value under policy:run) is left alone.
+function M.release(res)
+  if is_response(res) and type(res.release) == "function" then res:release() end
+end
+
+-- ---- what may be sent twice ----
+
+-- methods(v, fname, level) -> (the value shown, the set of extra methods or
+-- true for all): v is nil, "*" or a list of method names.
+function M.methods(v, fname, level)
+  level = (level or 1) + 1
+  if v == nil then return nil, {} end
+  if v == "*" then return v, true end
+  if type(v) ~= "table" then
+    errors.argerror(fname, "'methods'", "list of method names or \"*\" expected, got " .. tostring(v), level)
+  end
+  local list, set = {}, {}
+  for i, m in ipairs(v) do
+    if type(m) ~= "string" or not m:match("^[%w!#$%%&'*+.^_`|~-]+$") then
+      errors.argerror(fname, "'methods'", ("item %d (%s) is not a method name"):format(i, tostring(m)), level)
+    end
+    list[i] = m:upper()
+    set[list[i]] = true
+  end
+  return list, set
+end
+
+-- Whether ctx may be sent more than once: its body can be sent again, and
+-- its method is idempotent, it carries an Idempotency-Key, or the script
+-- allowed the method (set from M.methods).
+function M.repeatable(ctx, set)
+  if not ctx:replayable() then return false end
+  return set == true or ctx:idempotent() or set[ctx.method] == true
+end
+
+-- A retry budget (lurl.retry_budget, lurl.token_bucket or any object with
+-- their three methods), or nil.
+function M.budget(v, fname, level)
+  if v == nil then return nil end
+  for _, name in ipairs { "deposit", "withdraw", "record" } do
+    if type(v[name]) ~= "function" then
+      errors.argerror(fname, "'budget'", "lurl.retry_budget or lurl.token_bucket expected (no " .. name .. " method)",
+        (level or 1) + 1)
+    end
+  end
+  return v
+end
+
 -- ---- Retry-After (RFC 9110 section 10.2.3) ----
 
 -- Seconds the response asks to wait, or nil: delay-seconds, or an HTTP-date
@@ -232,8 +281,13 @@ end
 
 function M.check(fname, opts, known, level)
   if opts == nil then opts = {} end
-  return errors.check_options(fname, "#1", opts, known, (level or 1) + 1)
+  -- not a tail call: the level counts this frame
+  local checked = errors.check_options(fname, "#1", opts, known, (level or 1) + 1)
+  return checked
 end
+
+-- Seconds as messages print them: to the millisecond.
+function M.seconds_text(v) return ("%g"):format(math.floor(v * 1000 + 0.5) / 1000) end
 
 function M.seconds(fname, name, v, level)
   if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= v) then

@@ -48,7 +48,10 @@ end
 
 local function heap_pop(h)
   local top, n = h[1], #h
-  h[1], h[n] = h[n], nil
+  -- two statements: in one multiple assignment LuaJIT may clear h[n]
+  -- after moving it to h[1], losing the last entry
+  h[1] = h[n]
+  h[n] = nil
   n = n - 1
   local i = 1
   while true do
@@ -196,7 +199,8 @@ function Clock:close()
       local t, real = e.timer, core.timer()
       t.entry, t.real = nil, real
       if not t.referenced then real:ref(false) end
-      real:start(math.max(0, e.due - self.t), e.cb)
+      -- libuv timers take under 1e9 s; a guard set beyond that never fires
+      real:start(math.min(math.max(0, e.due - self.t), 1e8), e.cb)
     end
   end
   self.heap, self.active = {}, 0

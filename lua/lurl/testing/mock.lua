@@ -206,6 +206,8 @@ end
 -- The transport interface of lurl.conn (see runtime/l_stream.c).
 function Stream:write(data)
   if self.is_closed then return nil, "EPIPE: broken pipe", "EPIPE" end
+  -- a body part may come as a list of strings (a chunk and its framing)
+  if type(data) == "table" then data = table.concat(data) end
   local reader = self.reader
   reader:feed(data)
   while true do
