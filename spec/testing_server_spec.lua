@@ -225,3 +225,193 @@ describe("testing server", function()
     end)
   end)
 end)
+
+describe("testing server scripting", function()
+  local testing = require "lurl.testing"
+  local server, s
+
+  local function serve(routes, opts)
+    server = support.server(routes, opts)
+    s = support.session(server, { timeout = 10 })
+  end
+
+  after_each(function()
+    if s then s:close() end
+    if server then server:close() end
+    s, server = nil, nil
+  end)
+
+  describe("lurl.testing.sequence", function()
+    it("answers each in turn, then the last for good", function()
+      local seq = testing.sequence(503, 503, "ok")
+      serve { ["/seq"] = seq }
+      local got = {}
+      for _ = 1, 5 do
+        local resp = assert(s:get("seq"))
+        got[#got + 1] = resp.status .. ":" .. resp:read()
+      end
+      assert.are.same({ "503:", "503:", "200:ok", "200:ok", "200:ok" }, got)
+      assert.are.equal(5, seq.count)
+      assert.are.equal(5, server:count("/seq"))
+    end)
+
+    it("takes the shorthands and answer tables", function()
+      serve { ["/seq"] = testing.sequence({ status = 429, retry_after = 2 }, { json = { ok = true } }) }
+      local resp = assert(s:get("seq"))
+      assert.are.equal(429, resp.status)
+      assert.are.equal("2", resp.headers["retry-after"])
+      resp = assert(s:get("seq"))
+      assert.are.equal(200, resp.status)
+      assert.are.same({ ok = true }, resp:json())
+    end)
+
+    it("prints how many it gave; needs an answer", function()
+      local seq = testing.sequence(500, "x")
+      assert.are.equal("lurl.testing.sequence (2 answers, 0 given)", tostring(seq))
+      seq()
+      assert.are.equal("lurl.testing.sequence (2 answers, 1 given)", tostring(seq))
+      local ok, err = pcall(testing.sequence)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'sequence' (at least one answer expected)", err, 1, true)
+    end)
+  end)
+
+  describe("shorthands", function()
+    it("json = value: the encoded body as application/json, with the route's status", function()
+      serve {
+        ["/j"] = function() return { status = 201, json = { a = { 1, 2 } } } end,
+        ["/k"] = function() return { json = "s", headers = { ["Content-Type"] = "text/x-json" } } end,
+      }
+      local resp = assert(s:get("j"))
+      assert.are.equal(201, resp.status)
+      assert.are.equal("application/json", resp.headers["content-type"])
+      assert.are.same({ a = { 1, 2 } }, resp:json())
+      resp = assert(s:get("k"))
+      assert.are.equal("text/x-json", resp.headers["content-type"])
+      assert.are.equal('"s"', resp:read())
+    end)
+
+    it("retry_after = n: a Retry-After header next to the others", function()
+      serve { ["/ra"] = function() return { status = 503, retry_after = 12, headers = { ["X-A"] = "1" } } end }
+      local resp = assert(s:get("ra"))
+      assert.are.equal(503, resp.status)
+      assert.are.equal("12", resp.headers["retry-after"])
+      assert.are.equal("1", resp.headers["x-a"])
+    end)
+  end)
+
+  describe("errors", function()
+    it("error = \"reset\": the client sees ClientConnectionResetError", function()
+      serve { ["/reset"] = function() return { error = "reset" } end }
+      local resp, err = s:get("reset")
+      assert.is_nil(resp)
+      assert.are.equal("ClientConnectionResetError", err.kind)
+      assert.are.equal(1, server:count("/reset"))
+    end)
+
+    it("error = \"disconnect\": the client sees ServerDisconnectedError", function()
+      serve { ["/disc"] = function() return { error = "disconnect" } end }
+      local resp, err = s:get("disc")
+      assert.is_nil(resp)
+      assert.are.equal("ServerDisconnectedError", err.kind)
+      assert.are.equal(1, server:count("/disc"))
+    end)
+
+    it("error = \"hang\": no answer, the client's timeout fires", function()
+      serve { ["/hang"] = function() return { error = "hang" } end }
+      local dt, resp, err = support.timed(s.get, s, "hang", { timeout = 0.3 })
+      assert.is_nil(resp)
+      assert.are.equal("TimeoutError", err.kind)
+      assert.is_true(dt >= 0.29 and dt < 2.5, "took " .. dt)
+      assert.are.equal(1, server:count("/hang"))
+    end)
+
+    it("errors in a sequence; a reset on a reused connection is replayed by the session (retry_stale)", function()
+      serve { ["/r"] = testing.sequence(200, { error = "reset" }, "after") }
+      assert.are.equal(200, assert(s:get("r")).status)
+      -- the GET failed on a kept-alive connection before any byte: the
+      -- session sends it once more on a new one, and gets the next answer
+      assert.are.equal("after", assert(s:get("r")):read())
+      assert.are.equal(3, server:count("/r"))
+      assert.are.equal(2, server.connections)
+    end)
+
+    it("an unknown error name answers 500 and says so on stderr", function()
+      serve { ["/bogus"] = function() return { error = "explode" } end }
+      local lines, stderr = {}, io.stderr
+      io.stderr = { write = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end }
+      local ok, resp = pcall(s.get, s, "bogus")
+      io.stderr = stderr
+      assert.is_true(ok, tostring(resp))
+      resp = assert(resp)
+      assert.are.equal(500, resp.status)
+      assert.matches("unknown error 'explode' (reset, disconnect or hang)", resp:read(), 1, true)
+      local said = table.concat(lines)
+      assert.matches("lurl.testing.server: route /bogus failed", said, 1, true)
+      assert.matches("unknown error 'explode'", said, 1, true)
+    end)
+  end)
+
+  describe("what came", function()
+    it("count(path) per path and count() in all", function()
+      serve { ["/a"] = function() return "a" end, ["*"] = function() return "other" end }
+      for _ = 1, 3 do s:get("a") end
+      s:get("b")
+      s:get("a?x=1")
+      assert.are.equal(4, server:count("/a"))
+      assert.are.equal(1, server:count("/b"))
+      assert.are.equal(0, server:count("/never"))
+      assert.are.equal(5, server:count())
+      assert.are.equal(5, server.requests)
+    end)
+
+    it("received keeps each request's method, path, headers and body", function()
+      serve { ["/p"] = function() return 201 end }
+      s:post("p?q=1", { data = "first", headers = { ["Idempotency-Key"] = "key-1" } })
+      s:post("p", { json = { n = 2 }, headers = { ["Idempotency-Key"] = "key-2" } })
+      assert.are.equal(2, #server.received)
+      local r1, r2 = server.received[1], server.received[2]
+      assert.are.equal("POST", r1.method)
+      assert.are.equal("/p", r1.path)
+      assert.are.equal("q=1", r1.query)
+      assert.are.equal("first", r1.body)
+      assert.are.equal("key-1", r1.headers["idempotency-key"])
+      assert.are.equal('{"n":2}', r2.body)
+      assert.are.equal("key-2", r2.headers:get("Idempotency-Key"))
+      assert.is_true(r1.at <= r2.at)
+    end)
+
+    it("at is sched.now() when the request was read: virtual under lurl.testing.clock", function()
+      serve { ["/t"] = function() return "t" end }
+      local clock = testing.clock { autojump = 0.5 }
+      local ok, err = pcall(function()
+        lurl.sleep(5)
+        assert(s:get("t")):read()
+        lurl.sleep(2.5)
+        assert(s:get("t")):read()
+        assert.are.same({ 5, 7.5 }, { server.received[1].at, server.received[2].at })
+      end)
+      clock:close()
+      if not ok then error(err, 0) end
+    end)
+
+    it("the log is bounded: keep = 3 with 10 requests keeps 3 to 6, the last one included", function()
+      serve({ ["/n"] = function() return 204 end }, { keep = 3 })
+      for i = 1, 10 do s:post("n", { data = tostring(i) }) end
+      local n = #server.received
+      assert.is_true(n >= 3 and n <= 6, "kept " .. n)
+      assert.are.equal("10", server.received[n].body)
+      for i = 2, n do
+        assert.are.equal(tonumber(server.received[i - 1].body) + 1, tonumber(server.received[i].body))
+      end
+      assert.are.equal(10, server:count("/n"))
+    end)
+
+    it("keeps the last 1000 by default", function()
+      serve { ["/n"] = function() return 204 end }
+      assert.are.equal(1000, server.keep)
+      for i = 1, 20 do s:get("n?i=" .. i) end
+      assert.are.equal(20, #server.received)
+    end)
+  end)
+end)

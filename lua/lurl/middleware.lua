@@ -14,6 +14,8 @@ local headers_mod = require "lurl.headers"
 local sched = require "lurl.sched"
 local url = require "lurl.url"
 
+local response_mt = getmetatable(require("lurl.response").static { status = 200 })
+
 local M = {}
 
 -- ---- the list ----
@@ -39,13 +41,15 @@ local list_mt = { __name = "lurl.middlewares", __index = List }
 function list_mt.__tostring(l)
   local parts = {}
   for i = 1, #l do parts[i] = describe(l[i]) end
+  if #parts == 0 then return "lurl.middlewares {}" end
   return "lurl.middlewares { " .. table.concat(parts, ", ") .. " }"
 end
 
--- list(v, fname, level) -> a lurl.middlewares list, or false for an empty
--- one; raises an argument error naming the culprit.
+-- list(v, fname, level) -> a lurl.middlewares list (maybe empty); raises an
+-- argument error naming the culprit.
 function M.list(v, fname, level)
-  if getmetatable(v) == list_mt then return #v > 0 and v end
+  if v == nil then return setmetatable({}, list_mt) end
+  if getmetatable(v) == list_mt then return v end
   if type(v) ~= "table" then
     errors.argerror(fname, "'middlewares'", "list of functions expected, got " .. type(v), level + 1)
   end
@@ -57,7 +61,7 @@ function M.list(v, fname, level)
     end
     l[i] = v[i]
   end
-  return #l > 0 and l
+  return l
 end
 
 -- ---- the request description ----
@@ -143,6 +147,9 @@ local function check_result(i, mw, resp, err)
   if resp == nil and err == nil then
     error(("middleware %d (%s) returned neither a response nor an error"):format(i, describe(mw)), 0)
   end
+  if resp ~= nil and getmetatable(resp) ~= response_mt then
+    error(("middleware %d (%s) returned a %s, not a lurl.response"):format(i, describe(mw), type(resp)), 0)
+  end
   return resp, err
 end
 
@@ -157,11 +164,13 @@ function M.chain(list, final)
 end
 
 -- An options table without the fields the request description carries
--- itself.
+-- itself (params are in its URL).
+local OWN = { headers = true, middlewares = true, timeout = true, params = true }
+
 function M.split_options(opts)
   local o = {}
   for k, v in pairs(opts) do
-    if k ~= "headers" and k ~= "middlewares" and k ~= "timeout" then o[k] = v end
+    if not OWN[k] then o[k] = v end
   end
   return o, headers_mod.new(opts.headers)
 end

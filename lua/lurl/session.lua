@@ -125,8 +125,8 @@ function M.new(opts)
     max_decompressed_size = opts.max_decompressed_size,
     max_body_size = opts.max_body_size or false,
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
-    -- printable (tostring); false when there are none
-    middlewares = opts.middlewares and middleware.list(opts.middlewares, "session", 2) or false,
+    -- printable (tostring)
+    middlewares = middleware.list(opts.middlewares, "session", 2),
     prepared = {},
     closed = false,
   }, mt)
@@ -840,16 +840,21 @@ local function final_handler(self)
     local opts = {}
     for k, v in pairs(req.options) do opts[k] = v end
     opts.headers = req.headers
+    local deadline = attempt_deadline(req)
+    -- a handler called once the deadline passed sends nothing
+    if deadline.total_at and deadline.total_at <= sched.now() then
+      return nil, deadline:error("total", { url = req.url, method = req.method })
+    end
     local p, err = prepare(self, req.method, req.url, opts)
     if not p then return nil, errors.annotate(err, { method = req.method }) end
-    return send(self, req.method, p, opts, attempt_deadline(req), req.trace or nil)
+    return send(self, req.method, p, opts, deadline, req.trace or nil)
   end
 end
 
 -- A request through middlewares: the deadline of its total timeout covers
 -- every call of the handler they make.
 local function through(self, list, method, raw_url, opts, tr)
-  local u, err = build_url(self, raw_url, nil)
+  local u, err = build_url(self, raw_url, opts.params)
   if not u then return nil, errors.annotate(err, { method = method }) end
   local t = request_timeout(self, opts)
   local options, hdrs = middleware.split_options(opts)
@@ -871,6 +876,7 @@ function request(self, method, raw_url, opts)
   if not ssl_ok then errors.argerror("request", "'ssl'", why, 2) end
   local list = self.middlewares
   if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, "request", 2) end
+  if not list[1] then list = nil end
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx) or nil
   local resp, err
   if list then

@@ -48,8 +48,8 @@ end
 
 local function heap_pop(h)
   local top, n = h[1], #h
-  -- two statements: in one multiple assignment LuaJIT may clear h[n]
-  -- after moving it to h[1], losing the last entry
+  -- two statements: in one multiple assignment LuaJIT clears h[n] first
+  -- and then moves the old h[n] to h[1], so a last entry would stay
   h[1] = h[n]
   h[n] = nil
   n = n - 1
@@ -73,6 +73,11 @@ local timer_mt = { __name = "lurl.testing.clock.timer", __index = Timer }
 local function live(e) return e.timer.entry == e end
 
 function Timer:start(secs, cb)
+  if not self.real and self.clock.closed then
+    -- made under the clock, started after it: real time from now on
+    self.real = core.timer()
+    if not self.referenced then self.real:ref(false) end
+  end
   if self.real then return self.real:start(secs, cb) end
   if type(secs) ~= "number" or secs < 0 or secs ~= secs then error("bad argument #1 to 'start' (seconds >= 0 expected)", 2) end
   self:stop()
@@ -146,7 +151,10 @@ local function run_to(self, target, referenced_only, limit)
   local fired = 0
   settle()
   while true do
+    -- the next referenced timer bounds the run; unreferenced ones due
+    -- before it fire on the way
     local e = peek(self, referenced_only)
+    if e and referenced_only then e = peek(self, false) end
     if not e or e.due > target then break end
     fired = fired + 1
     if fired > limit then
@@ -216,10 +224,9 @@ local BURST = 1000
 local function on_quiet(self)
   if self.active == 0 then return false end
   if self.autojump == true and self.burst < BURST then
-    local e = peek(self, true)
-    if not e then return false end
+    if not peek(self, true) then return false end
     self.burst = self.burst + 1
-    fire(self, e)
+    fire(self, peek(self, false))
     return true
   end
   self.burst = 0
@@ -246,8 +253,7 @@ function M.new(opts)
     self.burst = 0
     self.jumper = core.timer()
     self.jump_cb = function()
-      local e = peek(self, true)
-      if e then fire(self, e) end
+      if peek(self, true) then fire(self, peek(self, false)) end
     end
   end
   sched.use_clock({

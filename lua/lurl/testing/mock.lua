@@ -28,6 +28,12 @@
 --   { error = "reset" | "disconnect" | "hang" }  after the request: a reset,
 --                           a close before any byte, or no answer at all
 --   function(call) -> one of the above, for the request described by call
+-- As over the network, when a reused keep-alive connection is reset or
+-- closed before any byte of the answer, the session sends an idempotent
+-- request once more on a new connection (lurl.connector's retry_stale),
+-- which takes the route's next answer; mock:connector{ retry_stale = false }
+-- leaves that to the policies under test.
+--
 -- Every request is recorded, in mock.calls and its route's calls:
 --   { method, url, path, query, headers, body, at (sched.now()), connection,
 --     route, error (for connection failures) }
@@ -50,22 +56,36 @@ function route_mt.__tostring(r) return ("lurl.testing.mock.route (%s %s, %d call
 local CONNECT_ERRORS = { refused = true, dns = true, connect_timeout = true }
 local AFTER_ERRORS = { reset = true, disconnect = true, hang = true }
 
-local function check_answer(a, level)
+local function callable(v)
+  if type(v) == "function" then return true end
+  local m = getmetatable(v)
+  return type(m) == "table" and m.__call ~= nil
+end
+
+-- What is wrong with answer a, or nil.
+local function answer_problem(a)
   local t = type(a)
-  if t == "number" or t == "string" or t == "function" then return a end
-  if t ~= "table" then error(("mock answer must be a status, a body, a table or a function, got %s"):format(t), level + 1) end
+  if t == "number" or t == "string" or callable(a) then return nil end
+  if t ~= "table" then return "a status, a body, a table or a function expected, got " .. t end
   if a.error and not CONNECT_ERRORS[a.error] and not AFTER_ERRORS[a.error] then
-    error(("unknown mock error '%s' (refused, dns, connect_timeout, reset, disconnect or hang)"):format(tostring(a.error)),
-      level + 1)
+    return ("unknown mock error '%s' (refused, dns, connect_timeout, reset, disconnect or hang)"):format(tostring(a.error))
   end
-  return a
+  return nil
+end
+
+-- Append answers (arguments first.. of fname) to route r.
+local function add_answers(r, fname, first, level, ...)
+  for i = 1, select("#", ...) do
+    local a = select(i, ...)
+    local why = answer_problem(a)
+    if why then error(("bad argument #%d to '%s' (%s)"):format(first + i - 1, fname, why), level + 1) end
+    r.answers[#r.answers + 1] = a
+  end
 end
 
 -- route:reply(answer, ...): more answers, after those given so far.
 function Route:reply(...)
-  for i = 1, select("#", ...) do
-    self.answers[#self.answers + 1] = check_answer(select(i, ...), 2)
-  end
+  add_answers(self, "reply", 1, 2, ...)
   return self
 end
 
@@ -83,10 +103,14 @@ end
 -- A URL without its query.
 local function no_query(s) return (s:gsub("%?.*$", "")) end
 
+-- scheme://host[:port]/path[?query] as the session writes request URLs.
 local function canonical(s)
   local u = url.parse(s)
-  if not u then error("bad argument #2 to 'on' (invalid URL '" .. s .. "')", 3) end
+  if not u or not u.scheme or not u.host then
+    error("bad argument #2 to 'on' (absolute URL expected, got '" .. s .. "')", 4)
+  end
   u.fragment = nil
+  if u.path == "" then u.path = "/" end
   return url.tostring(u)
 end
 
@@ -110,7 +134,7 @@ function Mock:on(method, u, ...)
   local match, label = matcher(u)
   local r = setmetatable({ method = method:upper(), match = match, label = label, answers = {}, next = 1, calls = {} },
     route_mt)
-  r:reply(...)
+  add_answers(r, "on", 3, 2, ...)
   if #r.answers == 0 then error("bad argument #3 to 'on' (at least one answer expected)", 2) end
   self.routes[#self.routes + 1] = r
   return r
@@ -132,7 +156,11 @@ end
 
 -- The answer as a table.
 local function normalize(a, call)
-  if type(a) == "function" then a = check_answer(a(call), 1) end
+  if callable(a) then
+    a = a(call)
+    local why = answer_problem(a)
+    if why or callable(a) then error("mock answer function returned a bad answer: " .. (why or "a function"), 0) end
+  end
   return wire.answer(a)
 end
 
@@ -275,7 +303,7 @@ local function dial(self, host, port, deadline, opts)
   self.streams = self.streams + 1
   local u = url.parse(full)
   local s = setmetatable({ mock = self, number = self.streams, reader = wire.reader(), pending = {},
-    is_closed = false, reading = false, origin = full:sub(1, #full - #url.target(u)) }, stream_mt)
+    is_closed = false, reading = false, origin = u.scheme .. "://" .. url.host_header(u) }, stream_mt)
   self.open[s] = true
   return s, { ip = "mock", family = 4 }
 end
