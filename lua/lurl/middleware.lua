@@ -70,14 +70,16 @@ local Request = {}
 M.Request = Request
 local req_mt = { __name = "lurl.request" }
 
--- req.remaining: seconds left before the request's overall deadline
--- (math.huge when it has none), read when asked.
+-- Seconds left before ctx.deadline_at (math.huge without one): what
+-- req.remaining and a policy context's remaining give when read.
+function M.remaining(ctx)
+  local at = rawget(ctx, "deadline_at")
+  if not at then return math.huge end
+  return math.max(0, at - sched.now())
+end
+
 function req_mt.__index(r, k)
-  if k == "remaining" then
-    local at = rawget(r, "deadline_at")
-    if not at then return math.huge end
-    return math.max(0, at - sched.now())
-  end
+  if k == "remaining" then return M.remaining(r) end
   return Request[k]
 end
 

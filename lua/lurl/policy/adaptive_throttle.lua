@@ -22,22 +22,12 @@ local window = require "lurl.policy.window"
 local M = {}
 
 local FNAME = "adaptive_throttle"
-local SHARED = "*"
 
 local Throttle = {}
 
 local function describe(self) return base.fields(self, { "k", "window", "failure_on", "per_host" }) end
 
 local mt = base.class(FNAME, Throttle, describe)
-
-local function counts(self, key)
-  local w = self.counts[key]
-  if not w then
-    w = window.new(self.window, math.ceil(self.window))
-    self.counts[key] = w
-  end
-  return w
-end
 
 local function probability(self, requests, accepts)
   return math.max(0, (requests - self.k * accepts) / (requests + 1))
@@ -51,8 +41,8 @@ local function rejection(self, ctx, key, p, requests, accepts)
 end
 
 function Throttle:call(ctx, op)
-  local key = self.per_host and ctx:origin() or SHARED
-  local w = counts(self, key)
+  local key = base.key(self, ctx)
+  local w = self.counts[key]
   local requests, accepts = w:sums()
   local p = probability(self, requests, accepts)
   if p > 0 and self.rng() < p then
@@ -69,12 +59,7 @@ end
 -- throttle:stats([key]) -> { requests, accepts, probability } in the window
 -- now (key: the origin, run mode's "default" when none is given).
 function Throttle:stats(key)
-  if key ~= nil and type(key) ~= "string" then
-    errors.argerror("stats", "#1", "key (string) expected, got " .. type(key), 2)
-  end
-  local w = self.counts[self.per_host and (key or "default") or SHARED]
-  local requests, accepts = 0, 0
-  if w then requests, accepts = w:sums() end
+  local requests, accepts = self.counts[base.script_key(self, key, "stats", 2)]:sums()
   return { requests = requests, accepts = accepts, probability = probability(self, requests, accepts) }
 end
 
@@ -100,7 +85,8 @@ function M.new(opts)
   return setmetatable({
     kind = FNAME, k = k, window = span, failure_on = opts.failure_on, per_host = opts.per_host ~= false,
     rules = base.rules(opts.failure_on, FNAME, "'failure_on'", 2), rng = base.rng(opts.rng, FNAME, 2),
-    on_event = opts.on_event, counts = {},
+    on_event = opts.on_event,
+    counts = base.keyed(function() return window.new(span, math.ceil(span)) end),
   }, mt)
 end
 

@@ -56,11 +56,7 @@ end
 local Context = {}
 local ctx_mt = { __name = "lurl.policy_context" }
 function ctx_mt.__index(c, k)
-  if k == "remaining" then
-    local at = rawget(c, "deadline_at")
-    if not at then return math.huge end
-    return math.max(0, at - sched.now())
-  end
+  if k == "remaining" then return middleware.remaining(c) end
   return Context[k]
 end
 function ctx_mt.__tostring(c) return ("lurl.policy_context (%s, attempt %d)"):format(c.key, c.attempt) end
@@ -94,6 +90,31 @@ function M.run(self, fn, opts)
 end
 
 function M.is_context(v) return getmetatable(v) == ctx_mt end
+
+-- ---- state per key ----
+
+-- keyed(make) -> a table whose entry for a key is made by make(key) when
+-- first read: the per-host state of a policy.
+function M.keyed(make)
+  return setmetatable({}, { __name = "lurl.policy.keyed", __index = function(t, key)
+    local v = make(key)
+    rawset(t, key, v)
+    return v
+  end })
+end
+
+-- The key of ctx's state: its origin, or one shared key without per_host.
+function M.key(self, ctx) return self.per_host and ctx:origin() or "*" end
+
+-- The key a script names in breaker:state(key) and the like: any key is
+-- the shared one without per_host; run mode's "default" when none is given.
+function M.script_key(self, key, method, level)
+  if key ~= nil and type(key) ~= "string" then
+    errors.argerror(method, "#1", "key (string) expected, got " .. type(key), (level or 1) + 1)
+  end
+  if not self.per_host then return "*" end
+  return key or "default"
+end
 
 -- ---- deadlines ----
 

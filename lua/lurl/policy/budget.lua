@@ -13,8 +13,8 @@
 --   reserve of min_per_second * ttl so that a quiet client can still retry.
 --   As in Finagle a retry takes one whole token: it is allowed when
 --   retries + 1 <= ratio * requests + min_per_second * ttl. The window is
---   ten slices of ttl / 10 seconds (Finagle's WindowedAdder), so the memory
---   per key is fixed and a slice is forgotten as a whole.
+--   ten slices of ttl / 10 seconds (Finagle's WindowedAdder; lurl.policy.window),
+--   so the memory per key is fixed and a slice is forgotten as a whole.
 --
 -- lurl.token_bucket{ max_tokens = 10, token_ratio = 0.1 }
 --   gRPC retry throttling (gRFC A6): a key starts with max_tokens; every
@@ -25,13 +25,12 @@
 --   are counted in thousandths, as A6 asks, so the threshold is exact.
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
-local sched = require "lurl.sched"
+local window = require "lurl.policy.window"
 
 local M = {}
 
 -- ---- retry_budget ----
 
-local SLICES = 10
 -- ratio * requests is a float: 0.1 * 30 must allow 3 retries, not 2
 local EPSILON = 1e-9
 
@@ -41,47 +40,18 @@ function rb_mt.__tostring(b)
   return ("lurl.retry_budget { %s }"):format(base.fields(b, { "ratio", "min_per_second", "ttl" }))
 end
 
--- The window of key, moved to now: slices that fell out of it are zeroed.
--- Returns it and the index of the current slice. Time going back (a virtual
--- clock installed or removed) starts the window afresh.
-local function window(self, key)
-  local now = math.floor(sched.now() / self.width)
-  local w = self.windows[key]
-  if not w or now < w.at then
-    w = { requests = {}, retries = {}, at = now }
-    for i = 1, SLICES do w.requests[i], w.retries[i] = 0, 0 end
-    self.windows[key] = w
-  end
-  for s = w.at + 1, math.min(now, w.at + SLICES) do
-    local i = s % SLICES + 1
-    w.requests[i], w.retries[i] = 0, 0
-  end
-  w.at = now
-  return w, now % SLICES + 1
-end
-
-local function sum(list)
-  local n = 0
-  for i = 1, SLICES do n = n + list[i] end
-  return n
-end
-
-function RetryBudget:deposit(key)
-  local w, i = window(self, key)
-  w.requests[i] = w.requests[i] + 1
-end
+-- Each key's window counts requests (a) and retries (b).
+function RetryBudget:deposit(key) self.windows[key]:add(1, 0) end
 
 -- balance(key) -> how many retries key may make now.
 function RetryBudget:balance(key)
-  local w = window(self, key)
-  local allowed = self.ratio * sum(w.requests) + self.reserve
-  return math.max(0, math.floor(allowed - sum(w.retries) + EPSILON))
+  local requests, retries = self.windows[key]:sums()
+  return math.max(0, math.floor(self.ratio * requests + self.reserve - retries + EPSILON))
 end
 
 function RetryBudget:withdraw(key)
   if self:balance(key) < 1 then return false end
-  local w, i = window(self, key)
-  w.retries[i] = w.retries[i] + 1
+  self.windows[key]:add(0, 1)
   return true
 end
 
@@ -103,8 +73,8 @@ function M.retry_budget(opts)
   local min = base.seconds("retry_budget", "min_per_second", opts.min_per_second, 2) or 10
   if min == math.huge then errors.argerror("retry_budget", "'min_per_second'", "finite number expected", 2) end
   local ttl = positive("retry_budget", "ttl", opts.ttl, 2) or 10
-  return setmetatable({ ratio = ratio, min_per_second = min, ttl = ttl, reserve = min * ttl, width = ttl / SLICES,
-    windows = {} }, rb_mt)
+  return setmetatable({ ratio = ratio, min_per_second = min, ttl = ttl, reserve = min * ttl,
+    windows = base.keyed(function() return window.new(ttl, 10) end) }, rb_mt)
 end
 
 -- ---- token_bucket ----

@@ -28,7 +28,6 @@ local window = require "lurl.policy.window"
 local M = {}
 
 local FNAME = "circuit_breaker"
-local SHARED = "*"
 -- the "request" of a change made outside any call (breaker:reset): its
 -- event goes to on_event only
 local QUIET = { emit = function() end }
@@ -44,14 +43,6 @@ end
 
 local mt = base.class("circuit_breaker", Breaker, describe)
 
-local function circuit(self, key)
-  local c = self.circuits[key]
-  if not c then
-    c = { key = key, state = "closed", epoch = 0, probes = 0, open_until = 0, counts = window.new(self.window, 10) }
-    self.circuits[key] = c
-  end
-  return c
-end
 
 -- Change state (a new epoch), then tell the trace configs and on_event.
 local function transition(self, c, ctx, to)
@@ -113,7 +104,7 @@ local function failed(self, res, err, attempt)
 end
 
 function Breaker:call(ctx, op)
-  local c = circuit(self, self.per_host and ctx:origin() or SHARED)
+  local c = self.circuits[base.key(self, ctx)]
   local epoch, rejected = admit(self, c, ctx)
   if not epoch then return nil, rejected end
   local ok, res, err = pcall(op, ctx)
@@ -127,20 +118,11 @@ end
 
 -- ---- for scripts and specs ----
 
--- The key a script names: any key is the shared one without per_host; run
--- mode's "default" when none is given.
-local function key_of(self, key, method)
-  if key ~= nil and type(key) ~= "string" then
-    errors.argerror(method, "#1", "key (string) expected, got " .. type(key), 3)
-  end
-  if not self.per_host then return SHARED end
-  return key or "default"
-end
 
 -- breaker:state([key]) -> "closed" | "open" | "half_open": what the next
 -- call would find (an open circuit whose break is over reads "half_open").
 function Breaker:state(key)
-  local c = self.circuits[key_of(self, key, "state")]
+  local c = self.circuits[base.script_key(self, key, "state", 2)]
   if not c then return "closed" end
   if c.state == "open" and sched.now() >= c.open_until then return "half_open" end
   return c.state
@@ -149,7 +131,7 @@ end
 -- breaker:stats([key]) -> { total, failures, state }: the outcomes in the
 -- window now.
 function Breaker:stats(key)
-  local c = self.circuits[key_of(self, key, "stats")]
+  local c = self.circuits[base.script_key(self, key, "stats", 2)]
   local total, failures = 0, 0
   if c then total, failures = c.counts:sums() end
   return { total = total, failures = failures, state = self:state(key) }
@@ -171,7 +153,7 @@ function Breaker:reset(key)
     for _, c in pairs(self.circuits) do reset(self, c) end
     return
   end
-  local c = self.circuits[key_of(self, key, "reset")]
+  local c = self.circuits[base.script_key(self, key, "reset", 2)]
   if c then reset(self, c) end
 end
 
@@ -198,15 +180,18 @@ function M.new(opts)
   if not (ratio > 0 and ratio <= 1) then bad("failure_ratio", "number in (0, 1] expected, got " .. ratio) end
   local min = opts.min_throughput or 100
   if not count(min) then bad("min_throughput", "integer >= 1 expected, got " .. min) end
-  local window = base.seconds(FNAME, "window", opts.window, 2) or 30
-  if not (window > 0 and window < math.huge) then bad("window", "seconds > 0 expected, got " .. window) end
+  local span = base.seconds(FNAME, "window", opts.window, 2) or 30
+  if not (span > 0 and span < math.huge) then bad("window", "seconds > 0 expected, got " .. span) end
   local max = opts.half_open_max or 1
   if not count(max) then bad("half_open_max", "integer >= 1 expected, got " .. max) end
   local self = setmetatable({
-    kind = FNAME, failure_ratio = ratio, min_throughput = min, window = window,
+    kind = FNAME, failure_ratio = ratio, min_throughput = min, window = span,
     break_for = base.seconds(FNAME, "break_for", opts.break_for, 2) or 5, half_open_max = max,
     failure_on = opts.failure_on, rules = base.rules(opts.failure_on, FNAME, "'failure_on'", 2),
-    any_5xx = opts.failure_on == nil, per_host = opts.per_host ~= false, on_event = opts.on_event, circuits = {},
+    any_5xx = opts.failure_on == nil, per_host = opts.per_host ~= false, on_event = opts.on_event,
+    circuits = base.keyed(function(key)
+      return { key = key, state = "closed", epoch = 0, probes = 0, open_until = 0, counts = window.new(span, 10) }
+    end),
   }, mt)
   return self
 end

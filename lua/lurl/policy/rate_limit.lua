@@ -19,22 +19,12 @@ local sched = require "lurl.sched"
 local M = {}
 
 local FNAME = "rate_limit"
-local SHARED = "*"
 
 local Limiter = {}
 
 local function describe(self) return base.fields(self, { "rate", "burst", "per_host", "max_wait" }) end
 
 local mt = base.class(FNAME, Limiter, describe)
-
-local function bucket(self, key)
-  local b = self.buckets[key]
-  if not b then
-    b = { tat = -math.huge, queue = {} }
-    self.buckets[key] = b
-  end
-  return b
-end
 
 -- Seconds as the messages print them: to the millisecond.
 
@@ -99,8 +89,8 @@ end
 -- Take a slot for ctx's request: true (after waiting for it if need be), or
 -- nil and ThrottledError when the wait is not allowed.
 local function acquire(self, ctx)
-  local key = self.per_host and ctx:origin() or SHARED
-  local b = bucket(self, key)
+  local key = base.key(self, ctx)
+  local b = self.buckets[key]
   local now = sched.now()
   local at = math.max(now, b.tat - self.tolerance)
   local wait = at - now
@@ -138,7 +128,7 @@ function M.new(opts)
   return setmetatable({
     kind = FNAME, rate = rate, burst = burst, per_host = opts.per_host ~= false,
     max_wait = base.seconds(FNAME, "max_wait", opts.max_wait, 2),
-    interval = 1 / rate, tolerance = (burst - 1) / rate, buckets = {},
+    interval = 1 / rate, tolerance = (burst - 1) / rate, buckets = base.keyed(function() return { tat = -math.huge, queue = {} } end),
   }, mt)
 end
 
