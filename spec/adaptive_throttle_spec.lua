@@ -3,7 +3,7 @@
 -- over a sliding window, with a seeded rng and the virtual clock.
 local lurl = require "lurl"
 local base = require "lurl.policy.base"
-local testing = require "lurl.testing"
+local support = require "spec.support"
 
 local A, B = "http://a.test/x", "http://b.test/x"
 
@@ -16,7 +16,13 @@ local function NEVER() return 0.9999999 end
 local function ALWAYS() return 0 end
 
 describe("adaptive_throttle", function()
+  local env = support.policy_env()
   local clock, mock, s, source
+  before_each(function()
+    clock, mock = env.setup()
+    source = NEVER
+  end)
+  after_each(env.teardown)
 
   local function throttle(opts)
     opts = opts or {}
@@ -31,17 +37,6 @@ describe("adaptive_throttle", function()
     for i = 1, n do assert(t:run(i <= accepts and accepted or overloaded, opts)) end
     source = before
   end
-
-  before_each(function()
-    clock = testing.clock { autojump = true }
-    mock = testing.mock()
-    source = NEVER
-  end)
-
-  after_each(function()
-    if s then s:close(); s = nil end
-    clock:close()
-  end)
 
   describe("the probability", function()
     it("is 0 while the backend accepts everything: nothing is rejected", function()
@@ -128,7 +123,7 @@ describe("adaptive_throttle", function()
     it("rejects locally with ThrottledError; the mock sees only the calls let through", function()
       local route = mock:on("GET", A, 503)
       local t = throttle()
-      s = mock:session { middlewares = { t } }
+      s = env.session(t)
       source = base.rng(5)
       local rejected = 0
       for _ = 1, 200 do
@@ -156,7 +151,7 @@ describe("adaptive_throttle", function()
       local answer = 503
       mock:on("GET", A, function() return answer end)
       local t = throttle()
-      s = mock:session { middlewares = { t } }
+      s = env.session(t)
       for _, a in ipairs { 429, 502, 503, 504, { error = "reset" }, 200, 404, 500 } do
         answer = a
         local resp = s:get(A)
@@ -173,7 +168,7 @@ describe("adaptive_throttle", function()
       local answer = 503
       mock:on("GET", A, function() return answer end)
       local t = throttle { failure_on = { 500 } }
-      s = mock:session { middlewares = { t } }
+      s = env.session(t)
       s:get(A):release()
       answer = 500
       s:get(A):release()
@@ -188,7 +183,7 @@ describe("adaptive_throttle", function()
       mock:on("GET", A, 503)
       local rb = mock:on("GET", B, 200)
       local t = throttle()
-      s = mock:session { middlewares = { t } }
+      s = env.session(t)
       for _ = 1, 10 do s:get(A):release() end
       source = ALWAYS
       assert.are.equal("ThrottledError", select(2, s:get(A)).kind)
@@ -196,12 +191,11 @@ describe("adaptive_throttle", function()
       assert.are.equal(10, #rb.calls)
 
       local shared = throttle { per_host = false }
-      local s2 = mock:session { middlewares = { shared } }
+      local s2 = env.session(shared)
       source = NEVER
       for _ = 1, 10 do s2:get(A):release() end
       source = ALWAYS
       local _, err = s2:get(B)
-      s2:close()
       assert.are.equal("ThrottledError", err.kind)
       assert.are.equal("*", err.key)
       assert.are.equal(10, #rb.calls)
@@ -224,19 +218,15 @@ describe("adaptive_throttle", function()
 
     it("raises CancelledError again and counts a cancelled call neither way", function()
       local t = throttle()
-      local task = lurl.spawn(function() return t:run(function() lurl.sleep(5); return "never" end) end)
-      clock:advance(1)
-      task:cancel()
-      local _, err = task:join()
-      assert.are.equal("CancelledError", err.kind)
+      support.cancel_after(1, t.run, t, function() lurl.sleep(5); return "never" end)
       assert.has_error(function() t:run(function() return nil, lurl.error("CancelledError", "gone") end) end)
       assert.are.same({ requests = 0, accepts = 0, probability = 0 }, t:stats())
     end)
   end)
 
   it("tells on_event of each local rejection", function()
-    local seen = {}
-    local t = lurl.adaptive_throttle { rng = ALWAYS, on_event = function(ev) seen[#seen + 1] = ev end }
+    local seen, on_event = support.events()
+    local t = lurl.adaptive_throttle { rng = ALWAYS, on_event = on_event }
     t:run(overloaded)
     t:run(accepted)
     assert.are.same({ { type = "throttled", policy = "adaptive_throttle", key = "default", probability = 0.5 } }, seen)
@@ -250,26 +240,18 @@ describe("adaptive_throttle", function()
   end)
 
   it("raises argument errors naming the bad option, at the caller's line", function()
-    local function bad(opts, text)
-      local ok, err = pcall(lurl.adaptive_throttle, opts)
-      assert.is_false(ok)
-      assert.matches(text, err, 1, true)
-    end
-    bad({ k = 0.5 }, "bad argument 'k' to 'adaptive_throttle' (number >= 1 expected, got 0.5)")
-    bad({ k = "2" }, "'k' to 'adaptive_throttle' (number expected, got string)")
-    bad({ window = 0 }, "'window' to 'adaptive_throttle' (seconds > 0 expected, got 0)")
-    bad({ window = -5 }, "'window'")
-    bad({ failure_on = { "Nope" } }, "'failure_on'")
-    bad({ rng = 1.5 }, "'rng'")
-    bad({ per_host = 0 }, "'per_host'")
-    bad({ on_event = {} }, "'on_event'")
-    bad({ kk = 1 }, "unknown option 'kk'")
-    local ok, err = pcall(function()
-      local t = lurl.adaptive_throttle { window = 0 }
-      return t
-    end)
-    assert.is_false(ok)
-    assert.matches("adaptive_throttle_spec.lua:%d+: bad argument", err)
+    support.bad_options(lurl.adaptive_throttle, {
+      { { k = 0.5 }, "bad argument 'k' to 'adaptive_throttle' (number >= 1 expected, got 0.5)" },
+      { { k = "2" }, "'k' to 'adaptive_throttle' (number expected, got string)" },
+      { { window = 0 }, "'window' to 'adaptive_throttle' (seconds > 0 expected, got 0)" },
+      { { window = -5 }, "'window'" },
+      { { failure_on = { "Nope" } }, "'failure_on'" },
+      { { rng = 1.5 }, "'rng'" },
+      { { per_host = 0 }, "'per_host'" },
+      { { on_event = {} }, "'on_event'" },
+      { { kk = 1 }, "unknown option 'kk'" },
+    })
+    support.raises_at("bad argument", function() lurl.adaptive_throttle { window = 0 } end)
     assert.has_error(function() lurl.adaptive_throttle():stats(7) end,
       "bad argument #1 to 'stats' (key (string) expected, got number)")
   end)

@@ -4,6 +4,7 @@
 -- use by lurl.retry is in retry_spec.
 local lurl = require "lurl"
 local testing = require "lurl.testing"
+local support = require "spec.support"
 
 -- withdraw n times; how many were allowed
 local function withdrawals(b, key, n)
@@ -16,6 +17,29 @@ end
 
 local function deposits(b, key, n)
   for _ = 1, n do b:deposit(key) end
+end
+
+-- A retry_budget { ratio, min_per_second, ttl = 10 } on one key: each step
+-- { d, w, allowed } makes d deposits, then w withdrawals of which `allowed`
+-- must be allowed.
+local function steps(ratio, min_per_second, list)
+  local b = lurl.retry_budget { ratio = ratio, min_per_second = min_per_second, ttl = 10 }
+  for i, step in ipairs(list) do
+    deposits(b, "h", step[1])
+    assert.are.equal(step[3], withdrawals(b, "h", step[2]), "step " .. i)
+  end
+end
+
+-- The argument errors of a budget constructor: an `it` per case
+-- { options, message }, the error raised at the spec's line.
+local function bad_options(make, cases)
+  describe("bad options", function()
+    for i, case in ipairs(cases) do
+      it("raises for case " .. i, function()
+        support.raises_at(case[2], function() make(case[1]) end)
+      end)
+    end
+  end)
 end
 
 describe("lurl.retry_budget", function()
@@ -41,35 +65,19 @@ describe("lurl.retry_budget", function()
   end)
 
   it("adds ratio * requests of the window to the reserve", function()
-    local b = lurl.retry_budget { ratio = 0.2, min_per_second = 0, ttl = 10 }
-    deposits(b, "h", 10)
-    assert.are.equal(2, withdrawals(b, "h", 5))
-    deposits(b, "h", 5)
-    assert.are.equal(1, withdrawals(b, "h", 5))
-    -- both together: 0.2 * 15 + 0.5 * 10 = 8, 3 already taken
-    local both = lurl.retry_budget { ratio = 0.2, min_per_second = 0.5, ttl = 10 }
-    deposits(both, "h", 15)
-    assert.are.equal(8, withdrawals(both, "h", 20))
+    steps(0.2, 0, { { 10, 5, 2 }, { 5, 5, 1 } })
+    -- both together: 0.2 * 15 + 0.5 * 10 = 8
+    steps(0.2, 0.5, { { 15, 20, 8 } })
   end)
 
   it("takes a whole token per retry, as Finagle: 0.5 * 3 requests allow one retry", function()
-    local b = lurl.retry_budget { ratio = 0.5, min_per_second = 0, ttl = 10 }
-    deposits(b, "h", 3)
-    assert.are.equal(1, withdrawals(b, "h", 3))
-    deposits(b, "h", 1)
-    assert.are.equal(1, withdrawals(b, "h", 3))
+    steps(0.5, 0, { { 3, 3, 1 }, { 1, 3, 1 } })
   end)
 
   it("counts a ratio times requests that floats make inexact as what it is", function()
-    local b = lurl.retry_budget { ratio = 0.1, min_per_second = 0, ttl = 10 }
-    deposits(b, "h", 30) -- 0.1 * 30 is 3.0000000000000004
-    assert.are.equal(3, withdrawals(b, "h", 10))
-    local c = lurl.retry_budget { ratio = 0.7, min_per_second = 0, ttl = 10 }
-    deposits(c, "h", 10) -- 0.7 * 10 is 7.000000000000001
-    assert.are.equal(7, withdrawals(c, "h", 10))
-    local d = lurl.retry_budget { ratio = 0.3, min_per_second = 0, ttl = 10 }
-    deposits(d, "h", 3) -- 0.3 * 3 is 0.8999999999999999
-    assert.are.equal(0, withdrawals(d, "h", 10))
+    steps(0.1, 0, { { 30, 10, 3 } }) -- 0.1 * 30 is 3.0000000000000004
+    steps(0.7, 0, { { 10, 10, 7 } }) -- 0.7 * 10 is 7.000000000000001
+    steps(0.3, 0, { { 3, 10, 0 } })  -- 0.3 * 3 is 0.8999999999999999
   end)
 
   it("forgets requests and retries older than ttl, slice by slice", function()
@@ -114,9 +122,10 @@ describe("lurl.retry_budget", function()
       b:withdraw("h")
       lurl.sleep(0.37)
     end
+    -- h's window (lurl.policy.window): requests (a) and retries (b) in 10 buckets
     local w = b.windows.h
-    assert.are.equal(10, #w.requests)
-    assert.are.equal(10, #w.retries)
+    assert.are.equal(10, #w.a)
+    assert.are.equal(10, #w.b)
   end)
 
   it("starts afresh when time goes back (a virtual clock replaced)", function()
@@ -135,24 +144,14 @@ describe("lurl.retry_budget", function()
     assert.are.equal(1, b:balance("h"))
   end)
 
-  describe("bad options", function()
-    local cases = {
-      { { ratio = -0.1 }, "bad argument 'ratio' to 'retry_budget' (number >= 0 expected, got -0.1)" },
-      { { ratio = "a" }, "bad argument 'ratio' to 'retry_budget' (number expected, got string)" },
-      { { min_per_second = -1 }, "bad argument 'min_per_second' to 'retry_budget'" },
-      { { min_per_second = math.huge }, "bad argument 'min_per_second' to 'retry_budget' (finite number expected)" },
-      { { ttl = 0 }, "bad argument 'ttl' to 'retry_budget' (number > 0 expected, got 0)" },
-      { { per_second = 1 }, "bad argument #1 to 'retry_budget' (unknown option 'per_second')" },
-    }
-    for i, case in ipairs(cases) do
-      it("raises for case " .. i, function()
-        local ok, err = pcall(function() lurl.retry_budget(case[1]) end)
-        assert.is_false(ok)
-        assert.is_truthy(err:find(case[2], 1, true), err)
-        assert.matches("budget_spec%.lua:%d+: ", err)
-      end)
-    end
-  end)
+  bad_options(lurl.retry_budget, {
+    { { ratio = -0.1 }, "bad argument 'ratio' to 'retry_budget' (number >= 0 expected, got -0.1)" },
+    { { ratio = "a" }, "bad argument 'ratio' to 'retry_budget' (number expected, got string)" },
+    { { min_per_second = -1 }, "bad argument 'min_per_second' to 'retry_budget'" },
+    { { min_per_second = math.huge }, "bad argument 'min_per_second' to 'retry_budget' (finite number expected)" },
+    { { ttl = 0 }, "bad argument 'ttl' to 'retry_budget' (number > 0 expected, got 0)" },
+    { { per_second = 1 }, "bad argument #1 to 'retry_budget' (unknown option 'per_second')" },
+  })
 end)
 
 describe("lurl.token_bucket", function()
@@ -203,20 +202,10 @@ describe("lurl.token_bucket", function()
     assert.are.equal(2, b:tokens("b"))
   end)
 
-  describe("bad options", function()
-    local cases = {
-      { { max_tokens = 0 }, "bad argument 'max_tokens' to 'token_bucket' (number > 0 expected, got 0)" },
-      { { token_ratio = -1 }, "bad argument 'token_ratio' to 'token_bucket' (number > 0 expected, got -1)" },
-      { { max_tokens = "10" }, "bad argument 'max_tokens' to 'token_bucket' (number expected, got string)" },
-      { { tokens = 1 }, "bad argument #1 to 'token_bucket' (unknown option 'tokens')" },
-    }
-    for i, case in ipairs(cases) do
-      it("raises for case " .. i, function()
-        local ok, err = pcall(function() lurl.token_bucket(case[1]) end)
-        assert.is_false(ok)
-        assert.is_truthy(err:find(case[2], 1, true), err)
-        assert.matches("budget_spec%.lua:%d+: ", err)
-      end)
-    end
-  end)
+  bad_options(lurl.token_bucket, {
+    { { max_tokens = 0 }, "bad argument 'max_tokens' to 'token_bucket' (number > 0 expected, got 0)" },
+    { { token_ratio = -1 }, "bad argument 'token_ratio' to 'token_bucket' (number > 0 expected, got -1)" },
+    { { max_tokens = "10" }, "bad argument 'max_tokens' to 'token_bucket' (number expected, got string)" },
+    { { tokens = 1 }, "bad argument #1 to 'token_bucket' (unknown option 'tokens')" },
+  })
 end)

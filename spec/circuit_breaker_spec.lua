@@ -2,7 +2,7 @@
 -- probes, the sliding window, per-host state, events, cancellation. Timelines
 -- run on the virtual clock (autojump), requests on the mock transport.
 local lurl = require "lurl"
-local testing = require "lurl.testing"
+local support = require "spec.support"
 
 local A, B = "http://a.test/x", "http://b.test/x"
 local KEY_A, KEY_B = "http://a.test:80", "http://b.test:80"
@@ -24,17 +24,10 @@ local function get(s, u)
 end
 
 describe("circuit_breaker", function()
+  local env = support.policy_env()
   local clock, mock, s
-
-  before_each(function()
-    clock = testing.clock { autojump = true }
-    mock = testing.mock()
-  end)
-
-  after_each(function()
-    if s then s:close(); s = nil end
-    clock:close()
-  end)
+  before_each(function() clock, mock = env.setup() end)
+  after_each(env.teardown)
 
   describe("closed -> open", function()
     it("stays closed below min_throughput, whatever the ratio", function()
@@ -73,7 +66,7 @@ describe("circuit_breaker", function()
       local status = 500
       mock:on("GET", A, function() return status end)
       local b = lurl.circuit_breaker { min_throughput = 1000 }
-      s = mock:session { middlewares = { b } }
+      s = env.session(b)
       for _, st in ipairs { 500, 501, 503, 404, 429, 200 } do
         status = st
         assert.are.equal(st, get(s, A))
@@ -88,7 +81,7 @@ describe("circuit_breaker", function()
       local status = 500
       mock:on("GET", A, function() return status end)
       local b = lurl.circuit_breaker { min_throughput = 1000, failure_on = { 503 } }
-      s = mock:session { middlewares = { b } }
+      s = env.session(b)
       get(s, A)
       status = 503
       get(s, A)
@@ -106,9 +99,9 @@ describe("circuit_breaker", function()
 
   describe("open", function()
     it("fails fast with CircuitOpenError and no call reaches the server", function()
-      local route = mock:on("GET", A, 503)
       local b = lurl.circuit_breaker { min_throughput = 2, failure_ratio = 1, break_for = 5 }
-      s = mock:session { middlewares = { b } }
+      local route = mock:on("GET", A, 503)
+      s = env.session(b)
       assert.are.equal(503, get(s, A))
       assert.are.equal(503, get(s, A))
       assert.are.equal("open", b:state(KEY_A))
@@ -148,7 +141,7 @@ describe("circuit_breaker", function()
     local function opened(opts)
       opts.min_throughput, opts.failure_ratio, opts.break_for = 2, 1, 5
       b = lurl.circuit_breaker(opts)
-      s = mock:session { middlewares = { b } }
+      s = env.session(b)
       get(s, A)
       get(s, A)
       assert.are.equal("open", b:state(KEY_A))
@@ -227,12 +220,7 @@ describe("circuit_breaker", function()
 
   it("raises CancelledError again and does not count a cancelled call", function()
     local b = lurl.circuit_breaker { min_throughput = 1 }
-    local t = lurl.spawn(function() return b:run(function() lurl.sleep(10); return "never" end) end)
-    clock:advance(1)
-    t:cancel()
-    local _, err = t:join()
-    assert.are.equal("cancelled", t.state)
-    assert.are.equal("CancelledError", err.kind)
+    support.cancel_after(1, b.run, b, function() lurl.sleep(10); return "never" end)
     assert.are.same({ total = 0, failures = 0, state = "closed" }, b:stats())
   end)
 
@@ -263,7 +251,7 @@ describe("circuit_breaker", function()
       mock:on("GET", A, 503)
       local rb = mock:on("GET", B, 200)
       local b = lurl.circuit_breaker { min_throughput = 2, failure_ratio = 1 }
-      s = mock:session { middlewares = { b } }
+      s = env.session(b)
       get(s, A)
       get(s, A)
       assert.are.equal("open", b:state(KEY_A))
@@ -277,7 +265,7 @@ describe("circuit_breaker", function()
       mock:on("GET", A, 503)
       local rb = mock:on("GET", B, 200)
       local b = lurl.circuit_breaker { min_throughput = 2, failure_ratio = 1, per_host = false }
-      s = mock:session { middlewares = { b } }
+      s = env.session(b)
       get(s, A)
       get(s, A)
       local err = get(s, B)
@@ -312,27 +300,27 @@ describe("circuit_breaker", function()
 
   describe("events", function()
     it("sends every transition to trace configs and on_event", function()
-      local traced, hooked = {}, {}
-      local tc = lurl.trace_config {
-        on_breaker_transition = function(_, _, p) traced[#traced + 1] = p.from .. ">" .. p.to end,
-      }
-      local b = lurl.circuit_breaker {
-        min_throughput = 1, failure_ratio = 1, break_for = 5,
-        on_event = function(ev) hooked[#hooked + 1] = ev end,
-      }
+      local traced, tc = support.traced("breaker_transition")
+      local hooked, on_event = support.events()
+      local b = lurl.circuit_breaker { min_throughput = 1, failure_ratio = 1, break_for = 5, on_event = on_event }
       mock:on("GET", A, 503, 503, 200)
-      s = mock:session { middlewares = { b }, trace_configs = { tc } }
+      s = env.session(b, { trace_configs = { tc } })
       get(s, A)          -- closed > open
       clock:advance(5)
       get(s, A)          -- open > half_open, then half_open > open
       clock:advance(5)
       get(s, A)          -- open > half_open > closed
+      local function transitions(list)
+        local out = {}
+        for i, ev in ipairs(list) do out[i] = ev.from .. ">" .. ev.to end
+        return out
+      end
       local want = { "closed>open", "open>half_open", "half_open>open", "open>half_open", "half_open>closed" }
-      assert.are.same(want, traced)
+      assert.are.same(want, transitions(traced))
       assert.are.equal(5, #hooked)
       assert.are.same({ type = "breaker_transition", policy = "circuit_breaker", key = KEY_A, from = "closed",
         to = "open", method = "GET", url = A }, hooked[1])
-      for i, ev in ipairs(hooked) do assert.are.equal(want[i], ev.from .. ">" .. ev.to) end
+      assert.are.same(want, transitions(hooked))
     end)
 
     it("tells on_event of a reset", function()
@@ -355,36 +343,28 @@ describe("circuit_breaker", function()
         half_open_max = 2, failure_on = { 500, "TimeoutError" }, per_host = false }))
     assert.are.equal("lurl.middlewares { lurl.circuit_breaker { failure_ratio = 0.1, min_throughput = 100, "
       .. "window = 30, break_for = 5, half_open_max = 1, per_host = true } }",
-      tostring(mock:session { middlewares = { lurl.circuit_breaker() } }.middlewares))
+      tostring(env.session(lurl.circuit_breaker()).middlewares))
   end)
 
   it("raises argument errors naming the bad option, at the caller's line", function()
-    local function bad(opts, pattern)
-      local ok, err = pcall(lurl.circuit_breaker, opts)
-      assert.is_false(ok)
-      assert.matches(pattern, err, 1, true)
-    end
-    bad({ failure_ratio = 0 }, "bad argument 'failure_ratio' to 'circuit_breaker' (number in (0, 1] expected, got 0)")
-    bad({ failure_ratio = 1.5 }, "'failure_ratio'")
-    bad({ failure_ratio = "x" }, "'failure_ratio' to 'circuit_breaker' (number expected, got string)")
-    bad({ min_throughput = 0 }, "'min_throughput' to 'circuit_breaker' (integer >= 1 expected, got 0)")
-    bad({ min_throughput = 2.5 }, "'min_throughput'")
-    bad({ window = 0 }, "'window' to 'circuit_breaker' (seconds > 0 expected, got 0)")
-    bad({ window = -1 }, "'window'")
-    bad({ break_for = -1 }, "'break_for'")
-    bad({ half_open_max = 0 }, "'half_open_max'")
-    bad({ failure_on = { "Nope" } }, "'failure_on'")
-    bad({ failure_on = 7 }, "'failure_on'")
-    bad({ per_host = "yes" }, "'per_host' to 'circuit_breaker' (boolean expected, got string)")
-    bad({ on_event = true }, "'on_event'")
-    bad({ windows = 1 }, "unknown option 'windows'")
-    bad("x", "options table expected")
-    local ok, err = pcall(function()
-      local b = lurl.circuit_breaker { failure_ratio = 2 }
-      return b
-    end)
-    assert.is_false(ok)
-    assert.matches("circuit_breaker_spec.lua:%d+: bad argument", err)
+    support.bad_options(lurl.circuit_breaker, {
+      { { failure_ratio = 0 }, "bad argument 'failure_ratio' to 'circuit_breaker' (number in (0, 1] expected, got 0)" },
+      { { failure_ratio = 1.5 }, "'failure_ratio'" },
+      { { failure_ratio = "x" }, "'failure_ratio' to 'circuit_breaker' (number expected, got string)" },
+      { { min_throughput = 0 }, "'min_throughput' to 'circuit_breaker' (integer >= 1 expected, got 0)" },
+      { { min_throughput = 2.5 }, "'min_throughput'" },
+      { { window = 0 }, "'window' to 'circuit_breaker' (seconds > 0 expected, got 0)" },
+      { { window = -1 }, "'window'" },
+      { { break_for = -1 }, "'break_for'" },
+      { { half_open_max = 0 }, "'half_open_max'" },
+      { { failure_on = { "Nope" } }, "'failure_on'" },
+      { { failure_on = 7 }, "'failure_on'" },
+      { { per_host = "yes" }, "'per_host' to 'circuit_breaker' (boolean expected, got string)" },
+      { { on_event = true }, "'on_event'" },
+      { { windows = 1 }, "unknown option 'windows'" },
+      { "x", "options table expected" },
+    })
+    support.raises_at("bad argument", function() lurl.circuit_breaker { failure_ratio = 2 } end)
     assert.has_error(function() lurl.circuit_breaker():state(1) end,
       "bad argument #1 to 'state' (key (string) expected, got number)")
     assert.has_error(function() lurl.circuit_breaker()(1, 2) end)

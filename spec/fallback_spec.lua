@@ -4,62 +4,24 @@
 local lurl = require "lurl"
 local errors = require "lurl.errors"
 local sched = require "lurl.sched"
-local testing = require "lurl.testing"
+local support = require "spec.support"
 
 local PRIMARY = "http://primary.test/items"
 local BACKUP = "http://backup.test:8080"
-
-local function near(expected, actual, what)
-  assert(type(actual) == "number", (what or "value") .. " is not a number: " .. tostring(actual))
-  assert(math.abs(expected - actual) < 1e-9, ("%s: expected %.6f, got %.6f"):format(what or "time", expected, actual))
-end
-
-local function recorder()
-  local evs = {}
-  return evs, function(ev) evs[#evs + 1] = ev end
-end
-
--- The virtual clock, with a workaround: its heap cannot drop a stale entry
--- when it is the last one (clock:advance then spins), so an unreferenced
--- timer far in the future keeps a second entry in it.
-local function virtual_clock()
-  local clock = testing.clock { autojump = true }
-  local guard = sched.timer()
-  guard:ref(false)
-  guard:start(1e6, function() end)
-  return clock, function()
-    clock:close()
-    guard:close()
-  end
-end
+local events, near = support.events, support.near
 
 describe("lurl.fallback", function()
-  local clock, close_clock, mock, s
-
-  before_each(function()
-    clock, close_clock = virtual_clock()
-    mock = testing.mock()
-  end)
-
-  after_each(function()
-    if s then s:close() end
-    s = nil
-    close_clock()
-    assert.are.equal(0, sched.unjoined_failures())
-  end)
-
-  local function session(policy, opts)
-    opts = opts or {}
-    opts.middlewares = { policy }
-    s = mock:session(opts)
-    return s
-  end
+  local env = support.policy_env()
+  local clock, mock, s
+  before_each(function() clock, mock = env.setup() end)
+  after_each(env.teardown)
+  local session = env.session
 
   describe("alternatives", function()
     it("sends the request again to a URL alternative: same path and query, another origin", function()
       local p = mock:on("GET", PRIMARY, 503)
       local b = mock:on("GET", BACKUP .. "/items", { status = 200, body = "from backup" })
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       local resp = assert(s:get(PRIMARY .. "?page=2", { headers = { ["X-Trace"] = "t1" } }))
       assert.are.equal("from backup", resp:text())
       assert.are.equal(1, #p.calls)
@@ -73,7 +35,7 @@ describe("lurl.fallback", function()
     it("puts a URL alternative's path in front of the request's", function()
       mock:on("GET", PRIMARY, { error = "refused" })
       local b = mock:on("GET", "https://mirror.test/v1/items", "mirrored")
-      session(lurl.fallback { "https://mirror.test/v1/" })
+      s = session(lurl.fallback { "https://mirror.test/v1/" })
       assert.are.equal("mirrored", assert(s:get(PRIMARY)):text())
       assert.are.equal(1, #b.calls)
     end)
@@ -81,7 +43,7 @@ describe("lurl.fallback", function()
     it("does not carry the primary's credentials to another origin", function()
       local p = mock:on("GET", PRIMARY, 502)
       local b = mock:on("GET", BACKUP .. "/items", 200)
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       assert(s:get("http://user:secret@primary.test/items"))
       assert.is_truthy(p.calls[1].headers["authorization"])
       assert.is_nil(b.calls[1].headers["authorization"])
@@ -89,7 +51,8 @@ describe("lurl.fallback", function()
 
     it("answers with a canned table made into a response for the request", function()
       mock:on("GET", PRIMARY, 500)
-      session(lurl.fallback { { status = 200, headers = { ["Content-Type"] = "application/json" }, body = '{"n":1}' } })
+      local canned = { status = 200, headers = { ["Content-Type"] = "application/json" }, body = '{"n":1}' }
+      s = session(lurl.fallback { canned })
       local resp = assert(s:get(PRIMARY))
       assert.are.equal(200, resp.status)
       assert.are.equal(1, resp:json().n)
@@ -104,7 +67,7 @@ describe("lurl.fallback", function()
     it("calls a function alternative with the request and the outcome passed over", function()
       mock:on("GET", PRIMARY, { status = 503, body = "busy" })
       local seen
-      session(lurl.fallback { function(req, res, err)
+      s = session(lurl.fallback { function(req, res, err)
         seen = { url = req.url, status = res.status, err = err }
         return lurl.response { status = 203, body = "from function" }
       end })
@@ -117,7 +80,7 @@ describe("lurl.fallback", function()
     it("a function alternative may send a request of its own", function()
       mock:on("GET", PRIMARY, { error = "reset" })
       local other = mock:on("GET", "http://other.test/cache/items", "cached")
-      session(lurl.fallback { function(_, res, err)
+      s = session(lurl.fallback { function(_, res, err)
         assert.is_nil(res)
         assert.is_true(err:is("ClientConnectionError"))
         return s:get("http://other.test/cache/items", { middlewares = {} })
@@ -129,8 +92,8 @@ describe("lurl.fallback", function()
     it("tries the alternatives in order until one does not fail", function()
       local p = mock:on("GET", PRIMARY, 503)
       local b = mock:on("GET", BACKUP .. "/items", { error = "refused" })
-      local evs, on_event = recorder()
-      session(lurl.fallback { BACKUP, { status = 200, body = "canned" }, on_event = on_event })
+      local evs, on_event = events()
+      s = session(lurl.fallback { BACKUP, { status = 200, body = "canned" }, on_event = on_event })
       assert.are.equal("canned", assert(s:get(PRIMARY)):text())
       assert.are.equal(1, #p.calls)
       assert.are.equal(1, #b.calls)
@@ -142,7 +105,7 @@ describe("lurl.fallback", function()
     it("returns the last outcome when every alternative fails", function()
       mock:on("GET", PRIMARY, 503)
       mock:on("GET", BACKUP .. "/items", { status = 502, body = "bad gateway" })
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       local resp = assert(s:get(PRIMARY))
       assert.are.equal(502, resp.status)
       assert.are.equal("bad gateway", resp:text())
@@ -151,8 +114,8 @@ describe("lurl.fallback", function()
     it("passes a good answer through untouched", function()
       mock:on("GET", PRIMARY, "fine")
       local b = mock:on("GET", BACKUP .. "/items", "backup")
-      local evs, on_event = recorder()
-      session(lurl.fallback { BACKUP, on_event = on_event })
+      local evs, on_event = events()
+      s = session(lurl.fallback { BACKUP, on_event = on_event })
       assert.are.equal("fine", assert(s:get(PRIMARY)):text())
       assert.are.equal(0, #b.calls)
       assert.are.same({}, evs)
@@ -161,22 +124,18 @@ describe("lurl.fallback", function()
     it("releases a failed response it passes over", function()
       mock:on("GET", PRIMARY, { status = 503, body = ("x"):rep(1000) })
       mock:on("GET", BACKUP .. "/items", "ok")
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       assert.are.equal("ok", assert(s:get(PRIMARY, { stream = true })):text())
-      local st = s.connector:stats()
-      assert.are.equal(0, st.in_use)
-      assert.are.equal(st.idle, mock:open_streams())
+      support.no_leak(s, mock)
     end)
   end)
 
   describe("on", function()
     it("by default takes every 5xx, 429, connection and timeout errors, CircuitOpenError, ThrottledError", function()
-      for _, answer in ipairs { 500, 501, 503, 599, 429, { error = "refused" }, { error = "reset" } } do
-        local m = testing.mock()
-        m:on("GET", PRIMARY, answer)
-        local ss = m:session { middlewares = { lurl.fallback { { status = 200, body = "alt" } } } }
-        assert.are.equal("alt", assert(ss:get(PRIMARY)):text())
-        ss:close()
+      for i, answer in ipairs { 500, 501, 503, 599, 429, { error = "refused" }, { error = "reset" } } do
+        local u = "http://primary.test/" .. i
+        mock:on("GET", u, answer)
+        assert.are.equal("alt", assert(session(lurl.fallback { { status = 200, body = "alt" } }):get(u)):text())
       end
       for _, kind in ipairs { "CircuitOpenError", "ThrottledError", "TimeoutError" } do
         local res = lurl.fallback { 42 }:run(function() return nil, errors.new(kind, "no") end)
@@ -186,7 +145,7 @@ describe("lurl.fallback", function()
 
     it("by default leaves a 4xx and a non-transient error alone", function()
       mock:on("GET", PRIMARY, 404)
-      session(lurl.fallback { { status = 200 } })
+      s = session(lurl.fallback { { status = 200 } })
       assert.are.equal(404, assert(s:get(PRIMARY)).status)
       local res, err = lurl.fallback { 42 }:run(function() return nil, errors.new("InvalidURL", "bad") end)
       assert.is_nil(res)
@@ -195,7 +154,7 @@ describe("lurl.fallback", function()
 
     it("takes a list of statuses and error kinds", function()
       mock:on("GET", PRIMARY, 404, 503)
-      session(lurl.fallback { { status = 200 }, on = { 404, "TimeoutError" } })
+      s = session(lurl.fallback { { status = 200 }, on = { 404, "TimeoutError" } })
       assert.are.equal(200, assert(s:get(PRIMARY)).status)
       assert.are.equal(503, assert(s:get(PRIMARY)).status)
     end)
@@ -203,7 +162,7 @@ describe("lurl.fallback", function()
     it("takes a predicate", function()
       mock:on("GET", PRIMARY, { status = 200, body = "stale", headers = { ["X-Stale"] = "1" } })
       local seen
-      session(lurl.fallback { { status = 200, body = "fresh" }, on = function(res, _, attempt)
+      s = session(lurl.fallback { { status = 200, body = "fresh" }, on = function(res, _, attempt)
         seen = attempt
         return res.headers["x-stale"] == "1"
       end })
@@ -216,8 +175,8 @@ describe("lurl.fallback", function()
     it("tries no alternative once the deadline is reached", function()
       mock:on("GET", PRIMARY, { status = 200, delay = 2 })
       local b = mock:on("GET", BACKUP .. "/items", "backup")
-      local evs, on_event = recorder()
-      session(lurl.fallback { BACKUP, on_event = on_event }, { timeout = 0.5 })
+      local evs, on_event = events()
+      s = session(lurl.fallback { BACKUP, on_event = on_event }, { timeout = 0.5 })
       local resp, err = s:get(PRIMARY)
       assert.is_nil(resp)
       assert.is_true(err:is("TimeoutError"))
@@ -229,7 +188,7 @@ describe("lurl.fallback", function()
     it("tries alternatives while time remains, within the same deadline", function()
       mock:on("GET", PRIMARY, { status = 503, delay = 0.2 })
       mock:on("GET", BACKUP .. "/items", { status = 200, delay = 1 })
-      session(lurl.fallback { BACKUP, { status = 200, body = "canned" } }, { timeout = 0.5 })
+      s = session(lurl.fallback { BACKUP, { status = 200, body = "canned" } }, { timeout = 0.5 })
       -- the backup times out at the overall deadline: no time for the canned answer
       local resp, err = s:get(PRIMARY)
       assert.is_nil(resp)
@@ -253,8 +212,8 @@ describe("lurl.fallback", function()
     it("skips a primary that asked for Retry-After until that time has passed", function()
       local p = mock:on("GET", PRIMARY, { status = 503, retry_after = 10 }, "primary again")
       local b = mock:on("GET", BACKUP .. "/items", "backup")
-      local evs, on_event = recorder()
-      session(lurl.fallback { BACKUP, on_event = on_event })
+      local evs, on_event = events()
+      s = session(lurl.fallback { BACKUP, on_event = on_event })
       assert.are.equal("backup", assert(s:get(PRIMARY)):text())
       assert.are.equal("status 503", evs[1].reason)
       -- cooling: the primary is not asked
@@ -272,10 +231,10 @@ describe("lurl.fallback", function()
     end)
 
     it("learns from 429 and from an HTTP-date", function()
-      local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", math.floor(sched.wall()) + 30)
+      local date = support.http_date(math.floor(sched.wall()) + 30)
       local p = mock:on("GET", PRIMARY, { status = 429, headers = { ["Retry-After"] = date } }, "ok")
       mock:on("GET", BACKUP .. "/items", "backup")
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       assert(s:get(PRIMARY))
       clock:advance(25)
       assert.are.equal("backup", assert(s:get(PRIMARY)):text())
@@ -287,7 +246,7 @@ describe("lurl.fallback", function()
     it("ignores Retry-After on other statuses, and a 503 without it", function()
       local p = mock:on("GET", PRIMARY, { status = 500, retry_after = 10 }, 503, "ok")
       mock:on("GET", BACKUP .. "/items", "backup")
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       assert.are.equal("backup", assert(s:get(PRIMARY)):text())
       assert.are.equal("backup", assert(s:get(PRIMARY)):text())
       assert.are.equal("ok", assert(s:get(PRIMARY)):text())
@@ -297,8 +256,8 @@ describe("lurl.fallback", function()
     it("applies to a URL alternative too", function()
       mock:on("GET", PRIMARY, 503)
       local b = mock:on("GET", BACKUP .. "/items", { status = 503, retry_after = 5 }, "backup")
-      local evs, on_event = recorder()
-      session(lurl.fallback { BACKUP, { status = 200, body = "canned" }, on_event = on_event })
+      local evs, on_event = events()
+      s = session(lurl.fallback { BACKUP, { status = 200, body = "canned" }, on_event = on_event })
       assert.are.equal("canned", assert(s:get(PRIMARY)):text())
       assert.are.equal("canned", assert(s:get(PRIMARY)):text())
       assert.are.equal(1, #b.calls)
@@ -311,7 +270,7 @@ describe("lurl.fallback", function()
     it("fails with ThrottledError when every endpoint is cooling", function()
       local p = mock:on("GET", PRIMARY, { status = 503, retry_after = 5 })
       local b = mock:on("GET", BACKUP .. "/items", { status = 503, retry_after = 5 })
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       assert.are.equal(503, assert(s:get(PRIMARY)).status)
       local resp, err = s:get(PRIMARY)
       assert.is_nil(resp)
@@ -324,18 +283,17 @@ describe("lurl.fallback", function()
       local p = mock:on("GET", PRIMARY, { status = 503, retry_after = 10 })
       mock:on("GET", BACKUP .. "/items", "backup")
       local policy = lurl.fallback { BACKUP }
-      session(policy)
-      local other = mock:session { middlewares = { policy } }
+      s = session(policy)
+      local other = session(policy)
       assert(s:get(PRIMARY))
       assert.are.equal("backup", assert(other:get(PRIMARY)):text())
       assert.are.equal(1, #p.calls)
-      other:close()
     end)
 
     it("cooldown = false turns it off", function()
       local p = mock:on("GET", PRIMARY, { status = 503, retry_after = 10 })
       mock:on("GET", BACKUP .. "/items", "backup")
-      session(lurl.fallback { BACKUP, cooldown = false })
+      s = session(lurl.fallback { BACKUP, cooldown = false })
       assert(s:get(PRIMARY))
       assert(s:get(PRIMARY))
       assert.are.equal(2, #p.calls)
@@ -345,11 +303,10 @@ describe("lurl.fallback", function()
   describe("events", function()
     it("go to trace configs (on_fallback_taken) and on_event", function()
       mock:on("GET", PRIMARY, { error = "refused" })
-      local traced = {}
-      local tc = lurl.trace_config { on_fallback_taken = function(_, _, p) traced[#traced + 1] = p end }
-      local evs, on_event = recorder()
+      local traced, tc = support.traced("fallback_taken")
+      local evs, on_event = events()
       local fn = function() return lurl.response { status = 200 } end
-      session(lurl.fallback { fn, on_event = on_event }, { trace_configs = { tc } })
+      s = session(lurl.fallback { fn, on_event = on_event }, { trace_configs = { tc } })
       assert(s:get(PRIMARY))
       assert.are.equal(1, #evs)
       assert.are.equal(evs[1], traced[1])
@@ -403,7 +360,7 @@ describe("lurl.fallback", function()
 
     it("a value alternative cannot answer an HTTP request", function()
       mock:on("GET", PRIMARY, 503)
-      session(lurl.fallback { 42 })
+      s = session(lurl.fallback { 42 })
       assert.has_error(function() s:get(PRIMARY) end,
         "lurl.fallback: alternative value 42 cannot answer an HTTP request")
     end)
@@ -420,7 +377,7 @@ describe("lurl.fallback", function()
     end)
 
     it("is a middleware and prints in the session's list", function()
-      session(lurl.fallback { BACKUP })
+      s = session(lurl.fallback { BACKUP })
       assert.are.equal('lurl.middlewares { lurl.fallback { "http://backup.test:8080", cooldown = true } }',
         tostring(s.middlewares))
     end)
@@ -441,15 +398,10 @@ describe("lurl.fallback", function()
         { { "http://b.test", [3] = "http://c.test" }, "without holes" },
       }
       for _, case in ipairs(cases) do
-        local ok, err = pcall(function() lurl.fallback(case[1]) end)
-        assert.is_false(ok)
-        assert.is_truthy(err:find(case[2], 1, true), err)
+        local err = support.raises_at(case[2], function() lurl.fallback(case[1]) end)
         assert.is_truthy(err:find("to 'fallback'", 1, true), err)
-        assert.is_truthy(err:find("fallback_spec.lua", 1, true), "the error points at the caller: " .. err)
       end
-      local ok, err = pcall(function() lurl.fallback(nil) end)
-      assert.is_false(ok)
-      assert.is_truthy(err:find("table of alternatives expected", 1, true), err)
+      support.raises("table of alternatives expected", function() lurl.fallback(nil) end)
     end)
   end)
 end)

@@ -2,7 +2,7 @@
 -- option): order, printing, the request description they get and change,
 -- deadlines across several handler calls (exact, under the virtual clock).
 local lurl = require "lurl"
-local testing = require "lurl.testing"
+local support = require "spec.support"
 
 -- A middleware that notes its name in log on the way in and out.
 local function tracer(log, name)
@@ -30,17 +30,29 @@ local function peek(inspect)
   end
 end
 
+-- A middleware that sleeps secs (virtual time), then hands its request to
+-- inspect(req) when given and passes it on.
+local function after(secs, inspect)
+  return function(req, handler)
+    lurl.sleep(secs)
+    if inspect then inspect(req) end
+    return handler(req)
+  end
+end
+
 local function where(fn)
   local info = debug.getinfo(fn, "S")
   return ("function <%s:%d>"):format(info.short_src, info.linedefined)
 end
 
 describe("middlewares", function()
-  local clock, mock
+  local env = support.policy_env()
+  local session = env.session
+  local mock
 
   before_each(function()
-    clock = testing.clock { autojump = true }
-    mock = testing.mock()
+    env.setup()
+    mock = env.mock
     mock:on("*", "http://api.test/echo", function(call)
       return { json = { method = call.method, url = call.url, body = call.body, x = call.headers["x-added"] } }
     end)
@@ -50,91 +62,75 @@ describe("middlewares", function()
     mock:on("GET", "http://other.test/x", "other")
   end)
 
-  after_each(function() clock:close() end)
+  after_each(env.teardown)
+
+  -- A session whose one middleware calls inspect(req), then answers a 204
+  -- itself: nothing is sent.
+  local function short_cut(inspect, opts)
+    return session({ function(req)
+      inspect(req)
+      return lurl.response { status = 204 }
+    end }, opts)
+  end
 
   describe("the list", function()
     it("runs outer to inner: the first of the list is the outermost", function()
       local log = {}
-      local s = mock:session { middlewares = { tracer(log, "a"), policy(log, "b"), tracer(log, "c") } }
+      local s = session { tracer(log, "a"), policy(log, "b"), tracer(log, "c") }
       assert.are.equal(200, assert(s:get("http://api.test/echo")).status)
       assert.are.same({ "enter a", "enter b", "enter c", "leave c", "leave b", "leave a" }, log)
-      s:close()
     end)
 
     it("prints: functions by where they are defined, objects by their tostring", function()
       local log = {}
       local fn = tracer(log, "a")
-      local s = mock:session { middlewares = { fn, policy(log, "b") } }
+      local s = session { fn, policy(log, "b") }
       assert.are.equal("lurl.middlewares { " .. where(fn) .. ", my.policy { name = \"b\" } }", tostring(s.middlewares))
       assert.matches("^lurl%.middlewares { function <[^>]*middleware_spec%.lua:%d+>, my%.policy",
         tostring(s.middlewares))
-      s:close()
     end)
 
     it("is the session's own copy of the list", function()
       local log = {}
       local list = { tracer(log, "a") }
-      local s = mock:session { middlewares = list }
+      local s = session(list)
       list[2] = tracer(log, "b")
       s:get("http://api.test/echo")
       assert.are.same({ "enter a", "leave a" }, log)
       -- and another session may take it as it is
-      local s2 = mock:session { middlewares = s.middlewares }
+      local s2 = env.keep(mock:session { middlewares = s.middlewares })
       assert.are.equal(tostring(s.middlewares), tostring(s2.middlewares))
-      s:close()
-      s2:close()
     end)
 
     it("an empty list runs none", function()
-      local s = mock:session { middlewares = {} }
+      local s = session {}
       assert.are.equal("lurl.middlewares {}", tostring(s.middlewares))
       assert.are.equal(200, assert(s:get("http://api.test/echo")).status)
-      s:close()
     end)
 
     it("a request's middlewares replace the session's; middlewares = {} runs none", function()
       local log = {}
-      local s = mock:session { middlewares = { tracer(log, "session") } }
+      local s = session { tracer(log, "session") }
       s:get("http://api.test/echo", { middlewares = { tracer(log, "request") } })
       assert.are.same({ "enter request", "leave request" }, log)
       log = {}
-      s:close()
-      s = mock:session { middlewares = { tracer(log, "session") } }
+      s = session { tracer(log, "session") }
       assert.are.equal(200, assert(s:get("http://api.test/echo", { middlewares = {} })).status)
       assert.are.same({}, log)
       s:get("http://api.test/echo")
       assert.are.same({ "enter session", "leave session" }, log)
-      s:close()
     end)
 
     it("items that cannot be called raise argument errors naming the item", function()
-      local ok, err = pcall(function()
-        local s = lurl.session { middlewares = { function() end, 42 } }
-        return s
-      end)
-      assert.is_false(ok)
-      assert.matches("bad argument 'middlewares' to 'session' (item 2 is a number, not a function or callable)", err,
-        1, true)
-      assert.matches("middleware_spec.lua:%d+:", err)
-      ok, err = pcall(lurl.session, { middlewares = { setmetatable({}, {}) } })
-      assert.is_false(ok)
-      assert.matches("item 1 is a table, not a function or callable", err, 1, true)
-      local s = mock:session()
-      ok, err = pcall(function()
-        local r = s:get("http://api.test/echo", { middlewares = { "no" } })
-        return r
-      end)
-      assert.is_false(ok)
-      assert.matches("bad argument 'middlewares' to 'request' (item 1 is a string, not a function or callable)", err,
-        1, true)
-      assert.matches("middleware_spec.lua:%d+:", err)
-      ok, err = pcall(s.get, s, "http://api.test/echo", { middlewares = "no" })
-      assert.is_false(ok)
-      assert.matches("'middlewares'", err, 1, true)
-      ok, err = pcall(lurl.session, { middlewares = 5 })
-      assert.is_false(ok)
-      assert.matches("'middlewares'", err, 1, true)
-      s:close()
+      support.raises_at("bad argument 'middlewares' to 'session' (item 2 is a number, not a function or callable)",
+        function() lurl.session { middlewares = { function() end, 42 } } end)
+      support.raises("item 1 is a table, not a function or callable", lurl.session,
+        { middlewares = { setmetatable({}, {}) } })
+      local s = session()
+      support.raises_at("bad argument 'middlewares' to 'request' (item 1 is a string, not a function or callable)",
+        function() s:get("http://api.test/echo", { middlewares = { "no" } }) end)
+      support.raises("'middlewares'", s.get, s, "http://api.test/echo", { middlewares = "no" })
+      support.raises("'middlewares'", lurl.session, { middlewares = 5 })
     end)
 
     it("the one-shot lurl.get takes them too", function()
@@ -149,7 +145,7 @@ describe("middlewares", function()
     it("call the handler twice (a retry)", function()
       local statuses = {}
       local route = mock:on("GET", "http://api.test/flaky", 503, "ok")
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         local resp, err = handler(req)
         statuses[#statuses + 1] = resp.status
         if resp.status == 503 then
@@ -158,90 +154,77 @@ describe("middlewares", function()
           resp, err = handler(req)
         end
         return resp, err
-      end } }
+      end }
       local resp = assert(s:get("http://api.test/flaky"))
       assert.are.equal("ok", resp:read())
       assert.are.same({ 503 }, statuses)
       assert.are.equal(2, #route.calls)
-      s:close()
     end)
 
     it("not call it at all (an answer from a cache)", function()
-      local s = mock:session { middlewares = { function()
+      local s = session { function()
         return lurl.response { status = 200, body = "cached", headers = { ["X-Cache"] = "hit" } }
-      end } }
+      end }
       local resp = assert(s:get("http://api.test/echo"))
       assert.are.equal(200, resp.status)
       assert.are.equal("cached", resp:read())
       assert.are.equal("hit", resp.headers["x-cache"])
       assert.are.equal(0, #mock.calls)
-      s:close()
     end)
 
     it("return nil and an error, which the caller gets", function()
-      local s = mock:session { middlewares = { function() return nil, lurl.error("ThrottledError", "held back") end } }
-      local resp, err = s:get("http://api.test/echo")
-      assert.is_nil(resp)
-      assert.are.equal("ThrottledError", err.kind)
+      local s = session { function() return nil, lurl.error("ThrottledError", "held back") end }
+      local err = support.failed("ThrottledError", nil, s:get("http://api.test/echo"))
       assert.are.equal("held back", err.message)
-      s:close()
     end)
 
     it("raise, which propagates", function()
-      local s = mock:session { middlewares = { function() error("middleware bug", 0) end } }
+      local s = session { function() error("middleware bug", 0) end }
       local ok, err = pcall(s.get, s, "http://api.test/echo")
       assert.is_false(ok)
       assert.are.equal("middleware bug", err)
-      s:close()
     end)
 
     it("add a header", function()
-      local s = mock:session { middlewares = { peek(function(req) req.headers:set("X-Added", "yes") end) } }
+      local s = session { peek(function(req) req.headers:set("X-Added", "yes") end) }
       assert.are.equal("yes", assert(s:get("http://api.test/echo")):json().x)
-      s:close()
     end)
 
     it("switch the URL and the method", function()
-      local s = mock:session { middlewares = { peek(function(req)
+      local s = session { peek(function(req)
         if req.url == "http://api.test/503" then req.url = "http://other.test/x" end
         if req.method == "PATCH" then req.method = "PUT" end
-      end) } }
+      end) }
       assert.are.equal("other", assert(s:get("http://api.test/503")):read())
       assert.are.equal("PUT", assert(s:patch("http://api.test/echo")):json().method)
-      s:close()
     end)
 
     it("change the options (params, body)", function()
-      local s = mock:session { middlewares = { peek(function(req)
+      local s = session { peek(function(req)
         req.options.params = { page = 2 }
         req.options.json = { n = 1 }
-      end) } }
+      end) }
       local got = assert(s:post("http://api.test/echo")):json()
       assert.are.equal("http://api.test/echo?page=2", got.url)
       assert.are.equal('{"n":1}', got.body)
-      s:close()
     end)
 
     it("returning nothing raises an error naming the middleware", function()
       local quiet = function() end
-      local s = mock:session { middlewares = { quiet } }
-      local ok, err = pcall(s.get, s, "http://api.test/echo")
-      assert.is_false(ok)
-      assert.matches("middleware 1 (" .. where(quiet) .. ") returned neither a response nor an error", err, 1, true)
-      s:close()
+      local s = session { quiet }
+      support.raises("middleware 1 (" .. where(quiet) .. ") returned neither a response nor an error",
+        s.get, s, "http://api.test/echo")
       local obj = setmetatable({}, { __call = function() end, __tostring = function() return "quiet.policy {}" end })
-      s = mock:session { middlewares = { tracer({}, "outer"), obj } }
-      ok, err = pcall(s.get, s, "http://api.test/echo")
-      assert.is_false(ok)
-      assert.matches("middleware 2 (quiet.policy {}) returned neither a response nor an error", err, 1, true)
-      s:close()
+      s = session { tracer({}, "outer"), obj }
+      support.raises("middleware 2 (quiet.policy {}) returned neither a response nor an error",
+        s.get, s, "http://api.test/echo")
     end)
   end)
 
   describe("the request description", function()
     it("has method, url, headers, options, attempt 1 and prints", function()
       local seen
-      local s = mock:session { middlewares = { peek(function(req) seen = req end) } }
+      local s = session { peek(function(req) seen = req end) }
       s:post("http://api.test/echo", { headers = { ["X-H"] = "1" }, params = { a = 1 }, data = "d", timeout = 5 })
       assert.are.equal("POST", seen.method)
       -- params are part of the URL, as in aiohttp's request
@@ -255,65 +238,52 @@ describe("middlewares", function()
       assert.is_nil(seen.options.middlewares)
       assert.are.equal(1, seen.attempt)
       assert.are.equal("lurl.request (POST http://api.test/echo?a=1, attempt 1)", tostring(seen))
-      s:close()
     end)
 
     it("an inner middleware sees what an outer one changed", function()
       local seen
-      local s = mock:session { middlewares = {
+      local s = session {
         peek(function(req) req.attempt = 3; req.headers:set("X-Added", "outer") end),
         peek(function(req) seen = { req.attempt, req.headers:get("X-Added") } end),
-      } }
+      }
       s:get("http://api.test/echo")
       assert.are.same({ 3, "outer" }, seen)
-      s:close()
     end)
 
     it("remaining is math.huge without a total timeout", function()
       local seen
-      local s = mock:session { timeout = false, middlewares = { peek(function(req) seen = req.remaining end) } }
+      local s = session({ peek(function(req) seen = req.remaining end) }, { timeout = false })
       s:get("http://api.test/echo")
       assert.are.equal(math.huge, seen)
       s:get("http://api.test/echo", { timeout = lurl.timeout { sock_read = 5 } })
       assert.are.equal(math.huge, seen)
-      s:close()
     end)
 
     it("remaining is the exact time left of the total timeout", function()
       local seen = {}
-      local s = mock:session { middlewares = { function(req, handler)
-        seen[#seen + 1] = req.remaining
-        lurl.sleep(4)
-        seen[#seen + 1] = req.remaining
-        return handler(req)
-      end } }
+      local s = session { peek(function(req) seen[#seen + 1] = req.remaining end),
+        after(4, function(req) seen[#seen + 1] = req.remaining end) }
       s:get("http://api.test/echo", { timeout = 10 })
       assert.are.same({ 10, 6 }, seen)
       -- the session's default total (300 s) counts too
       seen = {}
       s:get("http://api.test/echo")
       assert.are.same({ 300, 296 }, seen)
-      s:close()
     end)
 
     it("remaining never goes below 0", function()
       local seen
-      local s = mock:session { middlewares = { function(req)
+      local s = short_cut(function(req)
         lurl.sleep(3)
         seen = req.remaining
-        return lurl.response { status = 204 }
-      end } }
+      end)
       s:get("http://api.test/echo", { timeout = 1 })
       assert.are.equal(0, seen)
-      s:close()
     end)
 
     it("idempotent(): by method, or by an Idempotency-Key in the request or session headers", function()
       local seen
-      local s = mock:session { middlewares = { function(req)
-        seen = req:idempotent()
-        return lurl.response { status = 204 }
-      end } }
+      local s = short_cut(function(req) seen = req:idempotent() end)
       for _, m in ipairs { "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE" } do
         s:request(m, "http://api.test/echo")
         assert.is_true(seen, m)
@@ -324,49 +294,37 @@ describe("middlewares", function()
       end
       s:post("http://api.test/echo", { headers = { ["Idempotency-Key"] = "k" } })
       assert.is_true(seen)
-      s:close()
-      s = mock:session { headers = { ["idempotency-key"] = "s" }, middlewares = { function(req)
-        seen = { req:idempotent(), req:header("Idempotency-Key") }
-        return lurl.response { status = 204 }
-      end } }
+      s = short_cut(function(req) seen = { req:idempotent(), req:header("Idempotency-Key") } end,
+        { headers = { ["idempotency-key"] = "s" } })
       s:post("http://api.test/echo")
       assert.are.same({ true, "s" }, seen)
-      s:close()
     end)
 
     it("replayable(): false for a generator body only", function()
       local seen
-      local s = mock:session { middlewares = { function(req)
-        seen = req:replayable()
-        return lurl.response { status = 204 }
-      end } }
+      local s = short_cut(function(req) seen = req:replayable() end)
       s:post("http://api.test/echo", { data = function() return nil end })
       assert.is_false(seen)
       for _, opts in ipairs { {}, { data = "text" }, { data = { a = 1 } }, { json = { 1 } } } do
         s:post("http://api.test/echo", opts)
         assert.is_true(seen)
       end
-      s:close()
     end)
 
     it("origin(): scheme://host:port with the default port filled in", function()
       local seen
-      local s = mock:session { middlewares = { function(req)
-        seen = req:origin()
-        return lurl.response { status = 204 }
-      end } }
+      local s = short_cut(function(req) seen = req:origin() end)
       s:get("http://api.test/echo?x=1")
       assert.are.equal("http://api.test:80", seen)
       s:get("https://Secure.test/a/b")
       assert.are.equal("https://secure.test:443", seen)
       s:get("http://api.test:8080/")
       assert.are.equal("http://api.test:8080", seen)
-      s:close()
     end)
 
     it("copy() is independent: headers, options and fields", function()
       local orig, copy
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         copy = req:copy()
         copy.headers:set("X-Added", "copy")
         copy.options.data = "copy"
@@ -374,7 +332,7 @@ describe("middlewares", function()
         copy.attempt = 2
         orig = req
         return handler(req)
-      end } }
+      end }
       local got = assert(s:get("http://api.test/echo", { params = { a = 1 } })):json()
       assert.are.equal("GET", got.method)
       assert.are.equal("http://api.test/echo?a=1", got.url)
@@ -386,33 +344,27 @@ describe("middlewares", function()
       assert.are.equal(getmetatable(orig), getmetatable(copy))
       assert.are.equal("lurl.request (DELETE http://api.test/echo?a=1, attempt 2)", tostring(copy))
       assert.are.equal(orig.remaining, copy.remaining)
-      s:close()
     end)
 
     it("a copy may be sent in place of the request", function()
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         local c = req:copy()
         c.headers:set("X-Added", "from copy")
         return handler(c)
-      end } }
+      end }
       assert.are.equal("from copy", assert(s:get("http://api.test/echo")):json().x)
-      s:close()
     end)
   end)
 
   describe("deadlines", function()
     it("req.timeout is a per-attempt limit: a hang fails at t = 1 while the total is 10", function()
-      local s = mock:session { middlewares = { peek(function(req) req.timeout = 1 end) } }
-      local resp, err = s:get("http://api.test/hang", { timeout = 10 })
-      assert.is_nil(resp)
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(1, clock:now())
-      s:close()
+      local s = session { peek(function(req) req.timeout = 1 end) }
+      support.failed("TimeoutError", 1, s:get("http://api.test/hang", { timeout = 10 }))
     end)
 
     it("per-attempt limits, then the total for the last try", function()
       local times = {}
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         req.timeout = 1
         local _, err = handler(req)
         times[#times + 1] = err.kind .. "@" .. lurl.now()
@@ -421,131 +373,88 @@ describe("middlewares", function()
         times[#times + 1] = err.kind .. "@" .. lurl.now()
         req.timeout = nil
         return handler(req)
-      end } }
-      local resp, err = s:get("http://api.test/hang", { timeout = 10 })
-      assert.is_nil(resp)
-      assert.are.equal("TimeoutError", err.kind)
+      end }
+      support.failed("TimeoutError", 10, s:get("http://api.test/hang", { timeout = 10 }))
       assert.are.same({ "TimeoutError@1", "TimeoutError@3" }, times)
-      assert.are.equal(10, clock:now())
-      s:close()
     end)
 
     it("req.timeout is clamped by the overall deadline", function()
-      local s = mock:session { middlewares = { function(req, handler)
-        lurl.sleep(8)
-        req.timeout = 5
-        return handler(req)
-      end } }
-      local resp, err = s:get("http://api.test/hang", { timeout = 10 })
-      assert.is_nil(resp)
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(10, clock:now())
+      local s = session { after(8, function(req) req.timeout = 5 end) }
+      local err = support.failed("TimeoutError", 10, s:get("http://api.test/hang", { timeout = 10 }))
       assert.matches("10", err.message, 1, true)
-      s:close()
     end)
 
     it("req.timeout applies without any total timeout", function()
-      local s = mock:session { timeout = false, middlewares = { peek(function(req) req.timeout = 2.5 end) } }
-      local _, err = s:get("http://api.test/hang")
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(2.5, clock:now())
-      s:close()
+      local s = session({ peek(function(req) req.timeout = 2.5 end) }, { timeout = false })
+      support.failed("TimeoutError", 2.5, s:get("http://api.test/hang"))
     end)
 
     it("req.timeout may be a lurl.timeout (sock_read for one attempt)", function()
       mock:on("GET", "http://api.test/drip", { body = "abc", drip = { size = 1, interval = 2 } })
-      local s = mock:session { middlewares = { peek(function(req) req.timeout = lurl.timeout { sock_read = 1 } end) } }
-      local _, err = s:get("http://api.test/drip", { timeout = 10 })
-      assert.are.equal("SocketTimeoutError", err.kind)
-      assert.are.equal(1, clock:now())
-      s:close()
+      local s = session { peek(function(req) req.timeout = lurl.timeout { sock_read = 1 } end) }
+      support.failed("SocketTimeoutError", 1, s:get("http://api.test/drip", { timeout = 10 }))
     end)
 
     it("the overall deadline covers every handler call: two of 6 s against 10 fail the second at t = 10", function()
       local first
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         local resp = assert(handler(req))
         first = { resp:read(), lurl.now() }
         return handler(req)
-      end } }
-      local resp, err = s:get("http://api.test/slow6", { timeout = 10 })
+      end }
+      support.failed("TimeoutError", 10, s:get("http://api.test/slow6", { timeout = 10 }))
       assert.are.same({ "slow", 6 }, first)
-      assert.is_nil(resp)
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(10, clock:now())
-      s:close()
     end)
 
     it("req.deadline_at narrowed by a middleware bounds the handler", function()
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         req.deadline_at = lurl.now() + 2
         assert.are.equal(2, req.remaining)
         return handler(req)
-      end } }
-      local _, err = s:get("http://api.test/hang", { timeout = 10 })
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(2, clock:now())
-      s:close()
+      end }
+      support.failed("TimeoutError", 2, s:get("http://api.test/hang", { timeout = 10 }))
     end)
 
     it("a handler called after the overall deadline fails at once, without sending the request", function()
-      local s = mock:session { middlewares = { function(req, handler)
-        lurl.sleep(12)
-        return handler(req)
-      end } }
-      local _, err = s:get("http://api.test/hang", { timeout = 10 })
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(12, clock:now())
+      local s = session { after(12) }
+      support.failed("TimeoutError", 12, s:get("http://api.test/hang", { timeout = 10 }))
       assert.are.equal(0, #mock.calls)
-      s:close()
     end)
 
     it("the time a middleware spends itself counts against the deadline", function()
-      local s = mock:session { middlewares = { function(req, handler)
-        lurl.sleep(5)
-        return handler(req)
-      end } }
-      local _, err = s:get("http://api.test/slow6", { timeout = 10 })
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(10, clock:now())
-      s:close()
+      local s = session { after(5) }
+      support.failed("TimeoutError", 10, s:get("http://api.test/slow6", { timeout = 10 }))
     end)
   end)
 
   describe("with the rest of the session", function()
     it("raise_for_status applies after the chain: a middleware sees the 503", function()
       local seen
-      local s = mock:session { raise_for_status = true, middlewares = { function(req, handler)
+      local s = session({ function(req, handler)
         local resp, err = handler(req)
         seen = resp and resp.status
         return resp, err
-      end } }
-      local resp, err = s:get("http://api.test/503")
+      end }, { raise_for_status = true })
+      local err = support.failed("ClientResponseError", nil, s:get("http://api.test/503"))
       assert.are.equal(503, seen)
-      assert.is_nil(resp)
-      assert.are.equal("ClientResponseError", err.kind)
       assert.are.equal(503, err.status)
-      s:close()
     end)
 
     it("raise_for_status sees what the chain returns, not what the handler got", function()
-      local s = mock:session { raise_for_status = true, middlewares = { function(req, handler)
+      local s = session({ function(req, handler)
         local resp = handler(req)
         if resp.status == 503 then
           resp:release()
           return lurl.response { status = 200, body = "stale but fine" }
         end
         return resp
-      end } }
+      end }, { raise_for_status = true })
       assert.are.equal("stale but fine", assert(s:get("http://api.test/503")):read())
-      s:close()
     end)
 
     it("a request's raise_for_status applies too", function()
-      local s = mock:session { middlewares = { peek(function() end) } }
-      local _, err = s:get("http://api.test/503", { raise_for_status = true })
-      assert.are.equal("ClientResponseError", err.kind)
-      s:close()
+      local s = session { peek(function() end) }
+      support.failed("ClientResponseError", nil, s:get("http://api.test/503", { raise_for_status = true }))
     end)
 
     it("trace configs see request_start for each handler call", function()
@@ -554,49 +463,46 @@ describe("middlewares", function()
         on_request_start = function(_, _, p) starts[#starts + 1] = p.method .. " " .. p.url end,
         on_request_end = function(_, _, p) ends[#ends + 1] = p.response.status end,
       }
-      local s = mock:session { trace_configs = { tc }, middlewares = { function(req, handler)
+      local s = session({ function(req, handler)
         local resp = assert(handler(req))
         resp:release()
         req.url = "http://other.test/x"
         return handler(req)
-      end } }
+      end }, { trace_configs = { tc } })
       assert.are.equal("other", assert(s:get("http://api.test/503")):read())
       assert.are.same({ "GET http://api.test/503", "GET http://other.test/x" }, starts)
       assert.are.same({ 503, 200 }, ends)
-      s:close()
     end)
 
     it("req:emit sends a signal to the trace configs", function()
       local got
       local tc = lurl.trace_config { on_backoff = function(_, _, p) got = p end }
-      local s = mock:session { trace_configs = { tc }, middlewares = { function(req, handler)
+      local s = session({ function(req, handler)
         req:emit("backoff", { delay = 0.5 })
         return handler(req)
-      end } }
+      end }, { trace_configs = { tc } })
       s:get("http://api.test/echo")
       assert.are.same({ delay = 0.5 }, got)
-      s:close()
     end)
 
     it("cookies set during the first call go with the second", function()
       mock:on("GET", "http://api.test/login", { headers = { ["Set-Cookie"] = "sid=1" }, body = "in" })
       mock:on("GET", "http://api.test/me", function(call) return call.headers["cookie"] or "none" end)
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         local url = req.url
         req.url = "http://api.test/login"
         assert(handler(req)):release()
         req.url = url
         return handler(req)
-      end } }
+      end }
       assert.are.equal("sid=1", assert(s:get("http://api.test/me")):read())
-      s:close()
     end)
 
     it("connections are reused across handler calls and none is left open", function()
-      local s = mock:session { middlewares = { function(req, handler)
+      local s = session { function(req, handler)
         assert(handler(req)):release()
         return handler(req)
-      end } }
+      end }
       assert(s:get("http://api.test/echo")):read()
       assert.are.same({ 1, 1 }, { mock.calls[1].connection, mock.calls[2].connection })
       assert.are.equal(0, s.connector:stats().in_use)

@@ -4,6 +4,7 @@
 local lurl = require "lurl"
 local core = require "lurl.core"
 local testing = require "lurl.testing"
+local support = require "spec.support"
 
 local function gzip(s)
   local enc = core.codec.encoder("gzip")
@@ -11,22 +12,34 @@ local function gzip(s)
 end
 
 describe("lurl.testing.mock", function()
+  local env = support.policy_env()
   local clock, mock, s
 
   before_each(function()
-    clock = testing.clock { autojump = true }
-    mock = testing.mock()
-    s = mock:session()
+    clock, mock = env.setup()
+    s = env.session()
   end)
 
-  after_each(function()
-    s:close()
-    clock:close()
-  end)
+  after_each(env.teardown)
+
+  -- Replace s by a session over mock:connector(opts).
+  local function connector_session(opts)
+    s = env.keep(lurl.session { connector = mock:connector(opts) })
+  end
 
   local function body(resp, err)
     assert(resp, err)
     return resp:read()
+  end
+
+  -- A GET of http://api.test/x (with opts) answered by answer: fails with an
+  -- error of kind, at virtual time `at` when given, and leaves no connection
+  -- open; returns the error and the route.
+  local function get_fails(answer, kind, at, opts)
+    local r = mock:on("GET", "http://api.test/x", answer)
+    local err = support.failed(kind, at, s:get("http://api.test/x", opts))
+    assert.are.equal(0, mock:open_streams())
+    return err, r
   end
 
   describe("routes", function()
@@ -39,9 +52,7 @@ describe("lurl.testing.mock", function()
       assert.are.equal("any GET", body(s:get("http://api.test/b")))
       assert.are.equal("any DELETE", body(s:delete("http://api.test/b")))
       assert.are.equal("any PATCH", body(s:patch("http://api.test/b")))
-      local resp, err = s:put("http://api.test/a")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorError", err.kind)
+      support.failed("ClientConnectorError", nil, s:put("http://api.test/a"))
     end)
 
     it("a URL without a query matches any query; one with a query matches only it", function()
@@ -63,9 +74,7 @@ describe("lurl.testing.mock", function()
     it("{ pattern = } matches a Lua pattern against the whole URL", function()
       mock:on("GET", { pattern = "^http://api%.test/items/%d+$" }, "item")
       assert.are.equal("item", body(s:get("http://api.test/items/12")))
-      local resp, err = s:get("http://api.test/items/x")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorError", err.kind)
+      support.failed("ClientConnectorError", nil, s:get("http://api.test/items/x"))
     end)
 
     it("a function is asked with the full URL", function()
@@ -91,9 +100,7 @@ describe("lurl.testing.mock", function()
 
     it("no route: ClientConnectorError naming the method and the URL, nothing recorded", function()
       mock:on("GET", "http://api.test/a", "a")
-      local resp, err = s:post("http://api.test/none?x=1")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorError", err.kind)
+      local err = support.failed("ClientConnectorError", nil, s:post("http://api.test/none?x=1"))
       assert.is_true(err:is("ClientConnectionError"))
       assert.matches("no mock route for POST http://api.test/none?x=1", err.message, 1, true)
       assert.are.equal(0, #mock.calls)
@@ -102,9 +109,7 @@ describe("lurl.testing.mock", function()
     it("no route on a kept-alive connection fails the same way", function()
       mock:on("GET", "http://api.test/a", "a")
       assert.are.equal("a", body(s:get("http://api.test/a")))
-      local resp, err = s:get("http://api.test/b")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorError", err.kind)
+      local err = support.failed("ClientConnectorError", nil, s:get("http://api.test/b"))
       assert.matches("no mock route for GET http://api.test/b", err.message, 1, true)
     end)
 
@@ -134,10 +139,7 @@ describe("lurl.testing.mock", function()
     it("a table: status, reason, headers, body", function()
       mock:on("GET", "http://api.test/t", { status = 201, reason = "Made", headers = { ["X-A"] = "1" }, body = "b" })
       local resp = assert(s:get("http://api.test/t"))
-      assert.are.equal(201, resp.status)
-      assert.are.equal("Made", resp.reason)
-      assert.are.equal("1", resp.headers["x-a"])
-      assert.are.equal("b", resp:read())
+      assert.are.same({ 201, "Made", "1", "b" }, { resp.status, resp.reason, resp.headers["x-a"], resp:read() })
     end)
 
     it("json = value is the body, as application/json unless a Content-Type is given", function()
@@ -210,12 +212,9 @@ describe("lurl.testing.mock", function()
         if n == 2 then return { error = "reset" } end
         return "third"
       end)
-      s:close()
-      s = lurl.session { connector = mock:connector { retry_stale = false } }
+      connector_session { retry_stale = false }
       assert.are.equal(503, assert(s:get("http://api.test/f")).status)
-      local resp, err = s:get("http://api.test/f")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectionResetError", err.kind)
+      support.failed("ClientConnectionResetError", nil, s:get("http://api.test/f"))
       assert.are.equal("third", body(s:get("http://api.test/f")))
     end)
 
@@ -239,13 +238,9 @@ describe("lurl.testing.mock", function()
       local b = ("0123456789"):rep(10)
       mock:on("GET", "http://api.test/ra", { body = b, reset_after = 10 })
       mock:on("GET", "http://api.test/ca", { body = b, close_after = 10 })
-      local resp, err = s:get("http://api.test/ra")
-      assert.is_nil(resp)
-      assert.are.equal("ClientPayloadError", err.kind)
+      local err = support.failed("ClientPayloadError", nil, s:get("http://api.test/ra"))
       assert.are.equal("ECONNRESET", err.cause)
-      resp, err = s:get("http://api.test/ca")
-      assert.is_nil(resp)
-      assert.are.equal("ClientPayloadError", err.kind)
+      support.failed("ClientPayloadError", nil, s:get("http://api.test/ca"))
       assert.are.equal(0, mock:open_streams())
     end)
 
@@ -265,10 +260,7 @@ describe("lurl.testing.mock", function()
 
   describe("connect errors", function()
     it("refused: ClientConnectorError (ECONNREFUSED), recorded with its error", function()
-      local r = mock:on("GET", "http://api.test/x", { error = "refused" })
-      local resp, err = s:get("http://api.test/x")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorError", err.kind)
+      local err, r = get_fails({ error = "refused" }, "ClientConnectorError")
       assert.is_true(err:is("ClientConnectionError"))
       assert.are.equal("ECONNREFUSED", err.errno)
       assert.are.equal("api.test", err.host)
@@ -278,40 +270,25 @@ describe("lurl.testing.mock", function()
       assert.are.equal("GET", r.calls[1].method)
       assert.are.equal("http://api.test/x", r.calls[1].url)
       assert.is_nil(r.calls[1].connection)
-      assert.are.equal(0, mock:open_streams())
     end)
 
     it("dns: ClientConnectorDNSError", function()
-      mock:on("GET", "http://api.test/x", { error = "dns" })
-      local resp, err = s:get("http://api.test/x")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorDNSError", err.kind)
+      local err = get_fails({ error = "dns" }, "ClientConnectorDNSError")
       assert.is_true(err:is("ClientConnectorError"))
       assert.matches("api.test", err.message, 1, true)
     end)
 
-    it("connect_timeout: ConnectionTimeoutError at exactly sock_connect", function()
-      mock:on("GET", "http://api.test/x", { error = "connect_timeout" })
-      local resp, err = s:get("http://api.test/x", { timeout = lurl.timeout { total = 10, sock_connect = 2 } })
-      assert.is_nil(resp)
-      assert.are.equal("ConnectionTimeoutError", err.kind)
-      assert.are.equal(2, clock:now())
-    end)
-
-    it("connect_timeout: the total timeout when it is shorter", function()
-      mock:on("GET", "http://api.test/x", { error = "connect_timeout" })
-      local resp, err = s:get("http://api.test/x", { timeout = 4 })
-      assert.is_nil(resp)
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(4, clock:now())
-    end)
-
-    it("delay = s makes a connect error come after s seconds", function()
-      mock:on("GET", "http://api.test/x", { error = "refused", delay = 1.5 })
-      local _, err = s:get("http://api.test/x")
-      assert.are.equal("ClientConnectorError", err.kind)
-      assert.are.equal(1.5, clock:now())
-    end)
+    -- { name, answer, error kind, when it fails, request options }
+    for _, case in ipairs {
+      { "connect_timeout: ConnectionTimeoutError at exactly sock_connect", { error = "connect_timeout" },
+        "ConnectionTimeoutError", 2, { timeout = lurl.timeout { total = 10, sock_connect = 2 } } },
+      { "connect_timeout: the total timeout when it is shorter", { error = "connect_timeout" },
+        "TimeoutError", 4, { timeout = 4 } },
+      { "delay = s makes a connect error come after s seconds", { error = "refused", delay = 1.5 },
+        "ClientConnectorError", 1.5 },
+    } do
+      it(case[1], function() get_fails(case[2], case[3], case[4], case[5]) end)
+    end
 
     it("a connect error in a sequence, then an answer", function()
       local r = mock:on("GET", "http://api.test/x", { error = "refused" }, { error = "dns" }, "up")
@@ -325,9 +302,7 @@ describe("lurl.testing.mock", function()
     it("a connect error next ends an idle connection to that route: the request connects anew", function()
       local r = mock:on("GET", "http://api.test/x", "first", { error = "refused" }, "back")
       assert.are.equal("first", body(s:get("http://api.test/x")))
-      local resp, err = s:get("http://api.test/x")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectorError", err.kind)
+      support.failed("ClientConnectorError", nil, s:get("http://api.test/x"))
       assert.are.equal("back", body(s:get("http://api.test/x")))
       assert.are.same({ 1, nil, 2 }, { r.calls[1].connection, r.calls[2].connection, r.calls[3].connection })
     end)
@@ -335,43 +310,25 @@ describe("lurl.testing.mock", function()
 
   describe("errors after the request", function()
     it("reset: ClientConnectionResetError", function()
-      local r = mock:on("GET", "http://api.test/x", { error = "reset" })
-      local resp, err = s:get("http://api.test/x")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectionResetError", err.kind)
-      assert.is_true(err:is("ClientConnectionError"))
+      local err, r = get_fails({ error = "reset" }, "ClientConnectionResetError")
+      -- sent on a connection, then reset
       assert.are.equal(1, #r.calls)
       assert.are.equal(1, r.calls[1].connection)
-      assert.are.equal(0, mock:open_streams())
+      assert.is_true(err:is("ClientConnectionError"))
     end)
 
-    it("disconnect: ServerDisconnectedError", function()
-      mock:on("GET", "http://api.test/x", { error = "disconnect" })
-      local resp, err = s:get("http://api.test/x")
-      assert.is_nil(resp)
-      assert.are.equal("ServerDisconnectedError", err.kind)
-      assert.are.equal(0, mock:open_streams())
-    end)
-
-    it("hang: no answer, the request's timeout fires at its exact time", function()
-      mock:on("GET", "http://api.test/x", { error = "hang" })
-      local resp, err = s:get("http://api.test/x", { timeout = 3 })
-      assert.is_nil(resp)
-      assert.are.equal("TimeoutError", err.kind)
-      assert.are.equal(3, clock:now())
-      assert.are.equal(0, mock:open_streams())
-    end)
-
-    it("delay = s before a reset", function()
-      mock:on("GET", "http://api.test/x", { error = "reset", delay = 2 })
-      local _, err = s:get("http://api.test/x")
-      assert.are.equal("ClientConnectionResetError", err.kind)
-      assert.are.equal(2, clock:now())
-    end)
+    -- { name, answer, error kind, when it fails, request options }
+    for _, case in ipairs {
+      { "disconnect: ServerDisconnectedError", { error = "disconnect" }, "ServerDisconnectedError" },
+      { "hang: no answer, the request's timeout fires at its exact time", { error = "hang" },
+        "TimeoutError", 3, { timeout = 3 } },
+      { "delay = s before a reset", { error = "reset", delay = 2 }, "ClientConnectionResetError", 2 },
+    } do
+      it(case[1], function() get_fails(case[2], case[3], case[4], case[5]) end)
+    end
 
     it("on a reused connection, a reset surfaces when the connector does not retry stale connections", function()
-      s:close()
-      s = lurl.session { connector = mock:connector { retry_stale = false } }
+      connector_session { retry_stale = false }
       local r = mock:on("GET", "http://api.test/x", "ok", { error = "reset" }, "ok", { error = "disconnect" }, "ok")
       assert.are.equal("ok", body(s:get("http://api.test/x")))
       assert.are.equal("ClientConnectionResetError", select(2, s:get("http://api.test/x")).kind)
@@ -436,8 +393,7 @@ describe("lurl.testing.mock", function()
     end)
 
     it("session headers and the Idempotency-Key reach the call", function()
-      s:close()
-      s = mock:session { headers = { ["Idempotency-Key"] = "session-key", ["X-Client"] = "spec" } }
+      s = env.session(nil, { headers = { ["Idempotency-Key"] = "session-key", ["X-Client"] = "spec" } })
       mock:on("POST", "http://api.test/p", 200)
       s:post("http://api.test/p", { json = { a = 1 } })
       local h = mock.calls[1].headers
@@ -463,8 +419,7 @@ describe("lurl.testing.mock", function()
     end)
 
     it("a connector with force_close opens a connection per request", function()
-      s:close()
-      s = lurl.session { connector = mock:connector { force_close = true } }
+      connector_session { force_close = true }
       mock:on("GET", "http://api.test/k", "k")
       s:get("http://api.test/k")
       s:get("http://api.test/k")
@@ -516,15 +471,13 @@ describe("lurl.testing.mock", function()
     end)
 
     it("a session option (base_url) goes through mock:session", function()
-      s:close()
-      s = mock:session { base_url = "http://api.test/v1/" }
+      s = env.session(nil, { base_url = "http://api.test/v1/" })
       mock:on("GET", "http://api.test/v1/items", "items")
       assert.are.equal("items", body(s:get("items")))
     end)
 
     it("lurl.session{ connector = mock:connector() } works as mock:session()", function()
-      s:close()
-      s = lurl.session { connector = mock:connector() }
+      connector_session()
       mock:on("GET", "http://api.test/x", "x")
       assert.are.equal("x", body(s:get("http://api.test/x")))
     end)
@@ -557,28 +510,21 @@ describe("lurl.testing.mock", function()
       assert.are.equal(1, mock:open_streams())
       assert.are.equal(1, s.connector:stats().in_use)
       task:cancel()
-      local resp, err = task:join()
-      assert.is_nil(resp)
-      assert.are.equal("CancelledError", err.kind)
+      support.failed("CancelledError", nil, task:join())
       assert.are.equal(0, mock:open_streams())
       assert.are.equal(0, s.connector:stats().total)
     end)
 
     it("a request that timed out leaves no connection behind", function()
       mock:on("GET", "http://api.test/slow", { delay = 5, body = "x" })
-      local _, err = s:get("http://api.test/slow", { timeout = 2 })
-      assert.are.equal("TimeoutError", err.kind)
+      support.failed("TimeoutError", nil, s:get("http://api.test/slow", { timeout = 2 }))
       assert.are.equal(0, mock:open_streams())
       assert.are.equal(0, s.connector:stats().total)
     end)
   end)
 
   describe("bad arguments", function()
-    local function raises(pattern, fn, ...)
-      local ok, err = pcall(fn, ...)
-      assert.is_false(ok)
-      assert.matches(pattern, tostring(err), 1, true)
-    end
+    local raises = support.raises
 
     it("on() checks the method, the URL and the answers", function()
       raises("bad argument #1 to 'on' (method name or \"*\" expected)", mock.on, mock, 1, "http://a.test/", 200)
@@ -588,8 +534,9 @@ describe("lurl.testing.mock", function()
       raises("bad argument #3 to 'on' (at least one answer expected)", mock.on, mock, "GET", "http://a.test/")
       raises("bad argument #3 to 'on' (a status, a body, a table or a function expected, got boolean)",
         mock.on, mock, "GET", "http://a.test/", true)
-      raises("bad argument #4 to 'on' (unknown mock error 'boom' (refused, dns, connect_timeout, reset, disconnect or hang))",
-        mock.on, mock, "GET", "http://a.test/", 200, { error = "boom" })
+      raises("bad argument #4 to 'on' (unknown mock error 'boom' "
+        .. "(refused, dns, connect_timeout, reset, disconnect or hang))", mock.on, mock, "GET", "http://a.test/", 200,
+        { error = "boom" })
       raises("bad argument #1 to 'reply' (a status, a body, a table or a function expected, got boolean)",
         mock.on(mock, "GET", "http://a.test/", 200).reply, mock.routes[1], false)
       assert.are.equal(1, #mock.routes)
@@ -600,12 +547,7 @@ describe("lurl.testing.mock", function()
     end)
 
     it("an error about an answer points at the caller's line", function()
-      local ok, err = pcall(function()
-        local r = mock:on("GET", "http://a.test/", true)
-        return r
-      end)
-      assert.is_false(ok)
-      assert.matches("mock_spec.lua:%d+:", err)
+      support.raises_at("bad argument #3 to 'on'", function() mock:on("GET", "http://a.test/", true) end)
     end)
 
     it("a function answer that returns a bad answer raises in the request", function()

@@ -2,7 +2,7 @@
 -- waits the deadline or max_wait forbid, cancellation of a waiter. Times are
 -- virtual (autojump): a call's time is when the mock received it.
 local lurl = require "lurl"
-local testing = require "lurl.testing"
+local support = require "spec.support"
 
 local A, B = "http://a.test/x", "http://b.test/x"
 
@@ -33,28 +33,18 @@ local function timeline(route)
   return at, order
 end
 
-local function assert_times(want, got)
-  assert.are.equal(#want, #got, "number of calls")
-  for i = 1, #want do assert.is_near(want[i], got[i], 1e-9, "call " .. i) end
-end
+local assert_times = support.all_near
 
 describe("rate_limit", function()
-  local clock, mock, s
-
-  before_each(function()
-    clock = testing.clock { autojump = true }
-    mock = testing.mock()
-  end)
-
-  after_each(function()
-    if s then s:close(); s = nil end
-    clock:close()
-  end)
+  local env = support.policy_env()
+  local clock, mock
+  before_each(function() clock, mock = env.setup() end)
+  after_each(env.teardown)
 
   describe("spacing", function()
     it("spreads N calls made at once 1 / rate apart, in the order they came", function()
       local route = mock:on("GET", A, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10 } } }
+      local s = env.session(lurl.rate_limit { rate = 10 })
       assert.are.same({ 200, 200, 200, 200, 200 }, burst_of(s, A, 5))
       local at, order = timeline(route)
       assert_times({ 0, 0.1, 0.2, 0.3, 0.4 }, at)
@@ -63,14 +53,14 @@ describe("rate_limit", function()
 
     it("lets the first `burst` calls go at once, then one per interval", function()
       local route = mock:on("GET", A, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 4, burst = 3 } } }
+      local s = env.session(lurl.rate_limit { rate = 4, burst = 3 })
       burst_of(s, A, 6)
       assert_times({ 0, 0, 0, 0.25, 0.5, 0.75 }, (timeline(route)))
     end)
 
     it("refills the burst while idle", function()
       local route = mock:on("GET", A, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10, burst = 2 } } }
+      local s = env.session(lurl.rate_limit { rate = 10, burst = 2 })
       burst_of(s, A, 3)           -- 0, 0, 0.1
       clock:advance(0.15)         -- 0.25: one token back at 0.2, the second at 0.3
       burst_of(s, A, 3)
@@ -81,7 +71,7 @@ describe("rate_limit", function()
 
     it("keeps one limit per host", function()
       local ra, rb = mock:on("GET", A, 200), mock:on("GET", B, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10 } } }
+      local s = env.session(lurl.rate_limit { rate = 10 })
       local ta = lurl.spawn(burst_of, s, A, 3)
       local tb = lurl.spawn(burst_of, s, B, 3)
       ta:join()
@@ -92,7 +82,7 @@ describe("rate_limit", function()
 
     it("shares one limit with per_host = false", function()
       local route = mock:on("*", { pattern = "^http://[ab]%.test/x" }, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10, per_host = false } } }
+      local s = env.session(lurl.rate_limit { rate = 10, per_host = false })
       local ta = lurl.spawn(burst_of, s, A, 2)
       local tb = lurl.spawn(burst_of, s, B, 2)
       ta:join()
@@ -104,7 +94,7 @@ describe("rate_limit", function()
   describe("waits it does not take", function()
     it("fails with ThrottledError at once when the wait would pass the deadline", function()
       local route = mock:on("GET", A, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10 } } }
+      local s = env.session(lurl.rate_limit { rate = 10 })
       local res = burst_of(s, A, 3, { timeout = 0.15 })
       assert.are.equal(200, res[1])
       assert.are.equal(200, res[2])                 -- waited 0.1 of its 0.15
@@ -122,7 +112,7 @@ describe("rate_limit", function()
 
     it("does not sleep nor reserve a slot when it refuses", function()
       local route = mock:on("GET", A, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10 } } }
+      local s = env.session(lurl.rate_limit { rate = 10 })
       assert.are.equal(200, s:get(A).status)
       local t0 = clock:now()
       local resp, err = s:get(A, { timeout = 0.05 })
@@ -135,7 +125,7 @@ describe("rate_limit", function()
 
     it("refuses waits longer than max_wait", function()
       local route = mock:on("GET", A, 200)
-      s = mock:session { middlewares = { lurl.rate_limit { rate = 10, max_wait = 0.1 } } }
+      local s = env.session(lurl.rate_limit { rate = 10, max_wait = 0.1 })
       local res = burst_of(s, A, 3)
       assert.are.same({ 200, 200 }, { res[1], res[2] }) -- a wait of exactly max_wait is taken
       assert.are.equal("ThrottledError", res[3].kind)
@@ -227,27 +217,19 @@ describe("rate_limit", function()
   end)
 
   it("raises argument errors naming the bad option, at the caller's line", function()
-    local function bad(opts, text)
-      local ok, err = pcall(lurl.rate_limit, opts)
-      assert.is_false(ok)
-      assert.matches(text, err, 1, true)
-    end
-    bad({}, "bad argument 'rate' to 'rate_limit' (requests per second expected, got nil)")
-    bad(nil, "'rate'")
-    bad({ rate = 0 }, "'rate' to 'rate_limit' (requests per second > 0 expected, got 0)")
-    bad({ rate = -1 }, "'rate'")
-    bad({ rate = math.huge }, "'rate'")
-    bad({ rate = "10" }, "'rate' to 'rate_limit' (number expected, got string)")
-    bad({ rate = 1, burst = 0 }, "'burst' to 'rate_limit' (integer >= 1 expected, got 0)")
-    bad({ rate = 1, burst = 1.5 }, "'burst'")
-    bad({ rate = 1, max_wait = -1 }, "'max_wait'")
-    bad({ rate = 1, per_host = 1 }, "'per_host'")
-    bad({ rate = 1, brust = 2 }, "unknown option 'brust'")
-    local ok, err = pcall(function()
-      local l = lurl.rate_limit { rate = -1 }
-      return l
-    end)
-    assert.is_false(ok)
-    assert.matches("rate_limit_spec.lua:%d+: bad argument", err)
+    support.bad_options(lurl.rate_limit, {
+      { {}, "bad argument 'rate' to 'rate_limit' (requests per second expected, got nil)" },
+      { nil, "'rate'" },
+      { { rate = 0 }, "'rate' to 'rate_limit' (requests per second > 0 expected, got 0)" },
+      { { rate = -1 }, "'rate'" },
+      { { rate = math.huge }, "'rate'" },
+      { { rate = "10" }, "'rate' to 'rate_limit' (number expected, got string)" },
+      { { rate = 1, burst = 0 }, "'burst' to 'rate_limit' (integer >= 1 expected, got 0)" },
+      { { rate = 1, burst = 1.5 }, "'burst'" },
+      { { rate = 1, max_wait = -1 }, "'max_wait'" },
+      { { rate = 1, per_host = 1 }, "'per_host'" },
+      { { rate = 1, brust = 2 }, "unknown option 'brust'" },
+    })
+    support.raises_at("bad argument", function() lurl.rate_limit { rate = -1 } end)
   end)
 end)

@@ -1,6 +1,7 @@
 -- Shared helpers for specs: `local support = require "spec.support"`.
 local lurl = require "lurl"
 local core = require "lurl.core"
+local sched = require "lurl.sched"
 local testing = require "lurl.testing"
 
 local M = {}
@@ -127,6 +128,182 @@ function M.black_hole6(port)
   end
   cleanup()
   return nil, "could not fill the accept queue of a listener on [::1]"
+end
+
+
+-- ---- helpers for the policy, mock and middleware specs ----
+
+-- busted's assert: the global one of a required module is Lua's own.
+local luassert = require "luassert"
+
+-- State for each test of a spec under the virtual clock (autojump) with the
+-- mock transport, made afresh by env.setup() and undone by env.teardown():
+-- the sessions of env.session (or given to env.keep) closed, the clock
+-- closed, and no task left failed without a join. Use:
+--   local env = support.policy_env()
+--   local clock, mock
+--   before_each(function() clock, mock = env.setup() end)
+--   after_each(env.teardown)
+function M.policy_env()
+  local env, sessions = {}, {}
+
+  function env.setup()
+    sessions = {}
+    env.clock = testing.clock { autojump = true }
+    env.mock = testing.mock()
+    return env.clock, env.mock
+  end
+
+  function env.teardown()
+    for _, s in ipairs(sessions) do s:close() end
+    env.clock:close()
+    luassert.are.equal(0, sched.unjoined_failures(), "tasks failed without a join")
+  end
+
+  -- Session s, closed after the test; returns s.
+  function env.keep(s)
+    sessions[#sessions + 1] = s
+    return s
+  end
+
+  -- A session over the mock whose middlewares are a list, or one middleware
+  -- (a function or a callable object); opts are other session options.
+  function env.session(middlewares, opts)
+    opts = opts or {}
+    if type(middlewares) == "function" or getmetatable(middlewares) then middlewares = { middlewares } end
+    opts.middlewares = middlewares
+    return env.keep(env.mock:session(opts))
+  end
+
+  -- Replace the clock by a new one with autojump and the given options
+  -- (wall =, start =); returns it.
+  function env.new_clock(opts)
+    env.clock:close()
+    opts.autojump = true
+    env.clock = testing.clock(opts)
+    return env.clock
+  end
+
+  return env
+end
+
+-- Runs fn(...) in a task, cancels it after secs (virtual) seconds and joins
+-- it: checks that it ended cancelled, with nil and a CancelledError.
+function M.cancel_after(secs, fn, ...)
+  local task = lurl.spawn(fn, ...)
+  lurl.sleep(secs)
+  task:cancel()
+  local res, err = task:join()
+  luassert.are.equal("cancelled", task.state)
+  luassert.is_nil(res)
+  luassert.are.equal("CancelledError", err.kind)
+end
+
+-- Checks the results of a request that failed: no response and an error of
+-- kind, at virtual time `at` when given; returns the error.
+function M.failed(kind, at, resp, err)
+  luassert.is_nil(resp)
+  luassert.are.equal(kind, err and err.kind)
+  if at then luassert.are.equal(at, sched.now()) end
+  return err
+end
+
+-- Checks that policy:run under a deadline already passed fails with a
+-- TimeoutError and never calls its function.
+function M.nothing_past_deadline(policy)
+  local calls = 0
+  local res, err = policy:run(function()
+    calls = calls + 1
+    return "never"
+  end, { deadline = 0 })
+  luassert.is_nil(res)
+  luassert.are.equal("TimeoutError", err.kind)
+  luassert.are.equal(0, calls)
+end
+
+-- An on_event hook that keeps the events in a list: returns the list and
+-- the hook.
+function M.events()
+  local list = {}
+  return list, function(ev) list[#list + 1] = ev end
+end
+
+-- The events of a list of the given type.
+function M.of_type(list, kind)
+  local out = {}
+  for _, ev in ipairs(list) do if ev.type == kind then out[#out + 1] = ev end end
+  return out
+end
+
+-- A lurl.trace_config that keeps the params of the given signals (names
+-- without "on_") in a list: returns the list and the trace config.
+function M.traced(...)
+  local list, hooks = {}, {}
+  local function keep(_, _, params) list[#list + 1] = params end
+  for _, name in ipairs { ... } do hooks["on_" .. name] = keep end
+  return list, lurl.trace_config(hooks)
+end
+
+-- The times (call.at) of a list of mock calls, such as route.calls.
+function M.call_times(calls)
+  local out = {}
+  for i, c in ipairs(calls) do out[i] = c.at end
+  return out
+end
+
+-- Checks that a time is within 1e-9 of the one expected: virtual times are
+-- exact, sums of floats are not. what names it in the message.
+function M.near(expected, actual, what)
+  what = what or "time"
+  luassert.is_true(type(actual) == "number", what .. " is not a number: " .. tostring(actual))
+  luassert.is_true(math.abs(expected - actual) < 1e-9,
+    ("%s: expected %.17g, got %.17g"):format(what, expected, actual))
+end
+
+-- The same for a list of times: as many, each near its expected one.
+function M.all_near(expected, actual, what)
+  what = what or "times"
+  luassert.are.equal(#expected, #actual, what .. ": count")
+  for i = 1, #expected do M.near(expected[i], actual[i], ("%s[%d]"):format(what, i)) end
+end
+
+-- Checks that session s leaks no connection: its pool has none in use, and
+-- every connection the mock holds open is an idle one of the pool.
+function M.no_leak(s, mock)
+  local st = s.connector:stats()
+  luassert.are.equal(0, st.in_use, "connections in use")
+  luassert.are.equal(st.idle, mock:open_streams(), "open connections that are not idle in the pool")
+end
+
+-- An HTTP-date (as Retry-After takes) for epoch seconds t.
+function M.http_date(t)
+  return os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
+end
+
+-- Checks that fn(...) raises an error that contains text (plain); returns
+-- the error.
+function M.raises(text, fn, ...)
+  local ok, err = pcall(fn, ...)
+  luassert.is_false(ok, "no error raised; expected one with: " .. text)
+  err = tostring(err)
+  luassert.is_truthy(err:find(text, 1, true), err)
+  return err
+end
+
+-- The same, and the error must point at a line of the spec file that calls
+-- raises_at: for argument errors raised at their caller's level (fn is then
+-- a function of that spec that makes the bad call).
+function M.raises_at(text, fn, ...)
+  local err = M.raises(text, fn, ...)
+  local file = debug.getinfo(2, "S").short_src:match("[^/]+$")
+  luassert.is_truthy(err:find(file:gsub("%p", "%%%0") .. ":%d+: "), "the error points elsewhere: " .. err)
+  return err
+end
+
+-- Checks a constructor's argument errors: make(options) raises an error
+-- with the message of each case { options, message }.
+function M.bad_options(make, cases)
+  for _, case in ipairs(cases) do M.raises(case[2], make, case[1]) end
 end
 
 return M

@@ -301,21 +301,15 @@ describe("testing server scripting", function()
   end)
 
   describe("errors", function()
-    it("error = \"reset\": the client sees ClientConnectionResetError", function()
-      serve { ["/reset"] = function() return { error = "reset" } end }
-      local resp, err = s:get("reset")
-      assert.is_nil(resp)
-      assert.are.equal("ClientConnectionResetError", err.kind)
-      assert.are.equal(1, server:count("/reset"))
-    end)
-
-    it("error = \"disconnect\": the client sees ServerDisconnectedError", function()
-      serve { ["/disc"] = function() return { error = "disconnect" } end }
-      local resp, err = s:get("disc")
-      assert.is_nil(resp)
-      assert.are.equal("ServerDisconnectedError", err.kind)
-      assert.are.equal(1, server:count("/disc"))
-    end)
+    for name, kind in pairs { reset = "ClientConnectionResetError", disconnect = "ServerDisconnectedError" } do
+      it(("error = %q: the client sees %s"):format(name, kind), function()
+        serve { ["/" .. name] = function() return { error = name } end }
+        local resp, err = s:get(name)
+        assert.is_nil(resp)
+        assert.are.equal(kind, err.kind)
+        assert.are.equal(1, server:count("/" .. name))
+      end)
+    end
 
     it("error = \"hang\": no answer, the client's timeout fires", function()
       serve { ["/hang"] = function() return { error = "hang" } end }
