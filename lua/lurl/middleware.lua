@@ -20,11 +20,13 @@ local M = {}
 
 -- ---- the list ----
 
+-- A function, or a table whose metatable has __call.
 local function callable(v)
   if type(v) == "function" then return true end
   local m = getmetatable(v)
   return type(m) == "table" and m.__call ~= nil
 end
+M.callable = callable
 
 -- How a middleware prints: its own __tostring, or where a function is defined.
 local function describe(mw)

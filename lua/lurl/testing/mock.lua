@@ -39,6 +39,7 @@
 --     route, error (for connection failures) }
 local connector_mod = require "lurl.connector"
 local errors = require "lurl.errors"
+local middleware = require "lurl.middleware"
 local sched = require "lurl.sched"
 local url = require "lurl.url"
 local wire = require "lurl.testing.wire"
@@ -56,11 +57,7 @@ function route_mt.__tostring(r) return ("lurl.testing.mock.route (%s %s, %d call
 local CONNECT_ERRORS = { refused = true, dns = true, connect_timeout = true }
 local AFTER_ERRORS = { reset = true, disconnect = true, hang = true }
 
-local function callable(v)
-  if type(v) == "function" then return true end
-  local m = getmetatable(v)
-  return type(m) == "table" and m.__call ~= nil
-end
+local callable = middleware.callable
 
 -- What is wrong with answer a, or nil.
 local function answer_problem(a)
