@@ -384,6 +384,12 @@ describe("middlewares", function()
       assert.matches("10", err.message, 1, true)
     end)
 
+    it("a deadline a middleware narrowed names the time the attempt had left", function()
+      local s = session { peek(function(req) req.deadline_at = lurl.now() + 2 end) }
+      local err = support.failed("TimeoutError", 2, s:get("http://api.test/hang", { timeout = 10 }))
+      assert.matches("total timeout of 2s expired", err.message, 1, true)
+    end)
+
     it("req.timeout applies without any total timeout", function()
       local s = session({ peek(function(req) req.timeout = 2.5 end) }, { timeout = false })
       support.failed("TimeoutError", 2.5, s:get("http://api.test/hang"))

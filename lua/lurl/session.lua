@@ -821,14 +821,18 @@ end
 
 -- The deadline of one call of the innermost handler: the request's timeout
 -- with the attempt's own (req.timeout) over it, never past the overall
--- deadline that every attempt shares.
+-- deadline that every attempt shares. When that one binds, an expiry names
+-- the request's total timeout, or, when a policy narrowed the deadline
+-- (lurl.retry's deadline), the time the attempt had left.
 local function attempt_deadline(req)
   local t = req.timeout == nil and req.base_timeout or timeout.merge(req.base_timeout, req.timeout)
-  local d = timeout.start(t)
+  local now = sched.now()
+  local d = timeout.start(t, now)
   local at = req.deadline_at
   if at and (not d.total_at or at < d.total_at) then
     d.total_at = at
-    if t ~= req.base_timeout then d.t = timeout.merge(t, { total = req.base_timeout.total }) end
+    local total = at == req.request_deadline_at and req.base_timeout.total or at - now
+    if total and total > 0 and total ~= t.total then d.t = timeout.merge(t, { total = total }) end
   end
   return d
 end
@@ -862,6 +866,7 @@ local function through(self, list, method, raw_url, opts, tr)
     method = method, url = url.tostring(u), headers = hdrs, options = options, session = self,
     trace = tr or false, base_timeout = t, deadline_at = t.total and sched.now() + t.total or false,
   }
+  req.request_deadline_at = req.deadline_at
   return middleware.chain(list, final_handler(self))(req)
 end
 
