@@ -132,11 +132,21 @@ function Request:replayable()
   return type(self.options.data) ~= "function"
 end
 
--- "scheme://host:port", the key of per-host policies.
+-- "scheme://host:port", the key of per-host policies. Parsing a URL costs
+-- microseconds and a script hits few URLs: the answers are kept, in a
+-- table that starts over when full.
+local ORIGINS_MAX = 1024
+local origins, n_origins = {}, 0
+
 function Request:origin()
-  local u = url.parse(self.url)
-  if not u then return self.url end
-  return ("%s://%s:%d"):format(u.scheme, u.host, u.port or url.default_ports[u.scheme] or 0)
+  local s = self.url
+  local o = origins[s]
+  if o then return o end
+  local u = url.parse(s)
+  o = u and ("%s://%s:%d"):format(u.scheme, u.host, u.port or url.default_ports[u.scheme] or 0) or s
+  if n_origins >= ORIGINS_MAX then origins, n_origins = {}, 0 end
+  origins[s], n_origins = o, n_origins + 1
+  return o
 end
 
 -- Send a policy event to the session's trace configs (signal name, params).

@@ -609,6 +609,7 @@ local function prepared(self, method, raw_url)
   p, err = prepare(self, method, raw_url, NO_OPTIONS)
   if not p then return nil, err end
   p.bytes = encode { method = method, url = p.u, headers = p.headers, body = p.body }
+  p.method = method
   urls[raw_url], cache.size = p, cache.size + 1
   return p
 end
@@ -837,19 +838,33 @@ local function attempt_deadline(req)
   return d
 end
 
+-- What to send for req: what was prepared for it up front (a request
+-- without options, which the middlewares left as it was: the session's
+-- cache of prepared requests serves it), or a fresh preparation.
+local function prepare_for(self, req)
+  local p = req.prepared
+  if p and req.method == p.method and req.url == p.url_string and req.timeout == nil
+    and next(req.options) == nil and headers_mod.changes(req.headers) == 0 then
+    return p, nil, NO_OPTIONS
+  end
+  local opts = {}
+  for k, v in pairs(req.options) do opts[k] = v end
+  opts.headers = req.headers
+  local err
+  p, err = prepare(self, req.method, req.url, opts)
+  return p, err, opts
+end
+
 -- The handler at the end of a middleware chain: the request as req
 -- describes it now.
 local function final_handler(self)
   return function(req)
-    local opts = {}
-    for k, v in pairs(req.options) do opts[k] = v end
-    opts.headers = req.headers
     local deadline = attempt_deadline(req)
     -- a handler called once the deadline passed sends nothing
     if deadline.total_at and deadline.total_at <= sched.now() then
       return nil, deadline:error("total", { url = req.url, method = req.method })
     end
-    local p, err = prepare(self, req.method, req.url, opts)
+    local p, err, opts = prepare_for(self, req)
     if not p then return nil, errors.annotate(err, { method = req.method }) end
     return send(self, req.method, p, opts, deadline, req.trace or nil)
   end
@@ -858,13 +873,21 @@ end
 -- A request through middlewares: the deadline of its total timeout covers
 -- every call of the handler they make.
 local function through(self, list, method, raw_url, opts, tr)
-  local u, err = build_url(self, raw_url, opts.params)
+  local p, u, err
+  if opts == NO_OPTIONS and type(raw_url) == "string" then
+    p, err = prepared(self, method, raw_url)
+    u = p and p.url_string
+  else
+    u, err = build_url(self, raw_url, opts.params)
+    u = u and url.tostring(u)
+  end
   if not u then return nil, errors.annotate(err, { method = method }) end
   local t = request_timeout(self, opts)
   local options, hdrs = middleware.split_options(opts)
   local req = middleware.request {
-    method = method, url = url.tostring(u), headers = hdrs, options = options, session = self,
+    method = method, url = u, headers = hdrs, options = options, session = self,
     trace = tr or false, base_timeout = t, deadline_at = t.total and sched.now() + t.total or false,
+    prepared = p or false,
   }
   req.request_deadline_at = req.deadline_at
   return middleware.chain(list, final_handler(self))(req)
