@@ -190,6 +190,17 @@ describe("middlewares", function()
       assert.are.equal("yes", assert(s:get("http://api.test/echo")):json().x)
     end)
 
+    it("change a request the session had prepared before (its cache is not used then)", function()
+      local n = 0
+      local s = session { peek(function(req)
+        n = n + 1
+        if n == 2 then req.headers:set("X-Added", "second") end
+      end) }
+      assert.is_nil(assert(s:get("http://api.test/echo")):json().x)
+      assert.are.equal("second", assert(s:get("http://api.test/echo")):json().x)
+      assert.is_nil(assert(s:get("http://api.test/echo")):json().x)
+    end)
+
     it("switch the URL and the method", function()
       local s = session { peek(function(req)
         if req.url == "http://api.test/503" then req.url = "http://other.test/x" end
