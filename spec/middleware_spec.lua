@@ -401,6 +401,12 @@ describe("middlewares", function()
       assert.matches("total timeout of 2s expired", err.message, 1, true)
     end)
 
+    it("an attempt's own limit says so when it expires", function()
+      local s = session { peek(function(req) req.timeout = 1 end) }
+      local err = support.failed("TimeoutError", 1, s:get("http://api.test/hang", { timeout = 10 }))
+      assert.are.equal("timeout of 1s for this attempt expired", err.message)
+    end)
+
     it("req.timeout applies without any total timeout", function()
       local s = session({ peek(function(req) req.timeout = 2.5 end) }, { timeout = false })
       support.failed("TimeoutError", 2.5, s:get("http://api.test/hang"))

@@ -834,6 +834,8 @@ local function attempt_deadline(req)
     d.total_at = at
     local total = at == req.request_deadline_at and req.base_timeout.total or at - now
     if total and total > 0 and total ~= t.total then d.t = timeout.merge(t, { total = total }) end
+  elseif t.total and t.total ~= req.base_timeout.total then
+    d.attempt = true -- the attempt's own total binds
   end
   return d
 end

@@ -87,8 +87,9 @@ local dmt = { __name = "lurl.deadline", __index = Deadline }
 -- start(t[, now]): now, when the caller just read the clock
 function M.start(t, now)
   now = now or sched.now()
+  -- attempt: the total is one attempt's, under a middleware (its expiry says so)
   return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false,
-    sock_connect_at = false }, dmt)
+    sock_connect_at = false, attempt = false }, dmt)
 end
 
 -- The connect budget starts when a connection is first asked for.
@@ -150,7 +151,10 @@ local FIELD_OF_KIND = { TimeoutError = "total", ConnectionTimeoutError = "sock_c
 function Deadline:error(why, context)
   why = FIELD_OF_KIND[why] or why
   if why == "sock_connect" and not self.t.sock_connect then why = "connect" end
-  return errors.new(KINDS[why], MESSAGES[why]:format(self.t[why] or 0), context)
+  local msg = MESSAGES[why]
+  -- one attempt's own limit, under a middleware (req.timeout)
+  if why == "total" and self.attempt then msg = "timeout of %gs for this attempt expired" end
+  return errors.new(KINDS[why], msg:format(self.t[why] or 0), context)
 end
 
 -- Wait under the phase's limit: returns wait's values, or nil and the timeout
