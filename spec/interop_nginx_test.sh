@@ -132,14 +132,7 @@ fi
 # The client sent 20 GETs with User-Agent lurl-keepalive-check on one session:
 # nginx must log one connection for all of them, requests numbered in a row.
 sleep 0.2   # access log lines are written when each request finishes; let the last land
-KA=$(grep '"lurl-keepalive-check"$' "$T/access.log" 2>/dev/null)
-n=$(printf '%s\n' "$KA" | grep -c . )
-conns=$(printf '%s\n' "$KA" | awk 'NF { print $1 }' | sort -u | wc -l)
-if [ "$n" -eq 20 ] && [ "$conns" -eq 1 ]; then
-  pass "access log: 20 keep-alive requests on 1 connection"
-else
-  fail "access log: want 20 requests on 1 connection, got $n requests on $conns connection(s)"
-fi
+check_keepalive_log lurl-keepalive-check 1 connection
 if printf '%s\n' "$KA" | awk 'NF { if (prev != "" && $2 != prev + 1) bad = 1; prev = $2 } END { exit bad }'; then
   pass "access log: connection_requests consecutive"
 else

@@ -155,14 +155,7 @@ fi
 sleep 0.2   # access log lines are written when each request finishes; let the last land
 # The client sent 20 GETs with User-Agent lurl-tls-keepalive on one session:
 # nginx must log one connection for all of them, requests numbered 1..20.
-KA=$(grep -a '"lurl-tls-keepalive"$' "$T/access.log" 2>/dev/null)
-n=$(printf '%s\n' "$KA" | grep -c . )
-conns=$(printf '%s\n' "$KA" | awk 'NF { print $2 }' | sort -u | wc -l)
-if [ "$n" -eq 20 ] && [ "$conns" -eq 1 ]; then
-  pass "access log: 20 keep-alive requests on 1 TLS connection"
-else
-  fail "access log: want 20 requests on 1 connection, got $n requests on $conns connection(s)"
-fi
+check_keepalive_log lurl-tls-keepalive 2 "TLS connection"
 if printf '%s\n' "$KA" | awk 'NF { i++; if ($3 != i) bad = 1 } END { exit bad }'; then
   pass "access log: connection_requests 1..20"
 else

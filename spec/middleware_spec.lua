@@ -508,6 +508,14 @@ describe("middlewares", function()
       assert.are.same({ delay = 0.5 }, got)
     end)
 
+    it("req:emit of a signal lurl.trace does not know raises, traced or not", function()
+      local s = session { function(req, handler)
+        req:emit("no_such_signal", {})
+        return handler(req)
+      end }
+      support.raises("bad argument #1 to 'emit' (unknown signal 'no_such_signal')", s.get, s, "http://api.test/echo")
+    end)
+
     it("cookies set during the first call go with the second", function()
       mock:on("GET", "http://api.test/login", { headers = { ["Set-Cookie"] = "sid=1" }, body = "in" })
       mock:on("GET", "http://api.test/me", function(call) return call.headers["cookie"] or "none" end)

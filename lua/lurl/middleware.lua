@@ -10,11 +10,12 @@
 -- a mutable description of the request (method, url, headers, options,
 -- timeout, attempt) that the next handler reads when it is called.
 local errors = require "lurl.errors"
+local exchange = require "lurl.exchange"
 local headers_mod = require "lurl.headers"
+local response = require "lurl.response"
 local sched = require "lurl.sched"
+local trace = require "lurl.trace"
 local url = require "lurl.url"
-
-local response_mt = getmetatable(require("lurl.response").static { status = 200 })
 
 local M = {}
 
@@ -109,9 +110,6 @@ function Request:copy()
   return setmetatable(c, req_mt)
 end
 
--- RFC 9110 section 9.2.2
-M.IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
-
 function Request:header(name)
   local v = self.headers:get(name)
   if v == nil and self.session then v = self.session.headers:get(name) end
@@ -122,7 +120,7 @@ end
 -- idempotent method, or one that carries an Idempotency-Key (the IETF
 -- httpapi draft's header, which servers use to deduplicate).
 function Request:idempotent()
-  return M.IDEMPOTENT[self.method] == true or self:header("Idempotency-Key") ~= nil
+  return exchange.IDEMPOTENT[self.method] == true or self:header("Idempotency-Key") ~= nil
 end
 
 -- Whether the body can be sent again: anything but a generator function,
@@ -149,8 +147,10 @@ function Request:origin()
   return o
 end
 
--- Send a policy event to the session's trace configs (signal name, params).
+-- Send an event to the session's trace configs: signal is one of
+-- lurl.trace.SIGNALS (others raise), params its table.
 function Request:emit(signal, params)
+  if not trace.is_signal(signal) then errors.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'", 2) end
   local tr = self.trace
   if tr then tr:emit(signal, params) end
 end
@@ -161,7 +161,7 @@ local function check_result(i, mw, resp, err)
   if resp == nil and err == nil then
     error(("middleware %d (%s) returned neither a response nor an error"):format(i, describe(mw)), 0)
   end
-  if resp ~= nil and getmetatable(resp) ~= response_mt then
+  if resp ~= nil and not response.is(resp) then
     error(("middleware %d (%s) returned a %s, not a lurl.response"):format(i, describe(mw), type(resp)), 0)
   end
   return resp, err

@@ -143,6 +143,8 @@ end
 -- new(fields): fields from the session (status, reason, headers, ...) plus
 -- the private stream state: _conn, _deadline, and _release(resp, reusable),
 -- called once through _finish when the body is done or abandoned.
+function M.is(v) return getmetatable(v) == mt end
+
 function M.new(r)
   r.ok = r.status < 400
   return setmetatable(r, mt)

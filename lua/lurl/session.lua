@@ -1,18 +1,15 @@
--- ClientSession: shared headers, timeouts and the connection pool; builds each
--- request, runs the HTTP/1.1 exchange and wraps the answer in a response.
+-- ClientSession: shared headers, timeouts, cookies and the connection pool.
+-- A request is built by lurl.prepare and sent by lurl.exchange; the session
+-- carries it through its middlewares, its cookies and its redirects.
 local auth = require "lurl.auth"
-local body_mod = require "lurl.body"
 local cjson = require "cjson"
-local codec = require("lurl.core").codec
-local core = require "lurl.core"
 local connector_mod = require "lurl.connector"
 local cookies = require "lurl.cookies"
-local decompress = require "lurl.decompress"
-local formdata = require "lurl.formdata"
 local errors = require "lurl.errors"
-local middleware = require "lurl.middleware"
+local exchange = require "lurl.exchange"
 local headers_mod = require "lurl.headers"
-local response = require "lurl.response"
+local middleware = require "lurl.middleware"
+local prepare_mod = require "lurl.prepare"
 local sched = require "lurl.sched"
 local timeout = require "lurl.timeout"
 local tls = require "lurl.tls"
@@ -21,9 +18,12 @@ local url = require "lurl.url"
 
 local M = {}
 
-M.USER_AGENT = "lurl/" .. core.version
--- Only what the runtime decodes is advertised.
-M.ACCEPT_ENCODING = decompress.ACCEPT
+M.USER_AGENT = prepare_mod.USER_AGENT
+M.ACCEPT_ENCODING = prepare_mod.ACCEPT_ENCODING
+
+local NO_OPTIONS = prepare_mod.NO_OPTIONS
+local build_url, origin, prepare, prepared = prepare_mod.build_url, prepare_mod.origin, prepare_mod.prepare,
+  prepare_mod.prepared
 
 local Session = {}
 local mt = { __name = "lurl.session", __index = Session }
@@ -48,8 +48,6 @@ local REQUEST_OPTIONS = {
   read_until_eof = "boolean", middlewares = "table",
 }
 
-local NO_OPTIONS = {}
-local NO_STRIP = {}
 
 local function check_options(fname, opts, known)
   if opts == nil then return NO_OPTIONS end
@@ -60,12 +58,6 @@ local function check_rfs(fname, v)
   if v ~= nil and type(v) ~= "boolean" and type(v) ~= "function" then
     errors.argerror(fname, "'raise_for_status'", "boolean or function expected", 3)
   end
-end
-
-local function lower_set(list)
-  local set = {}
-  for _, name in ipairs(list or {}) do set[name:lower()] = true end
-  return set
 end
 
 local function check_auth(fname, v, level)
@@ -112,7 +104,7 @@ function M.new(opts)
     headers = hdrs,
     timeout = timeout.for_session(opts.timeout),
     raise_for_status = opts.raise_for_status or false,
-    skip_auto_headers = lower_set(opts.skip_auto_headers),
+    skip_auto_headers = prepare_mod.lower_set(opts.skip_auto_headers),
     json_serialize = opts.json_serialize or cjson.encode,
     connector = conn or connector_mod.new(),
     connector_owner = conn == nil or opts.connector_owner ~= false,
@@ -132,427 +124,6 @@ function M.new(opts)
   }, mt)
 end
 
--- ---- building the request ----
-
-local function build_url(self, raw, params)
-  local u, err
-  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw), 5) end
-  if self.base_url and not raw:match("^[%a][%w+.-]*:") then
-    u, err = url.join(self.base_url, raw)
-  else
-    u, err = url.parse(raw)
-  end
-  if not u then return nil, err end
-  u, err = url.check_http(u, raw)
-  if not u then return nil, err end
-  if params ~= nil then
-    if type(params) ~= "string" and type(params) ~= "table" then
-      errors.argerror("request", "'params'", "table or string expected, got " .. type(params), 5)
-    end
-    local ok, res = pcall(url.with_params, u, params)
-    if not ok then errors.argerror("request", "'params'", res, 5) end
-    u = res
-  end
-  u.fragment = nil
-  return u
-end
-
-local function build_body(self, opts)
-  if opts.data ~= nil and opts.json ~= nil then
-    errors.argerror("request", "#2", "'data' and 'json' cannot be used together", 5)
-  end
-  if opts.json ~= nil then return self.json_serialize(opts.json), "application/json" end
-  local data = opts.data
-  if data == nil then return nil end
-  if type(data) == "string" then return data, nil end
-  local streamed = body_mod.from_data(data)
-  if streamed then return streamed, nil end
-  if formdata.is(data) then
-    local ok, b = pcall(data.body, data)
-    if not ok then errors.argerror("request", "'data'", b, 5) end
-    if #b.parts == 1 and type(b.parts[1]) == "string" then return b.parts[1], b.content_type end
-    return body_mod.stream(b.parts), b.content_type
-  end
-  if type(data) == "table" then
-    local ok, res = pcall(url.encode_form, data)
-    if not ok then errors.argerror("request", "'data'", res, 5) end
-    return res, "application/x-www-form-urlencoded"
-  end
-  errors.argerror("request", "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
-    .. type(data), 5)
-end
-
--- compress = "gzip" | "deflate": the body compressed with Content-Encoding
--- (RFC 9110 section 8.4). A string at once (its length stays known); a
--- streamed body as it goes out, chunked.
-local CODINGS = { gzip = true, deflate = true }
-
-local function compress_body(body, opts)
-  local coding = opts.compress
-  if not coding or not body then return body end
-  if not CODINGS[coding] then
-    errors.argerror("request", "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding, 5)
-  end
-  if type(body) == "string" then
-    local enc = codec.encoder(coding)
-    return enc:feed(body) .. enc:finish()
-  end
-  return body_mod.compressed(body, coding)
-end
-
--- The framing of a streamed body (RFC 9112 section 6): the Content-Length
--- the script set, else its known length, else chunked (always with
--- chunked = true). Returns whether it is chunked and the length declared.
-local function frame(h, streamed, chunked)
-  local given = h:get("Content-Length")
-  if given then
-    -- RFC 9110 section 8.6: 1*DIGIT, nothing else
-    local n = given:match("^%d+$") and tonumber(given)
-    if not n then
-      errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given, 6)
-    end
-    if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header", 6) end
-    return false, n
-  end
-  if chunked or not streamed.length then
-    h:set("Transfer-Encoding", "chunked")
-    return true, nil
-  end
-  h:set("Content-Length", tostring(streamed.length))
-  return false, streamed.length
-end
-
-local METHODS_WITH_BODY = { POST = true, PUT = true, PATCH = true }
-
--- Add a header the script did not set itself nor ask to skip.
-local function auto(h, skip, name, value)
-  if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
-end
-
-local function build_headers(self, method, u, opts, body, ctype, creds)
-  local h = headers_mod.new(self.headers)
-  if opts.headers then
-    local ok, err = pcall(h.update, h, opts.headers)
-    if not ok then errors.argerror("request", "'headers'", err, 5) end
-  end
-  local skip = self.skip_auto_headers
-  if opts.skip_auto_headers then skip = setmetatable(lower_set(opts.skip_auto_headers), { __index = skip }) end
-  auto(h, skip, "Host", url.host_header(u))
-  auto(h, skip, "User-Agent", M.USER_AGENT)
-  auto(h, skip, "Accept", "*/*")
-  local decoding = opts.auto_decompress
-  if decoding == nil then decoding = self.auto_decompress end
-  -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
-  if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
-  local chunked, declared = false, nil
-  if opts.expect100 and body then h:set("Expect", "100-continue") end
-  if opts.compress and body then
-    if h:has("Content-Encoding") then
-      errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header", 5)
-    end
-    h:set("Content-Encoding", opts.compress)
-  end
-  if type(body) == "table" then
-    chunked, declared = frame(h, body, opts.chunked)
-    if ctype then auto(h, skip, "Content-Type", ctype) end
-  elseif body then
-    h:set("Content-Length", tostring(#body))
-    if ctype then auto(h, skip, "Content-Type", ctype) end
-  elseif METHODS_WITH_BODY[method] then
-    h:set("Content-Length", "0")
-  end
-  if self.connector.force_close then h:set("Connection", "close") end
-  for _, name in ipairs(opts.strip or NO_STRIP) do h:remove(name) end
-  if creds then
-    if h:has("Authorization") then
-      errors.argerror("request", "'auth'", "cannot be combined with an Authorization header", 5)
-    end
-    h:set("Authorization", creds:encode())
-  end
-  return h, chunked, declared
-end
-
-local function origin(u)
-  return u.scheme .. "://" .. url.host_header(u)
-end
-
--- The credentials of a request, in aiohttp's order: its auth option, those
--- in its URL (which are taken out of it), or the session's auth, which goes
--- only to the base_url's origin when the session has a base_url. auth =
--- false marks a redirect to another origin: only credentials in its
--- Location count there (aiohttp would send the session's again; they stay
--- behind). Returns the URL and the credentials, or nil and
--- InvalidUrlClientError.
-local function credentials(self, u, opts)
-  local from_url, err = auth.from_url(u)
-  if err then return nil, err end
-  if from_url then u = url.strip_userinfo(u) end
-  local own = opts.auth
-  if from_url and opts.redirected then return u, from_url end -- the server's Location names them
-  if own and from_url then
-    errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL", 5)
-  end
-  if own then return u, own end
-  if from_url or own == false then return u, from_url end
-  local base = self.base_url
-  if self.auth and (not base or origin(base) == origin(u)) then return u, self.auth end
-  return u, nil
-end
-
--- ---- the exchange ----
-
-local function connection_error(kind, msg, ev, ctx)
-  return errors.new(kind, msg, { url = ctx.url, method = ctx.method, errno = ev and ev[3], cause = ev and ev[2] })
-end
-
--- Map a read event that ended the exchange before a head arrived.
-local function head_failure(ev, err, ctx)
-  if not ev then return err end
-  local kind = ev[1]
-  if kind == "eof" then
-    return connection_error("ServerDisconnectedError", "server disconnected before sending a response", ev, ctx)
-  end
-  if ev[3] == "ECONNRESET" then
-    return connection_error("ClientConnectionResetError", "connection reset by peer", ev, ctx)
-  end
-  if ev[3] == "ESSL" then
-    -- TLS 1.3 servers reject a client certificate after the handshake
-    return connection_error("ClientSSLError", "TLS error before the response: " .. tostring(ev[2]), ev, ctx)
-  end
-  if ev[3] and ev[3]:match("^HPE_") then
-    if ev[3] == "HPE_INVALID_EOF_STATE" then
-      return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
-    end
-    return connection_error("ClientResponseError", "invalid HTTP response: " .. tostring(ev[2]), ev, ctx)
-  end
-  return connection_error("ClientOSError", tostring(ev[2]), ev, ctx)
-end
-
-local function read_head(c, deadline, ctx)
-  local ev, err = c:read_event(deadline, ctx)
-  -- a 100 that came after the body went anyway
-  while ev and ev[1] == "continue" do ev, err = c:read_event(deadline, ctx) end
-  if ev and ev[1] == "head" then return ev end
-  -- a broken connection that never gave a byte may be a stale keep-alive one
-  return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at
-end
-
-local function emit_sent(tr, req)
-  tr:emit("request_headers_sent", { method = req.method, url = req.url_string, headers = req.headers:copy() })
-  if type(req.body) == "string" then
-    tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body })
-  end
-end
-
-local function encode(req, head_only)
-  -- a streamed body follows the head, and so does any body that waits for 100
-  local body = not head_only and type(req.body) == "string" and req.body or nil
-  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
-  if not bytes then errors.argerror("request", "'headers'", why, 6) end
-  return bytes
-end
-
--- Send the request on c and read the head. Returns the head event, or nil,
--- err, replayable: whether the failure came before any response byte, so
--- the server cannot have acted on what it may have received.
--- Send data on c: true, or nil and the typed error.
-local function send_on(c, data, deadline, ctx)
-  local ok, err, ename = c:send(data, deadline, ctx)
-  if ok then return true end
-  if type(err) == "table" then return nil, err end
-  return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
-    "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
-end
-
--- How long a request sent with Expect: 100-continue waits for the 100
--- before its body goes anyway (curl's default).
-local EXPECT_WAIT = 1
-
--- The body after a head that went alone.
-local function send_body(c, req, deadline, ctx)
-  if type(req.body) == "string" then return send_on(c, req.body, deadline, ctx) end
-  local function left() return (deadline:limit("write")) end
-  local function send(data)
-    local secs, _, why = deadline:limit("write")
-    if secs == 0 then return nil, deadline:error(why, ctx) end
-    return send_on(c, data, deadline, ctx)
-  end
-  return body_mod.send(req.body, send, left, req.chunked, req.declared, ctx)
-end
-
--- Expect: 100-continue (RFC 9110 section 10.1.1): the head, then the body
--- once the server said 100 (or did not answer within EXPECT_WAIT); a final
--- answer instead means the body is not sent, and the connection, whose
--- request stays incomplete, is not reused.
-local function send_expecting(c, req, deadline, ctx)
-  c.expecting = true
-  local ok, err = send_on(c, encode(req, true), deadline, ctx)
-  if not ok then return nil, err end
-  local got
-  got, err = c:await_continue(EXPECT_WAIT, deadline, ctx)
-  if not got then return nil, err end
-  if got == "final" then
-    c.reusable = false
-    return true
-  end
-  return send_body(c, req, deadline, ctx)
-end
-
--- The head, then a streamed body part by part.
-local function send_request(c, req, deadline, ctx)
-  if req.expect100 then return send_expecting(c, req, deadline, ctx) end
-  local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
-  if not ok or type(req.body) ~= "table" then return ok, err end
-  return send_body(c, req, deadline, ctx)
-end
-
-local function exchange(c, req, deadline, ctx, tr)
-  c:begin(req.method == "HEAD")
-  req.t_send = sched.now()
-  local ok, err = send_request(c, req, deadline, ctx)
-  req.t_sent = sched.now()
-  if not ok then
-    -- the peer may have answered and closed before reading everything
-    local ev = c.queue[c.queue.head]
-    if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
-    return nil, err, not c.first_byte_at and err.kind ~= "TimeoutError" and err.kind ~= "ClientPayloadError"
-  end
-  if tr then emit_sent(tr, req) end
-  return read_head(c, deadline, ctx)
-end
-
--- resp:_release(ok) once its body is done (ok) or abandoned.
-local function release(resp, ok)
-  local c = resp._conn
-  local now = sched.now()
-  resp._stamps.t_end = now
-  resp._connector:release(c, ok and c:can_reuse(resp._keep_alive), now)
-end
-
--- The decoders for a response's Content-Encoding (false: none), when the
--- request decodes and the response has a body (RFC 9110 sections 6.4.1 and
--- 9.3.2: none for HEAD, 204 and 304).
-local function decoder_for(self, req, status, content_encoding)
-  if not content_encoding or not req.decode or req.method == "HEAD" or status == 204 or status == 304 then
-    return false
-  end
-  return decompress.chain(content_encoding, req.max_decompressed) or false
-end
-
-local function make_response(self, req, head, c, deadline, tr)
-  local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
-  local connector = self.connector
-  local resp = response.new {
-    status = status, reason = reason, _major = major, _minor = minor,
-    method = req.method, url = req.url_string,
-    _fields_block = block, -- resp.headers is made from it when first read
-    _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
-    _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
-    _decode = decoder_for(self, req, status, head[9]),
-    _max_body = req.max_body, _charset_resolver = self.fallback_charset_resolver,
-    -- the body state fields, present from the start so the table never grows
-    _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
-    -- a streamed body is bounded by sock_read only, as in aiohttp
-    _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
-  }
-  req.t_first = c.first_byte_at
-  if head.done then
-    -- the whole response came with its head: no body events to wait for
-    local body = head.body
-    if body then response.received(resp, body) end
-    resp._eof = true
-    if not resp._decode then
-      resp._body = body or ""
-    elseif not response.decode_whole(resp, body) then
-      return resp
-    end
-    if response.too_big(resp, #resp._body) then return resp end
-    resp:_finish(true)
-  end
-  return resp
-end
-
--- A body that only the end of the connection delimits (RFC 9112 section
--- 6.3, rule 8): no Content-Length, not chunked, and a status and method
--- that have a body.
-local function close_delimited(resp, req)
-  if req.method == "HEAD" or resp.status == 204 or resp.status == 304 or resp.status < 200 then return false end
-  local h = resp.headers
-  local te = h["transfer-encoding"]
-  return not h["content-length"] and not (te and te:lower():find("chunked", 1, true))
-end
-
--- read_until_eof = false (aiohttp): such a body is taken as empty and its
--- connection closed, instead of reading until the server closes it.
-local function skip_until_eof(resp)
-  resp._body, resp._eof = "", true
-  resp:_finish(false)
-  return resp
-end
-
--- Close a streamed response's connection if the script drops it unread.
-local function guard(resp)
-  local proxy = newproxy(true)
-  getmetatable(proxy).__gc = function() resp:_finish(false) end
-  resp._gc = proxy
-  return resp
-end
-
--- RFC 9110 section 9.2.2
-local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
-
--- A request that failed on a reused connection before any response byte
--- (the server closed it while it sat idle) is sent once more on a new
--- connection, when that is safe: the method is idempotent, or the socket
--- refused the request so none of it reached the server.
-local function may_replay(connector, req, c, reused, replayable)
-  local body = req.body
-  return reused and replayable and connector.retry_stale and (IDEMPOTENT[req.method] or c.unsent)
-    and (type(body) ~= "table" or body.replayable)
-end
-
--- One try: a connection and the exchange of the request on it. Returns the
--- connection and the head event, or nil, err and whether a retry on a new
--- connection is allowed (may_replay).
-local function attempt(self, req, deadline, ctx, tr)
-  local connector = self.connector
-  local c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, req)
-  if not c then return nil, reused end
-  req.reused = reused
-  local ok, head, herr, replayable = pcall(exchange, c, req, deadline, ctx, tr)
-  if ok and head then return c, head end
-  -- a timeout, cancellation or failure leaves the connection in an unknown state
-  connector:release(c, false)
-  if not ok then error(head, 0) end
-  return nil, herr, not req.fresh and may_replay(connector, req, c, reused, replayable)
-end
-
-local function perform(self, req, deadline, ctx, tr)
-  local connector = self.connector
-  local c, head, retry = attempt(self, req, deadline, ctx, tr)
-  if not c then
-    if not retry then return nil, head end
-    req.fresh = true
-    if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = head }) end
-    c, head = attempt(self, req, deadline, ctx, tr)
-    if not c then return nil, head end
-  end
-  local resp = make_response(self, req, head, c, deadline, tr)
-  if resp._eof then -- it came whole with its head
-    if resp._error then return nil, resp._error end
-    return resp
-  end
-  if req.read_until_eof == false and close_delimited(resp, req) then return skip_until_eof(resp) end
-  if req.stream then return guard(resp) end
-  local body_ok, body, berr = pcall(response.read_all, resp)
-  if not body_ok then
-    connector:release(c, false)
-    error(body, 0)
-  end
-  if not body then return nil, berr end
-  return resp
-end
-
 local function apply_raise_for_status(resp, rfs)
   if not rfs then return resp end
   if type(rfs) == "function" then
@@ -563,56 +134,7 @@ local function apply_raise_for_status(resp, rfs)
   return resp:raise_for_status()
 end
 
--- What a request needs before it is sent: { u, url_string, port, key,
--- headers, body, bytes (the encoded request, when it can be reused) }, or
--- nil and an InvalidURL error.
 local request -- Session:request without the method check, defined below
-
-local function prepare(self, method, raw_url, opts)
-  local u, err = build_url(self, raw_url, opts.params)
-  if not u then return nil, err end
-  local creds
-  u, creds = credentials(self, u, opts)
-  if not u then return nil, creds end
-  local body, ctype = build_body(self, opts)
-  body = compress_body(body, opts)
-  if opts.chunked and type(body) == "string" then body = body_mod.stream({ body }) end
-  local headers, chunked, declared = build_headers(self, method, u, opts, body, ctype, creds)
-  local port = u.port or url.default_ports[u.scheme]
-  local connector = self.connector
-  local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
-  return {
-    u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
-    ssl = ssl, headers = headers, body = body, auth = creds or false, chunked = chunked, declared = declared,
-    expect100 = opts.expect100 and body ~= nil or false,
-  }
-end
-
--- A request made without options to a URL string seen before reuses what
--- was prepared for it, encoded request included (loops that hit one URL
--- spend no time building requests). The cache is bounded and starts over
--- when full; a change to session.headers makes it start over too.
-local PREPARED_MAX = 256
-
-local function prepared(self, method, raw_url)
-  local cache, h = self.prepared, self.headers
-  local changes = headers_mod.changes(h)
-  if cache.headers ~= h or cache.changes ~= changes or cache.size >= PREPARED_MAX then
-    cache = { headers = h, changes = changes, size = 0, by_method = {} }
-    self.prepared = cache
-  end
-  local urls = cache.by_method[method]
-  if not urls then urls = {}; cache.by_method[method] = urls end
-  local p = urls[raw_url]
-  if p then return p end
-  local err
-  p, err = prepare(self, method, raw_url, NO_OPTIONS)
-  if not p then return nil, err end
-  p.bytes = encode { method = method, url = p.u, headers = p.headers, body = p.body }
-  p.method = method
-  urls[raw_url], cache.size = p, cache.size + 1
-  return p
-end
 
 -- ---- cookies (RFC 6265 section 5.4) ----
 
@@ -671,7 +193,7 @@ local function hop(self, method, p, opts, deadline, tr)
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
     queue = false, dns = false, connect = false, handshake = false,
   }
-  local resp, err = perform(self, req, deadline, ctx, tr)
+  local resp, err = exchange.perform(self, req, deadline, ctx, tr)
   if not resp then return nil, errors.annotate(err, ctx) end
   -- the parser said whether the head has Set-Cookie: most do not, and
   -- then their headers need not be built
@@ -716,7 +238,9 @@ local function next_options(opts, keep_body, cross, used)
     o.server_hostname, o.cookies = nil, nil
     for _, name in ipairs(CROSS_ORIGIN_STRIP) do strip[#strip + 1] = name end
   end
-  for _, name in ipairs(opts.strip or NO_STRIP) do strip[#strip + 1] = name end
+  if opts.strip then
+    for _, name in ipairs(opts.strip) do strip[#strip + 1] = name end
+  end
   o.strip = strip
   return o
 end
@@ -845,8 +369,8 @@ end
 -- cache of prepared requests serves it), or a fresh preparation.
 local function prepare_for(self, req)
   local p = req.prepared
-  if p and req.method == p.method and req.url == p.url_string and req.timeout == nil
-    and next(req.options) == nil and headers_mod.changes(req.headers) == 0 then
+  if p and req.method == p.method and req.url == p.url_string and next(req.options) == nil
+    and headers_mod.changes(req.headers) == 0 then
     return p, nil, NO_OPTIONS
   end
   local opts = {}

@@ -62,6 +62,9 @@ end
 
 function M.is(v) return getmetatable(v) == mt end
 
+-- Whether name is one of M.SIGNALS.
+function M.is_signal(name) return KNOWN["on_" .. tostring(name)] == true end
+
 -- ---- one request's tracer ----
 
 local Tracer = {}

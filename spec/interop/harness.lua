@@ -32,6 +32,27 @@ function H.ok(resp, err)
   return resp
 end
 
+-- Seven requests on session s to a server that closes a connection after
+-- three (keepalive_requests 3): get(n) makes request n and returns its
+-- connection's id, its number on that connection and anything for
+-- each(n, number, extra), the caller's own checks. Requests 1-3, 4-6 and 7
+-- must have gone on three connections, none left in the pool after a third.
+function H.three_per_connection(s, get, each)
+  local seen = {}
+  for n = 1, 7 do
+    local conn, number, extra = get(n)
+    H.eq(number, (n - 1) % 3 + 1, "connection_requests of request " .. n)
+    seen[n] = conn
+    if each then each(n, number, extra) end
+    if number == 3 then
+      -- the server said Connection: close: nothing may stay in the pool
+      H.eq(s.connector:stats().idle, 0, "idle after the last request on a connection")
+    end
+  end
+  assert(seen[1] == seen[3] and seen[4] == seen[6] and seen[1] ~= seen[4] and seen[4] ~= seen[7],
+    "connections: " .. table.concat(seen, " "))
+end
+
 -- Adler-32 of a string, or fed incrementally: local a = H.adler(); a:update(s); a:digest()
 local function adler_update(st, s)
   local a, b = st.a, st.b

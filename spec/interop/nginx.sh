@@ -89,3 +89,19 @@ check_error_log() {
     pass "error.log: no [$1] lines"
   fi
 }
+
+# check_keepalive_log UA FIELD WHAT: the access log lines whose User-Agent
+# is UA must be 20 requests on one connection (its id in field FIELD of the
+# log format); WHAT names the connection in the pass line. Leaves the lines
+# in KA for the caller's own checks.
+check_keepalive_log() {
+  KA=$(grep -a "\"$1\"\$" "$T/access.log" 2>/dev/null)
+  local n conns
+  n=$(printf '%s\n' "$KA" | grep -c . )
+  conns=$(printf '%s\n' "$KA" | awk -v f="$2" 'NF { print $f }' | sort -u | wc -l)
+  if [ "$n" -eq 20 ] && [ "$conns" -eq 1 ]; then
+    pass "access log: 20 keep-alive requests on 1 $3"
+  else
+    fail "access log: want 20 requests on 1 connection, got $n requests on $conns connection(s)"
+  fi
+}

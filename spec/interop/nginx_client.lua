@@ -217,18 +217,7 @@ end)
 
 check("keep-alive: nginx closes after keepalive_requests, lurl reconnects", function()
   local s = lurl.session { base_url = base }
-  local seen = {}
-  for i = 1, 7 do
-    local c, n = conn_info("/conn_limited", s)
-    eq(n, (i - 1) % 3 + 1, "connection_requests of request " .. i)
-    seen[#seen + 1] = c
-    if n == 3 then
-      -- nginx said Connection: close: nothing may stay in the pool
-      eq(s.connector:stats().idle, 0, "idle after the last request on a connection")
-    end
-  end
-  assert(seen[1] == seen[3] and seen[4] == seen[6] and seen[1] ~= seen[4] and seen[4] ~= seen[7],
-    "connections: " .. table.concat(seen, " "))
+  H.three_per_connection(s, function() return conn_info("/conn_limited", s) end)
   s:close()
 end)
 

@@ -69,6 +69,22 @@ local function check_tls(r, what)
   return t
 end
 
+-- A GET of host/info on a new session sharing context rctx with the one
+-- whose first connection nginx described as first: it must go on another
+-- connection and resume the TLS session (nginx's ssl_session_reused "r"),
+-- keeping the peer certificate and the verification result. Returns the
+-- new session and the response.
+local function resumed_elsewhere(rctx, host, user_agent, first, what)
+  local s = session { connector = lurl.connector { ssl = rctx }, headers = { ["User-Agent"] = user_agent } }
+  local r = ok(s:get(host .. "/info"))
+  local i = info(r)
+  assert(i.conn ~= first.conn, "same nginx connection in two sessions")
+  eq(r.tls.resumed, true, "resumed on the new connection")
+  eq(i.reused, "r", "nginx's ssl_session_reused on the new connection")
+  check_tls(r, what)
+  return s, r
+end
+
 -- ---- verification ----
 
 check("GET https://127.0.0.1 with ssl = ctx per request", function()
@@ -223,25 +239,19 @@ end)
 
 check("keep-alive: nginx closes after keepalive_requests, lurl reconnects (and resumes)", function()
   local s = session { connector = lurl.connector { ssl = ctx } }
-  local seen = {}
-  for n = 1, 7 do
+  H.three_per_connection(s, function()
     local r = ok(s:get(HOST_A .. "/info_limited"))
     local i = info(r)
-    eq(i.requests, (n - 1) % 3 + 1, "connection_requests of request " .. n)
-    seen[#seen + 1] = i.conn
-    if i.requests == 1 then
+    return i.conn, i.requests, r
+  end, function(n, number, r)
+    if number == 1 then
       -- the connections after nginx's close resume the session of the one before
       if n > 1 then eq(r.tls.resumed, true, "resumed on the new connection of request " .. n) end
     else
       eq(r.timings.reused, true, "timings.reused of request " .. n)
     end
-    if i.requests == 3 then
-      eq(r.headers["connection"], "close", "Connection header of request " .. n)
-      eq(s.connector:stats().idle, 0, "idle after the last request on a connection")
-    end
-  end
-  assert(seen[1] == seen[3] and seen[4] == seen[6] and seen[1] ~= seen[4] and seen[4] ~= seen[7],
-    "connections: " .. table.concat(seen, " "))
+    if number == 3 then eq(r.headers["connection"], "close", "Connection header of request " .. n) end
+  end)
   s:close()
 end)
 
@@ -272,16 +282,9 @@ check("resumption: one context shared by two sessions", function()
   -- nginx sends two TLS 1.3 tickets per connection; each is used once
   assert(rctx:sessions() >= 1, "sessions kept by the context: " .. rctx:sessions())
 
-  local s2 = session { connector = lurl.connector { ssl = rctx }, headers = { ["User-Agent"] = "lurl-tls-resume-2" } }
-  local r2 = ok(s2:get(HOST_A .. "/info"))
-  local i2 = info(r2)
-  assert(i2.conn ~= i1.conn, "same nginx connection in two sessions")
-  eq(r2.tls.resumed, true, "second connection resumed")
-  eq(i2.reused, "r", "nginx's ssl_session_reused on the second connection")
+  local s2, r2 = resumed_elsewhere(rctx, HOST_A, "lurl-tls-resume-2", i1, "resumed")
   eq(r2.timings.reused, false, "timings.reused (a new connection)")
   assert(r2.timings.tls > 0, "timings.tls of the resumed handshake: " .. r2.timings.tls)
-  -- a resumed session keeps the peer certificate and the verification result
-  check_tls(r2, "resumed")
   s2:close()
 end)
 
@@ -427,13 +430,7 @@ check("TLS 1.2 only server: verified, keep-alive, resumption (tickets in the han
   eq(info(r2).conn, i1.conn, "connection of the second request")
   eq(r2.timings.reused, true, "timings.reused of the second request")
   s:close()
-  local s2 = session { connector = lurl.connector { ssl = rctx }, headers = { ["User-Agent"] = "lurl-tls12" } }
-  local r3 = ok(s2:get(HOST_C .. "/info"))
-  local i3 = info(r3)
-  assert(i3.conn ~= i1.conn, "same nginx connection in two sessions")
-  eq(r3.tls.resumed, true, "resumed on the new connection")
-  eq(i3.reused, "r", "nginx's ssl_session_reused on the new connection")
-  check_tls(r3, "TLS 1.2 resumed")
+  local s2 = resumed_elsewhere(rctx, HOST_C, "lurl-tls12", i1, "TLS 1.2 resumed")
   local body = ok(s2:get(HOST_C .. "/static/blob.bin")):read()
   assert(body == blob, ("1 MiB over TLS 1.2 differs (%d bytes)"):format(#body))
   s2:close()

@@ -1,0 +1,272 @@
+-- One request on a connection of the pool (HTTP/1.1, RFC 9112): the head
+-- and body sent, the response head read and made into a lurl.response
+-- whose body is read whole unless the request streams it; a pooled
+-- connection the server had closed is replaced once when that is safe.
+local body_mod = require "lurl.body"
+local core = require "lurl.core"
+local decompress = require "lurl.decompress"
+local errors = require "lurl.errors"
+local response = require "lurl.response"
+local sched = require "lurl.sched"
+local timeout = require "lurl.timeout"
+local url = require "lurl.url"
+
+local M = {}
+
+local function connection_error(kind, msg, ev, ctx)
+  return errors.new(kind, msg, { url = ctx.url, method = ctx.method, errno = ev and ev[3], cause = ev and ev[2] })
+end
+
+-- Map a read event that ended the exchange before a head arrived.
+local function head_failure(ev, err, ctx)
+  if not ev then return err end
+  local kind = ev[1]
+  if kind == "eof" then
+    return connection_error("ServerDisconnectedError", "server disconnected before sending a response", ev, ctx)
+  end
+  if ev[3] == "ECONNRESET" then
+    return connection_error("ClientConnectionResetError", "connection reset by peer", ev, ctx)
+  end
+  if ev[3] == "ESSL" then
+    -- TLS 1.3 servers reject a client certificate after the handshake
+    return connection_error("ClientSSLError", "TLS error before the response: " .. tostring(ev[2]), ev, ctx)
+  end
+  if ev[3] and ev[3]:match("^HPE_") then
+    if ev[3] == "HPE_INVALID_EOF_STATE" then
+      return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
+    end
+    return connection_error("ClientResponseError", "invalid HTTP response: " .. tostring(ev[2]), ev, ctx)
+  end
+  return connection_error("ClientOSError", tostring(ev[2]), ev, ctx)
+end
+
+local function read_head(c, deadline, ctx)
+  local ev, err = c:read_event(deadline, ctx)
+  -- a 100 that came after the body went anyway
+  while ev and ev[1] == "continue" do ev, err = c:read_event(deadline, ctx) end
+  if ev and ev[1] == "head" then return ev end
+  -- a broken connection that never gave a byte may be a stale keep-alive one
+  return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at
+end
+
+local function emit_sent(tr, req)
+  tr:emit("request_headers_sent", { method = req.method, url = req.url_string, headers = req.headers:copy() })
+  if type(req.body) == "string" then
+    tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body })
+  end
+end
+
+local function encode(req, head_only)
+  -- a streamed body follows the head, and so does any body that waits for 100
+  local body = not head_only and type(req.body) == "string" and req.body or nil
+  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
+  if not bytes then errors.argerror("request", "'headers'", why, 6) end
+  return bytes
+end
+
+-- Send the request on c and read the head. Returns the head event, or nil,
+-- err, replayable: whether the failure came before any response byte, so
+-- the server cannot have acted on what it may have received.
+-- Send data on c: true, or nil and the typed error.
+local function send_on(c, data, deadline, ctx)
+  local ok, err, ename = c:send(data, deadline, ctx)
+  if ok then return true end
+  if type(err) == "table" then return nil, err end
+  return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
+    "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
+end
+
+-- How long a request sent with Expect: 100-continue waits for the 100
+-- before its body goes anyway (curl's default).
+local EXPECT_WAIT = 1
+
+-- The body after a head that went alone.
+local function send_body(c, req, deadline, ctx)
+  if type(req.body) == "string" then return send_on(c, req.body, deadline, ctx) end
+  local function left() return (deadline:limit("write")) end
+  local function send(data)
+    local secs, _, why = deadline:limit("write")
+    if secs == 0 then return nil, deadline:error(why, ctx) end
+    return send_on(c, data, deadline, ctx)
+  end
+  return body_mod.send(req.body, send, left, req.chunked, req.declared, ctx)
+end
+
+-- Expect: 100-continue (RFC 9110 section 10.1.1): the head, then the body
+-- once the server said 100 (or did not answer within EXPECT_WAIT); a final
+-- answer instead means the body is not sent, and the connection, whose
+-- request stays incomplete, is not reused.
+local function send_expecting(c, req, deadline, ctx)
+  c.expecting = true
+  local ok, err = send_on(c, encode(req, true), deadline, ctx)
+  if not ok then return nil, err end
+  local got
+  got, err = c:await_continue(EXPECT_WAIT, deadline, ctx)
+  if not got then return nil, err end
+  if got == "final" then
+    c.reusable = false
+    return true
+  end
+  return send_body(c, req, deadline, ctx)
+end
+
+-- The head, then a streamed body part by part.
+local function send_request(c, req, deadline, ctx)
+  if req.expect100 then return send_expecting(c, req, deadline, ctx) end
+  local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
+  if not ok or type(req.body) ~= "table" then return ok, err end
+  return send_body(c, req, deadline, ctx)
+end
+
+local function exchange(c, req, deadline, ctx, tr)
+  c:begin(req.method == "HEAD")
+  req.t_send = sched.now()
+  local ok, err = send_request(c, req, deadline, ctx)
+  req.t_sent = sched.now()
+  if not ok then
+    -- the peer may have answered and closed before reading everything
+    local ev = c.queue[c.queue.head]
+    if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
+    return nil, err, not c.first_byte_at and err.kind ~= "TimeoutError" and err.kind ~= "ClientPayloadError"
+  end
+  if tr then emit_sent(tr, req) end
+  return read_head(c, deadline, ctx)
+end
+
+-- resp:_release(ok) once its body is done (ok) or abandoned.
+local function release(resp, ok)
+  local c = resp._conn
+  local now = sched.now()
+  resp._stamps.t_end = now
+  resp._connector:release(c, ok and c:can_reuse(resp._keep_alive), now)
+end
+
+-- The decoders for a response's Content-Encoding (false: none), when the
+-- request decodes and the response has a body (RFC 9110 sections 6.4.1 and
+-- 9.3.2: none for HEAD, 204 and 304).
+local function decoder_for(session, req, status, content_encoding)
+  if not content_encoding or not req.decode or req.method == "HEAD" or status == 204 or status == 304 then
+    return false
+  end
+  return decompress.chain(content_encoding, req.max_decompressed) or false
+end
+
+local function make_response(session, req, head, c, deadline, tr)
+  local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
+  local connector = session.connector
+  local resp = response.new {
+    status = status, reason = reason, _major = major, _minor = minor,
+    method = req.method, url = req.url_string,
+    _fields_block = block, -- resp.headers is made from it when first read
+    _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
+    _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
+    _decode = decoder_for(session, req, status, head[9]),
+    _max_body = req.max_body, _charset_resolver = session.fallback_charset_resolver,
+    -- the body state fields, present from the start so the table never grows
+    _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
+    -- a streamed body is bounded by sock_read only, as in aiohttp
+    _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
+  }
+  req.t_first = c.first_byte_at
+  if head.done then
+    -- the whole response came with its head: no body events to wait for
+    local body = head.body
+    if body then response.received(resp, body) end
+    resp._eof = true
+    if not resp._decode then
+      resp._body = body or ""
+    elseif not response.decode_whole(resp, body) then
+      return resp
+    end
+    if response.too_big(resp, #resp._body) then return resp end
+    resp:_finish(true)
+  end
+  return resp
+end
+
+-- A body that only the end of the connection delimits (RFC 9112 section
+-- 6.3, rule 8): no Content-Length, not chunked, and a status and method
+-- that have a body.
+local function close_delimited(resp, req)
+  if req.method == "HEAD" or resp.status == 204 or resp.status == 304 or resp.status < 200 then return false end
+  local h = resp.headers
+  local te = h["transfer-encoding"]
+  return not h["content-length"] and not (te and te:lower():find("chunked", 1, true))
+end
+
+-- read_until_eof = false (aiohttp): such a body is taken as empty and its
+-- connection closed, instead of reading until the server closes it.
+local function skip_until_eof(resp)
+  resp._body, resp._eof = "", true
+  resp:_finish(false)
+  return resp
+end
+
+-- Close a streamed response's connection if the script drops it unread.
+local function guard(resp)
+  local proxy = newproxy(true)
+  getmetatable(proxy).__gc = function() resp:_finish(false) end
+  resp._gc = proxy
+  return resp
+end
+
+-- RFC 9110 section 9.2.2
+local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
+
+-- A request that failed on a reused connection before any response byte
+-- (the server closed it while it sat idle) is sent once more on a new
+-- connection, when that is safe: the method is idempotent, or the socket
+-- refused the request so none of it reached the server.
+local function may_replay(connector, req, c, reused, replayable)
+  local body = req.body
+  return reused and replayable and connector.retry_stale and (IDEMPOTENT[req.method] or c.unsent)
+    and (type(body) ~= "table" or body.replayable)
+end
+
+-- One try: a connection and the exchange of the request on it. Returns the
+-- connection and the head event, or nil, err and whether a retry on a new
+-- connection is allowed (may_replay).
+local function attempt(session, req, deadline, ctx, tr)
+  local connector = session.connector
+  local c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, req)
+  if not c then return nil, reused end
+  req.reused = reused
+  local ok, head, herr, replayable = pcall(exchange, c, req, deadline, ctx, tr)
+  if ok and head then return c, head end
+  -- a timeout, cancellation or failure leaves the connection in an unknown state
+  connector:release(c, false)
+  if not ok then error(head, 0) end
+  return nil, herr, not req.fresh and may_replay(connector, req, c, reused, replayable)
+end
+
+local function perform(session, req, deadline, ctx, tr)
+  local connector = session.connector
+  local c, head, retry = attempt(session, req, deadline, ctx, tr)
+  if not c then
+    if not retry then return nil, head end
+    req.fresh = true
+    if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = head }) end
+    c, head = attempt(session, req, deadline, ctx, tr)
+    if not c then return nil, head end
+  end
+  local resp = make_response(session, req, head, c, deadline, tr)
+  if resp._eof then -- it came whole with its head
+    if resp._error then return nil, resp._error end
+    return resp
+  end
+  if req.read_until_eof == false and close_delimited(resp, req) then return skip_until_eof(resp) end
+  if req.stream then return guard(resp) end
+  local body_ok, body, berr = pcall(response.read_all, resp)
+  if not body_ok then
+    connector:release(c, false)
+    error(body, 0)
+  end
+  if not body then return nil, berr end
+  return resp
+end
+
+M.encode = encode
+M.perform = perform
+M.IDEMPOTENT = IDEMPOTENT
+
+return M

@@ -1,0 +1,253 @@
+-- Building a request from what a script gives (the URL and its params,
+-- credentials, the body and its framing, the headers) into what the
+-- exchange sends, and a session's cache of requests made without options.
+local auth = require "lurl.auth"
+local body_mod = require "lurl.body"
+local codec = require("lurl.core").codec
+local core = require "lurl.core"
+local decompress = require "lurl.decompress"
+local errors = require "lurl.errors"
+local exchange = require "lurl.exchange"
+local formdata = require "lurl.formdata"
+local headers_mod = require "lurl.headers"
+local url = require "lurl.url"
+
+local M = {}
+
+M.USER_AGENT = "lurl/" .. core.version
+-- Only what the runtime decodes is advertised.
+M.ACCEPT_ENCODING = decompress.ACCEPT
+
+-- The options of a request made without any (the cache serves those).
+M.NO_OPTIONS = {}
+local NO_OPTIONS = M.NO_OPTIONS
+
+function M.lower_set(list)
+  local set = {}
+  for _, name in ipairs(list or {}) do set[name:lower()] = true end
+  return set
+end
+local lower_set = M.lower_set
+
+local function build_url(session, raw, params)
+  local u, err
+  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw), 5) end
+  if session.base_url and not raw:match("^[%a][%w+.-]*:") then
+    u, err = url.join(session.base_url, raw)
+  else
+    u, err = url.parse(raw)
+  end
+  if not u then return nil, err end
+  u, err = url.check_http(u, raw)
+  if not u then return nil, err end
+  if params ~= nil then
+    if type(params) ~= "string" and type(params) ~= "table" then
+      errors.argerror("request", "'params'", "table or string expected, got " .. type(params), 5)
+    end
+    local ok, res = pcall(url.with_params, u, params)
+    if not ok then errors.argerror("request", "'params'", res, 5) end
+    u = res
+  end
+  u.fragment = nil
+  return u
+end
+
+local function build_body(session, opts)
+  if opts.data ~= nil and opts.json ~= nil then
+    errors.argerror("request", "#2", "'data' and 'json' cannot be used together", 5)
+  end
+  if opts.json ~= nil then return session.json_serialize(opts.json), "application/json" end
+  local data = opts.data
+  if data == nil then return nil end
+  if type(data) == "string" then return data, nil end
+  local streamed = body_mod.from_data(data)
+  if streamed then return streamed, nil end
+  if formdata.is(data) then
+    local ok, b = pcall(data.body, data)
+    if not ok then errors.argerror("request", "'data'", b, 5) end
+    if #b.parts == 1 and type(b.parts[1]) == "string" then return b.parts[1], b.content_type end
+    return body_mod.stream(b.parts), b.content_type
+  end
+  if type(data) == "table" then
+    local ok, res = pcall(url.encode_form, data)
+    if not ok then errors.argerror("request", "'data'", res, 5) end
+    return res, "application/x-www-form-urlencoded"
+  end
+  errors.argerror("request", "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
+    .. type(data), 5)
+end
+
+-- compress = "gzip" | "deflate": the body compressed with Content-Encoding
+-- (RFC 9110 section 8.4). A string at once (its length stays known); a
+-- streamed body as it goes out, chunked.
+local CODINGS = { gzip = true, deflate = true }
+
+local function compress_body(body, opts)
+  local coding = opts.compress
+  if not coding or not body then return body end
+  if not CODINGS[coding] then
+    errors.argerror("request", "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding, 5)
+  end
+  if type(body) == "string" then
+    local enc = codec.encoder(coding)
+    return enc:feed(body) .. enc:finish()
+  end
+  return body_mod.compressed(body, coding)
+end
+
+-- The framing of a streamed body (RFC 9112 section 6): the Content-Length
+-- the script set, else its known length, else chunked (always with
+-- chunked = true). Returns whether it is chunked and the length declared.
+local function frame(h, streamed, chunked)
+  local given = h:get("Content-Length")
+  if given then
+    -- RFC 9110 section 8.6: 1*DIGIT, nothing else
+    local n = given:match("^%d+$") and tonumber(given)
+    if not n then
+      errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given, 6)
+    end
+    if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header", 6) end
+    return false, n
+  end
+  if chunked or not streamed.length then
+    h:set("Transfer-Encoding", "chunked")
+    return true, nil
+  end
+  h:set("Content-Length", tostring(streamed.length))
+  return false, streamed.length
+end
+
+local METHODS_WITH_BODY = { POST = true, PUT = true, PATCH = true }
+
+-- Add a header the script did not set itself nor ask to skip.
+local function auto(h, skip, name, value)
+  if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
+end
+
+local function build_headers(session, method, u, opts, body, ctype, creds)
+  local h = headers_mod.new(session.headers)
+  if opts.headers then
+    local ok, err = pcall(h.update, h, opts.headers)
+    if not ok then errors.argerror("request", "'headers'", err, 5) end
+  end
+  local skip = session.skip_auto_headers
+  if opts.skip_auto_headers then skip = setmetatable(lower_set(opts.skip_auto_headers), { __index = skip }) end
+  auto(h, skip, "Host", url.host_header(u))
+  auto(h, skip, "User-Agent", M.USER_AGENT)
+  auto(h, skip, "Accept", "*/*")
+  local decoding = opts.auto_decompress
+  if decoding == nil then decoding = session.auto_decompress end
+  -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
+  if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
+  local chunked, declared = false, nil
+  if opts.expect100 and body then h:set("Expect", "100-continue") end
+  if opts.compress and body then
+    if h:has("Content-Encoding") then
+      errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header", 5)
+    end
+    h:set("Content-Encoding", opts.compress)
+  end
+  if type(body) == "table" then
+    chunked, declared = frame(h, body, opts.chunked)
+    if ctype then auto(h, skip, "Content-Type", ctype) end
+  elseif body then
+    h:set("Content-Length", tostring(#body))
+    if ctype then auto(h, skip, "Content-Type", ctype) end
+  elseif METHODS_WITH_BODY[method] then
+    h:set("Content-Length", "0")
+  end
+  if session.connector.force_close then h:set("Connection", "close") end
+  if opts.strip then
+    for _, name in ipairs(opts.strip) do h:remove(name) end
+  end
+  if creds then
+    if h:has("Authorization") then
+      errors.argerror("request", "'auth'", "cannot be combined with an Authorization header", 5)
+    end
+    h:set("Authorization", creds:encode())
+  end
+  return h, chunked, declared
+end
+
+local function origin(u)
+  return u.scheme .. "://" .. url.host_header(u)
+end
+
+-- The credentials of a request, in aiohttp's order: its auth option, those
+-- in its URL (which are taken out of it), or the session's auth, which goes
+-- only to the base_url's origin when the session has a base_url. auth =
+-- false marks a redirect to another origin: only credentials in its
+-- Location count there (aiohttp would send the session's again; they stay
+-- behind). Returns the URL and the credentials, or nil and
+-- InvalidUrlClientError.
+local function credentials(session, u, opts)
+  local from_url, err = auth.from_url(u)
+  if err then return nil, err end
+  if from_url then u = url.strip_userinfo(u) end
+  local own = opts.auth
+  if from_url and opts.redirected then return u, from_url end -- the server's Location names them
+  if own and from_url then
+    errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL", 5)
+  end
+  if own then return u, own end
+  if from_url or own == false then return u, from_url end
+  local base = session.base_url
+  if session.auth and (not base or origin(base) == origin(u)) then return u, session.auth end
+  return u, nil
+end
+
+-- What a request needs before it is sent: { u, url_string, port, key,
+-- headers, body, bytes (the encoded request, when it can be reused) }, or
+-- nil and an InvalidURL error.
+local function prepare(session, method, raw_url, opts)
+  local u, err = build_url(session, raw_url, opts.params)
+  if not u then return nil, err end
+  local creds
+  u, creds = credentials(session, u, opts)
+  if not u then return nil, creds end
+  local body, ctype = build_body(session, opts)
+  body = compress_body(body, opts)
+  if opts.chunked and type(body) == "string" then body = body_mod.stream({ body }) end
+  local headers, chunked, declared = build_headers(session, method, u, opts, body, ctype, creds)
+  local port = u.port or url.default_ports[u.scheme]
+  local connector = session.connector
+  local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
+  return {
+    u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
+    ssl = ssl, headers = headers, body = body, auth = creds or false, chunked = chunked, declared = declared,
+    expect100 = opts.expect100 and body ~= nil or false,
+  }
+end
+
+-- A request made without options to a URL string seen before reuses what
+-- was prepared for it, encoded request included (loops that hit one URL
+-- spend no time building requests). The cache is bounded and starts over
+-- when full; a change to session.headers makes it start over too.
+local PREPARED_MAX = 256
+
+local function prepared(session, method, raw_url)
+  local cache, h = session.prepared, session.headers
+  local changes = headers_mod.changes(h)
+  if cache.headers ~= h or cache.changes ~= changes or cache.size >= PREPARED_MAX then
+    cache = { headers = h, changes = changes, size = 0, by_method = {} }
+    session.prepared = cache
+  end
+  local urls = cache.by_method[method]
+  if not urls then urls = {}; cache.by_method[method] = urls end
+  local p = urls[raw_url]
+  if p then return p end
+  local err
+  p, err = prepare(session, method, raw_url, NO_OPTIONS)
+  if not p then return nil, err end
+  p.bytes = exchange.encode { method = method, url = p.u, headers = p.headers, body = p.body }
+  p.method = method
+  urls[raw_url], cache.size = p, cache.size + 1
+  return p
+end
+
+M.build_url = build_url
+M.origin = origin
+M.prepare = prepare
+M.prepared = prepared
+
+return M
