@@ -359,7 +359,9 @@ local function attempt_deadline(req)
     local total = at == req.request_deadline_at and req.base_timeout.total or at - now
     if total and total > 0 and total ~= t.total then d.t = timeout.merge(t, { total = total }) end
   elseif t.total and t.total ~= req.base_timeout.total then
-    d.attempt = true -- the attempt's own total binds
+    -- the attempt's own total binds (a field only this path adds: the
+    -- deadline of a plain request keeps its four)
+    d.attempt = true
   end
   return d
 end

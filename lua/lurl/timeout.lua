@@ -87,9 +87,8 @@ local dmt = { __name = "lurl.deadline", __index = Deadline }
 -- start(t[, now]): now, when the caller just read the clock
 function M.start(t, now)
   now = now or sched.now()
-  -- attempt: the total is one attempt's, under a middleware (its expiry says so)
   return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false,
-    sock_connect_at = false, attempt = false }, dmt)
+    sock_connect_at = false }, dmt)
 end
 
 -- The connect budget starts when a connection is first asked for.
