@@ -1,18 +1,32 @@
 /* lurl.core: the C side of the runtime as one Lua table. Everything here is
  * mechanism; the Lua library in lua/lurl builds the API on top of it. */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 
+#include <brotli/decode.h>
+#include <idn2.h>
+#include <libpsl.h>
 #include <llhttp.h>
 #include <luajit.h>
 #include <openssl/crypto.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "rt.h"
 
+/* The versions of the shared libraries are asked at run time, so they name
+ * what is loaded; LuaJIT's and llhttp's are the ones compiled in. */
 int lurl_versions(char *buf, size_t size) {
-    return snprintf(buf, size, "lurl %s (%s, libuv %s, llhttp %d.%d.%d, %s)", LURL_VERSION,
-                    LUAJIT_VERSION, uv_version_string(), LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
-                    LLHTTP_VERSION_PATCH, OpenSSL_version(OPENSSL_VERSION));
+    uint32_t br = BrotliDecoderVersion(); /* major << 24 | minor << 12 | patch */
+    return snprintf(buf, size,
+                    "lurl %s, MIT License\n%s\nlibuv %s\nllhttp %d.%d.%d\n%s\nzlib %s\n"
+                    "brotli %u.%u.%u\nzstd %s\nlibpsl %s\nlibidn2 %s",
+                    LURL_VERSION, LUAJIT_VERSION, uv_version_string(), LLHTTP_VERSION_MAJOR,
+                    LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, OpenSSL_version(OPENSSL_VERSION),
+                    zlibVersion(), (unsigned)(br >> 24), (unsigned)(br >> 12 & 0xfff),
+                    (unsigned)(br & 0xfff), ZSTD_versionString(), psl_get_version(),
+                    idn2_check_version(NULL));
 }
 
 /* Monotonic seconds with sub-microsecond resolution. */
@@ -44,10 +58,24 @@ static int l_set_drain(lua_State *L) {
     return 0;
 }
 
+/* random_bytes(n) -> n bytes from the OS's random source (getrandom):
+ * multipart boundaries and, later, WebSocket masking keys must not be
+ * predictable. */
+static int l_random_bytes(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 65536, 1, "must be 0 to 65536");
+    char *buf = lua_newuserdata(L, (size_t)n + 1);
+    int r = uv_random(NULL, NULL, buf, (size_t)n, 0, NULL);
+    if (r != 0) return rt_fail(L, r);
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
 static int l_versions(lua_State *L) {
-    char buf[256];
-    lurl_versions(buf, sizeof buf);
-    lua_pushstring(L, buf);
+    int n = lurl_versions(NULL, 0);
+    char *buf = lua_newuserdata(L, (size_t)n + 1);
+    lurl_versions(buf, (size_t)n + 1);
+    lua_pushlstring(L, buf, (size_t)n);
     return 1;
 }
 
@@ -56,6 +84,7 @@ int rt_open_core(lua_State *L) {
                                    {"open_fds", l_open_fds},
                                    {"versions", l_versions},
                                    {"set_drain", l_set_drain},
+                                   {"random_bytes", l_random_bytes},
                                    {NULL, NULL}};
     lua_newtable(L);
     luaL_register(L, NULL, fns);

@@ -1,21 +1,24 @@
 /* The lurl command: runs a Lua script as the main task of a runtime.
  * It is a client of lurl.h and nothing else. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lurl.h>
 
-enum { EXIT_OK = 0, EXIT_SCRIPT = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = 0, EXIT_SCRIPT = 1, EXIT_USAGE = 2, GO_ON = -1 };
 
 static const char usage[] =
     "usage: lurl [options] [script [args...]]\n"
     "  -e CODE        run CODE (may be given more than once; runs before script)\n"
-    "  -              run the script read from standard input\n"
-    "  -v, --version  print the versions of lurl and its libraries\n"
+    "  -              run the script read from standard input (the default without\n"
+    "                 script and -e when standard input is not a terminal)\n"
+    "  -v, --version  print the versions of lurl and its libraries, and its licence\n"
     "  -h, --help     print this help\n"
     "A script runs as the main task on the event loop; lurl exits when it and\n"
     "every task it spawned are done. Exit status: 0 success, 1 script error,\n"
-    "2 usage error.\n";
+    "2 usage error, n after os.exit(n).\n";
 
 typedef struct {
     int failed;
@@ -25,32 +28,44 @@ static void on_done(lurl_runtime *rt, int ok, lua_State *L, int nres, void *ud) 
     (void)nres;
     run_state *st = ud;
     if (ok) return;
-    const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "lurl: %s\n", msg ? msg : "(error object is not a string)");
     st->failed = 1;
     uv_stop(lurl_loop(rt));
+    /* os.exit unwinds its task with an error, and a raised nil is how lua
+     * scripts (busted among them) fail without a message: as in lua, both
+     * end the run quietly. */
+    if (lurl_exit_status(rt) >= 0 || lua_isnil(L, -1)) return;
+    fprintf(stderr, "lurl: %s\n", lua_tostring(L, -1));
 }
 
-/* Run one chunk to completion (including the tasks it spawns). */
+/* Run one chunk to completion (including the tasks it spawns). Returns 0 when
+ * it failed or a script called os.exit: nothing more may run then. */
 static int run_chunk(lurl_runtime *rt, const char *code, const char *file, run_state *st) {
     if (code)
         lurl_do_string(rt, code, "=(command line)", on_done, st);
     else
         lurl_do_file(rt, file, on_done, st);
-    if (!st->failed) lurl_run(rt);
-    return !st->failed;
+    if (!st->failed && lurl_exit_status(rt) < 0) lurl_run(rt);
+    return !st->failed && lurl_exit_status(rt) < 0;
 }
 
-int main(int argc, char **argv) {
+static int print_versions(void) {
+    int n = lurl_versions(NULL, 0);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) return EXIT_SCRIPT;
+    lurl_versions(buf, (size_t)n + 1);
+    puts(buf);
+    free(buf);
+    return EXIT_OK;
+}
+
+/* The options before the script. Sets *first to the script's index (argc when
+ * there is none) and *has_code when -e was given; returns GO_ON or the exit
+ * status. */
+static int parse_options(int argc, char **argv, int *first, int *has_code) {
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
-            char buf[256];
-            lurl_versions(buf, sizeof buf);
-            puts(buf);
-            return EXIT_OK;
-        }
+        if (!strcmp(a, "-v") || !strcmp(a, "--version")) return print_versions();
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return EXIT_OK;
@@ -60,6 +75,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "lurl: -e needs an argument\n%s", usage);
                 return EXIT_USAGE;
             }
+            *has_code = 1;
             continue;
         }
         if (!strcmp(a, "--")) {
@@ -69,8 +85,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lurl: unknown option '%s'\n%s", a, usage);
         return EXIT_USAGE;
     }
-    int script = i < argc ? i : 0;
+    *first = i;
+    return GO_ON;
+}
 
+/* Run the -e chunks, then the script (stdin when there is neither). */
+static int run(int argc, char **argv, int first, int has_code) {
+    int script = first < argc ? first : 0;
     lurl_runtime *rt = lurl_new(NULL);
     if (!rt) {
         fprintf(stderr, "lurl: cannot create the runtime\n");
@@ -79,14 +100,27 @@ int main(int argc, char **argv) {
     lurl_set_args(rt, argc, argv, script);
     run_state st = {0};
     int ok = 1;
-    for (int j = 1; ok && j < i; j++)
+    for (int j = 1; ok && j < first; j++)
         if (!strcmp(argv[j], "-e")) ok = run_chunk(rt, argv[++j], NULL, &st);
-    int ran_code = i > 1 && ok;
-    if (ok && script)
-        ok = run_chunk(rt, NULL, argv[script], &st);
-    else if (ok && !ran_code)
-        ok = run_chunk(rt, NULL, "-", &st);
-    if (ok && lurl_unjoined_failures(rt) > 0) ok = 0;
+    if (ok && (script || !has_code)) ok = run_chunk(rt, NULL, script ? argv[script] : "-", &st);
+    int status = lurl_exit_status(rt);
+    if (status < 0) status = ok && lurl_unjoined_failures(rt) == 0 ? EXIT_OK : EXIT_SCRIPT;
     lurl_free(rt);
-    return ok ? EXIT_OK : EXIT_SCRIPT;
+    return status;
+}
+
+int main(int argc, char **argv) {
+    int first = argc, has_code = 0;
+    int status = parse_options(argc, argv, &first, &has_code);
+    if (status != GO_ON) return status;
+    /* Nothing to run and a person at the terminal: lua and python would start
+     * a REPL, which lurl does not have, and waiting for a script to be typed
+     * looks like a hang. So, as curl does when given nothing to do, it is a
+     * usage error: the usage on stderr and status 2. A pipe or file on stdin
+     * is still run as the script. */
+    if (first == argc && !has_code && isatty(STDIN_FILENO)) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    return run(argc, argv, first, has_code);
 }

@@ -1,6 +1,7 @@
 /* Runtime lifecycle: the Lua state, the module loader, tasks started from C,
  * and the bookkeeping of libuv handles owned by Lua userdata. */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,27 @@ static void install_loader(lua_State *L) {
 
 /* ---- lifecycle ---- */
 
+/* os.exit(status) for scripts. A runtime may live in a host's process, which
+ * only the host may end: the status is recorded for lurl_exit_status (the
+ * low 8 bits, as exit() would pass them on), the loop stops, and the calling
+ * task unwinds with an error saying so. */
+static int os_exit(lua_State *L) {
+    int status = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE)
+                                     : (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+    lurl_runtime *rt = rt_get(L);
+    rt->exit_status = status & 0xff;
+    uv_stop(rt->loop);
+    lua_pushfstring(L, "os.exit(%d)", rt->exit_status);
+    return lua_error(L);
+}
+
+static void install_os_exit(lua_State *L) {
+    lua_getglobal(L, "os");
+    lua_pushcfunction(L, os_exit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
+}
+
 /* A peer closing a socket we write to must be an error return, not a signal
  * that ends the process. A host's own SIGPIPE handler is left alone. */
 static void ignore_sigpipe(void) {
@@ -182,6 +204,20 @@ static void ignore_sigpipe(void) {
         sa.sa_handler = SIG_IGN;
         sigaction(SIGPIPE, &sa, NULL);
     }
+}
+
+/* LuaJIT never seeds math.random, so every process would draw the same
+ * retry jitter and clients restarted together would retry in lockstep: the
+ * thundering herd jitter exists to prevent. Seeded once per runtime from the
+ * OS; policies take an rng option for deterministic tests. */
+static void seed_random(lua_State *L) {
+    uint64_t bits;
+    if (uv_random(NULL, NULL, &bits, sizeof bits, 0, NULL) != 0) return;
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushnumber(L, (lua_Number)(bits >> 11)); /* 53 bits: exact in a double */
+    if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1);
+    lua_pop(L, 1);
 }
 
 lurl_runtime *lurl_new(uv_loop_t *loop) {
@@ -205,13 +241,16 @@ lurl_runtime *lurl_new(uv_loop_t *loop) {
         return NULL;
     }
     luaL_openlibs(rt->L);
+    seed_random(rt->L);
     lua_pushlightuserdata(rt->L, (void *)&RT_KEY);
     lua_pushlightuserdata(rt->L, rt);
     lua_rawset(rt->L, LUA_REGISTRYINDEX);
     lua_pushcfunction(rt->L, traceback);
     rt->traceback_ref = luaL_ref(rt->L, LUA_REGISTRYINDEX);
     rt->drain_ref = LUA_NOREF;
+    rt->exit_status = -1;
     install_loader(rt->L);
+    install_os_exit(rt->L);
     return rt;
 }
 
@@ -260,13 +299,41 @@ void lurl_set_args(lurl_runtime *rt, int argc, char **argv, int script) {
 
 /* ---- tasks started from C ---- */
 
+/* Whether the finished task in host_done's third upvalue raised nil. Joining
+ * a finished task returns its raw error value at once. */
+static int raised_nil(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_getfield(L, -1, "join");
+    lua_insert(L, -2);
+    lua_call(L, 1, 2);
+    int is_nil = lua_isnil(L, -1);
+    lua_pop(L, 2);
+    return is_nil;
+}
+
 /* The scheduler calls this C closure with (ok, results...) when a task started
- * by lurl_call ends; it hands them to the host's callback. */
+ * by lurl_call ends; it hands them to the host's callback. A raised nil stays
+ * nil rather than becoming a traceback: it is lua.c's way to fail without a
+ * message, which busted uses to end a run that had failures. */
 static int host_done(lua_State *L) {
     lurl_done_cb done = (lurl_done_cb)(uintptr_t)lua_touserdata(L, lua_upvalueindex(1));
     void *ud = lua_touserdata(L, lua_upvalueindex(2));
     int ok = lua_toboolean(L, 1);
+    if (!ok && raised_nil(L)) {
+        lua_pushnil(L);
+        lua_replace(L, 2);
+    }
     done(rt_get(L), ok, L, lua_gettop(L) - 1, ud);
+    return 0;
+}
+
+/* Called by rt_callback with (host_spawn, on_done, fn, args...): spawns the
+ * task and hands it to on_done before the drain that follows can run it. */
+static int spawn_host_task(lua_State *L) {
+    lua_pushvalue(L, 2);
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 2, 1);
+    if (lua_iscfunction(L, 1)) lua_setupvalue(L, 1, 3);
     return 0;
 }
 
@@ -305,12 +372,15 @@ int lurl_call(lurl_runtime *rt, int nargs, lurl_done_cb done, void *ud) {
     if (done) {
         lua_pushlightuserdata(L, (void *)(uintptr_t)done);
         lua_pushlightuserdata(L, ud);
-        lua_pushcclosure(L, host_done, 2);
+        lua_pushnil(L); /* the task, set by spawn_host_task */
+        lua_pushcclosure(L, host_done, 3);
     } else {
         lua_pushnil(L); /* a plain task: a failure nobody joins is reported */
     }
     lua_insert(L, fidx + 1);
-    rt_callback(rt, nargs + 2);
+    lua_pushcfunction(L, spawn_host_task);
+    lua_insert(L, fidx);
+    rt_callback(rt, nargs + 3);
     return 0;
 }
 
@@ -346,6 +416,10 @@ int lurl_do_string(lurl_runtime *rt, const char *code, const char *chunkname, lu
         return 0;
     }
     return lurl_call(rt, 0, done, ud);
+}
+
+int lurl_exit_status(lurl_runtime *rt) {
+    return rt->exit_status;
 }
 
 int lurl_unjoined_failures(lurl_runtime *rt) {

@@ -38,6 +38,7 @@ struct lurl_runtime {
     int pending_reqs;  /* libuv requests (DNS) whose callback has not run yet */
     int traceback_ref; /* the message handler of rt_callback */
     int drain_ref;     /* the scheduler's drain, run after every callback */
+    int exit_status;   /* what a script passed to os.exit, or -1 */
 };
 
 /* The runtime that owns L (stored in the registry by lurl_new). */

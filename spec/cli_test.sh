@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Behaviour of the lurl command line: exit statuses, error reports, script
-# arguments, stdin, version and help output.
+# arguments, stdin, version and help output, os.exit and busted's exit.
 #
 # usage: bash spec/cli_test.sh path/to/lurl
 # (CTest runs it from the repository root; see spec/CMakeLists.txt.)
@@ -12,6 +12,7 @@ if [[ $# -ne 1 || ! -x $1 ]]; then
 fi
 LURL=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 BUSTED=/usr/bin/busted
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -124,8 +125,14 @@ t_e_without_code() {
 
 expect_versions() {
     expect_rc 0
-    local name
-    for name in lurl LuaJIT libuv llhttp OpenSSL; do expect_out_has "$name"; done
+    local name version
+    for name in lurl LuaJIT libuv llhttp OpenSSL zlib brotli zstd libpsl libidn2 "MIT License"; do
+        expect_out_has "$name"
+    done
+    # the version is project()'s in CMakeLists.txt, written nowhere else
+    version=$(sed -n 's/^project(lurl VERSION \([^ ]*\).*/\1/p' "$ROOT/CMakeLists.txt")
+    [[ -n $version ]] || problems+=("no project(lurl VERSION ...) in CMakeLists.txt")
+    [[ $out == "lurl $version,"* ]] || problems+=("stdout does not start with 'lurl $version,'")
 }
 t_version_short() {
     run "$LURL" -v
@@ -134,6 +141,15 @@ t_version_short() {
 t_version_long() {
     run "$LURL" --version
     expect_versions
+}
+
+t_licence() {
+    # the licence -v names is the one in LICENSE and in the README
+    out=$(cat "$ROOT/LICENSE" 2>&1)
+    expect_out_has "MIT License"
+    expect_out_has "Copyright (c) 2026 the lurl authors"
+    out=$(cat "$ROOT/README.md")
+    expect_out_has "MIT License"
 }
 
 t_help() {
@@ -149,6 +165,23 @@ t_stdin() {
     run_stdin 'print("from stdin", ...)' "$LURL" - a b
     expect_rc 0
     expect_out "$(printf 'from stdin\ta\tb')"
+}
+
+t_stdin_implicit() {
+    run_stdin 'print("piped")' "$LURL"
+    expect_rc 0
+    expect_out piped
+}
+
+t_tty_usage() {
+    # script(1) (util-linux, in the essential package bsdutils) gives lurl a
+    # terminal as stdin; -e passes lurl's exit status on. Were lurl to read
+    # the terminal, it would get script's EOF and exit 0 without the usage.
+    rc=0
+    out=$(cd "$tmp" && timeout 20 script -qec "$(printf '%q' "$LURL")" /dev/null </dev/null 2>&1) || rc=$?
+    err=""
+    expect_rc 2
+    expect_out_has "usage: lurl"
 }
 
 t_stdin_error() {
@@ -223,8 +256,54 @@ print("main done")'
 }
 
 t_os_exit() {
-    run "$LURL" -e 'os.exit(3)'
+    run "$LURL" -e 'os.exit(3)' -e 'print("not reached")'
     expect_rc 3
+    expect_out ""
+    expect_err_empty
+    run "$LURL" -e 'os.exit(true)'
+    expect_rc 0
+    run "$LURL" -e 'os.exit(false)'
+    expect_rc 1
+    expect_err_empty
+}
+
+t_os_exit_in_task() {
+    # from a spawned task, after the main chunk blocked: the loop stops at once
+    write exit_task.lua 'local lurl = require "lurl"
+lurl.spawn(function() lurl.sleep(0.01); os.exit(7) end)
+lurl.sleep(30)
+print("not reached")'
+    run "$LURL" exit_task.lua
+    expect_rc 7
+    expect_out ""
+    expect_err_empty
+}
+
+t_raised_nil() {
+    # lua's convention: an error without a value fails quietly
+    run "$LURL" -e 'error()'
+    expect_rc 1
+    expect_err_empty
+}
+
+t_busted_failing() {
+    write failing_spec.lua 'describe("a failing spec", function()
+  it("fails", function() assert.are.equal(1, 2) end)
+end)'
+    run "$LURL" "$BUSTED" -o plainTerminal failing_spec.lua
+    [[ $rc != 0 ]] || problems+=("exit status 0 for a failing spec")
+    expect_out_has "1 failure"
+    [[ $err != *"lurl: nil"* && $err != *"stack traceback"* ]] || problems+=("stderr has lurl's report")
+}
+
+t_busted_passing() {
+    write passing_spec.lua 'describe("a passing spec", function()
+  it("passes", function() assert.are.equal(1, 1) end)
+end)'
+    run "$LURL" "$BUSTED" -o plainTerminal passing_spec.lua
+    expect_rc 0
+    expect_out_has "1 success"
+    expect_err_empty
 }
 
 t_busted() {
@@ -243,8 +322,15 @@ check "an unknown flag exits 2" t_unknown_flag
 check "-e without code exits 2" t_e_without_code
 check "-v names lurl and its libraries" t_version_short
 check "--version names lurl and its libraries" t_version_long
+check "LICENSE and the README state the MIT License" t_licence
 check "-h and --help print usage and exit 0" t_help
 check "- reads the script from stdin, with its arguments" t_stdin
+check "without script and -e a piped stdin is the script" t_stdin_implicit
+if command -v script >/dev/null; then
+    check "without script and -e a terminal on stdin gets the usage, status 2" t_tty_usage
+else
+    echo "skip - a terminal on stdin (script(1), package bsdutils, is not installed)"
+fi
 check "an error in a script from stdin exits 1" t_stdin_error
 check "arg and ... hold the script arguments" t_script_args
 check "a script without arguments" t_script_no_args
@@ -253,9 +339,13 @@ check "-- ends the options" t_double_dash
 check "an un-joined failed task makes the exit status 1" t_unjoined_task
 check "a failed task that was joined does not" t_joined_task
 check "spawned tasks finish before lurl exits" t_tasks_finish_before_exit
-check "os.exit sets the exit status" t_os_exit
+check "os.exit sets the exit status, quietly" t_os_exit
+check "os.exit in a spawned task ends lurl with its status" t_os_exit_in_task
+check "error() without a value exits 1 without a message" t_raised_nil
 if [[ -x $BUSTED ]]; then
     check "lurl runs busted" t_busted
+    check "a failing busted run exits non-zero without lurl's report" t_busted_failing
+    check "a passing busted run exits 0" t_busted_passing
 else
     echo "skip - lurl runs busted ($BUSTED is not installed)"
 fi

@@ -62,6 +62,12 @@ static const char setup_lua[] =
     "  return missing.field\n"
     "end\n"
     "\n"
+    "-- os.exit must not end the host's process: the host reads the status.\n"
+    "function quit() os.exit(5) end\n"
+    "\n"
+    "-- A failure without a value (lua's quiet failure) reaches the host as nil.\n"
+    "function fail_quietly() error() end\n"
+    "\n"
     "-- Nothing lurl owns may keep the host's loop alive once this has run.\n"
     "function shutdown()\n"
     "  session:close()\n"
@@ -81,6 +87,8 @@ struct host {
     int broken_done, broken_ok;
     char broken_msg[2048];
     int shutdown_done, shutdown_ok;
+    int quit_done, quit_ok;
+    int quiet_done, quiet_ok, quiet_nil;
     int log_calls;
     char last_log[256];
 };
@@ -135,6 +143,21 @@ static void on_shutdown(lurl_runtime *rt, int ok, lua_State *L, int nres, void *
     h->shutdown_done = 1;
     h->shutdown_ok = ok;
     if (!ok) fprintf(stderr, "embed_host: shutdown failed: %s\n", lua_tostring(L, -1));
+}
+
+static void on_quit(lurl_runtime *rt, int ok, lua_State *L, int nres, void *ud) {
+    (void)rt, (void)L, (void)nres;
+    struct host *h = ud;
+    h->quit_done = 1;
+    h->quit_ok = ok;
+}
+
+static void on_quiet(lurl_runtime *rt, int ok, lua_State *L, int nres, void *ud) {
+    (void)rt, (void)nres;
+    struct host *h = ud;
+    h->quiet_done = 1;
+    h->quiet_ok = ok;
+    h->quiet_nil = lua_isnil(L, -1);
 }
 
 static void call_global(struct host *h, const char *name, lurl_done_cb done) {
@@ -219,6 +242,14 @@ int main(void) {
     CHECK(lurl_unjoined_failures(h.rt) == 0, "no unjoined failures");
 
     CHECK(h.shutdown_done && h.shutdown_ok, "shutdown() ran");
+
+    /* Neither blocks, so their callbacks have fired when lurl_call returns. */
+    CHECK(lurl_exit_status(h.rt) == -1, "no os.exit yet");
+    call_global(&h, "quit", on_quit);
+    CHECK(h.quit_done && !h.quit_ok, "os.exit ended its task as a failure");
+    CHECK(lurl_exit_status(h.rt) == 5, "lurl_exit_status is 5 (got %d)", lurl_exit_status(h.rt));
+    call_global(&h, "fail_quietly", on_quiet);
+    CHECK(h.quiet_done && !h.quiet_ok && h.quiet_nil, "error() reached its callback as nil");
     CHECK(lua_gettop(L) == 0, "the Lua stack is balanced at the end (top = %d)", lua_gettop(L));
 
     lurl_free(h.rt);

@@ -23,6 +23,7 @@
 -- with quote_fields = true (the default) and aiohttp with quote_fields =
 -- false; see the escaping section below. Lua strings are bytes: they are
 -- sent as given, never transcoded to charset.
+local core = require "lurl.core"
 local errors = require "lurl.errors"
 local url = require "lurl.url"
 
@@ -326,25 +327,10 @@ function M.is(v) return getmetatable(v) == fd_mt end
 
 -- ---- boundaries ----
 
-local seeded = false
-
 -- formdata.boundary() -> 32 lower-case hex digits, as aiohttp's
--- uuid.uuid4().hex: 128 random bits from /dev/urandom, or math.random
--- (seeded once from the clock) where it cannot be read.
+-- uuid.uuid4().hex: 128 bits from the OS's random source.
 function M.boundary()
-  local f = io.open("/dev/urandom", "rb")
-  local bytes = f and f:read(16)
-  if f then f:close() end
-  if bytes and #bytes == 16 then
-    return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-  end
-  if not seeded then
-    math.randomseed(os.time() + math.floor(os.clock() * 1e6) + (tonumber(tostring({}):match("0x(%x+)"), 16) or 0) % 1e6)
-    seeded = true
-  end
-  local out = {}
-  for i = 1, 32 do out[i] = ("%x"):format(math.random(0, 15)) end
-  return table.concat(out)
+  return (core.random_bytes(16):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
 -- ---- the body ----

@@ -26,11 +26,11 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "lurl_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define LURL_VERSION "0.1.0"
 
 typedef struct lurl_runtime lurl_runtime;
 
@@ -38,8 +38,10 @@ typedef struct lurl_runtime lurl_runtime;
  * Completion of a task started by lurl_call, lurl_do_file or lurl_do_string.
  * ok is 1 when the function returned; its nres results are on top of L's
  * stack. ok is 0 when it raised; the single value on top of the stack is the
- * error message with a traceback. The values are popped after the callback
- * returns: copy what must outlive it. The callback must not call lurl_free.
+ * error message with a traceback, or nil when the value raised was nil (as
+ * lua.c does, the CLI then exits 1 without a message; busted relies on it).
+ * The values are popped after the callback returns: copy what must outlive
+ * it. The callback must not call lurl_free.
  */
 typedef void (*lurl_done_cb)(lurl_runtime *rt, int ok, lua_State *L, int nres, void *ud);
 
@@ -90,12 +92,19 @@ int lurl_do_string(lurl_runtime *rt, const char *code, const char *chunkname, lu
  * With a host loop, run the host loop instead. Returns uv_run's result. */
 int lurl_run(lurl_runtime *rt);
 
+/* The status a script passed to os.exit (0-255), or -1 when none did. os.exit
+ * never ends the process: it records the status, stops the runtime's loop
+ * (uv_stop, the host's loop when the runtime shares it) and raises an error
+ * in the calling task. Ending the process is the host's decision. */
+int lurl_exit_status(lurl_runtime *rt);
+
 /* Number of tasks that failed and were never joined (each is reported on
  * stderr with its traceback). The CLI exits 1 when it is not zero. */
 int lurl_unjoined_failures(lurl_runtime *rt);
 
-/* Write a line naming the versions of lurl, LuaJIT, libuv, llhttp and OpenSSL
- * into buf (snprintf's contract). */
+/* Write lurl's version and licence and the version of every library it links,
+ * one per line, into buf (snprintf's contract: the length is returned even
+ * when it does not fit, and lurl_versions(NULL, 0) measures it). */
 int lurl_versions(char *buf, size_t size);
 
 #ifdef __cplusplus
