@@ -1,4 +1,4 @@
--- The cookie parser suites (../shared/conformance/cookies): reading the
+-- The cookie parser suites (spec/vectors/cookies): reading the
 -- cases, the RFC 6265bis cases whose expectations are not RFC 6265's, and a
 -- busted runner that counts and prints the passes. Used by the jar-level
 -- spec (spec/cookies_spec.lua) and the HTTP harness (cookies_http_spec.lua).
@@ -7,7 +7,11 @@ local url = require "lurl.url"
 
 local M = {}
 
-M.CONF = "../shared/conformance/cookies"
+-- http-state's own suite (RFC 6265) with its dates and hosts, and the
+-- web-platform-tests copy rewritten for RFC 6265bis (see spec/vectors/README.md).
+M.HTTP_STATE = "spec/vectors/cookies/http-state"
+M.PARSER = M.HTTP_STATE .. "/parser"
+M.BIS = "spec/vectors/cookies/wpt-rfc6265bis-2020"
 
 -- Every parser case runs at this instant (2012-01-01T00:00:00Z): the suite
 -- was written around 2011, and Expires dates that must still be ahead have

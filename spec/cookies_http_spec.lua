@@ -9,12 +9,12 @@ local lurl = require "lurl"
 local support = require "spec.support"
 local suites = require "spec.cookie_suites"
 
-local CONF = suites.CONF
+local PARSER, BIS = suites.PARSER, suites.BIS
 
 -- "127.0.0.1 home.example.org" lines -> { ["home.example.org:8888"] = "127.0.0.1:PORT" }
 local function overrides(port)
   local map = {}
-  for line in suites.read_file(CONF .. "/hosts"):gmatch("[^\n]+") do
+  for line in suites.read_file(suites.HTTP_STATE .. "/hosts"):gmatch("[^\n]+") do
     local ip, name = line:match("^(%S+)%s+(%S+)")
     if name and not name:find("%.$") then map[name .. ":8888"] = ip .. ":" .. port end
   end
@@ -74,7 +74,6 @@ describe("cookie parser suites over HTTP", function()
     end
   end
 
-  suites.suite("http-state parser over HTTP", CONF .. "/parser", {}, nil, runner(CONF .. "/parser"), REJECTED)
-  suites.suite("6265bis parser over HTTP", CONF .. "/wpt-rfc6265bis-2020", suites.BIS_SKIPS, CONF .. "/parser",
-    runner(CONF .. "/wpt-rfc6265bis-2020"), REJECTED)
+  suites.suite("http-state parser over HTTP", PARSER, {}, nil, runner(PARSER), REJECTED)
+  suites.suite("6265bis parser over HTTP", BIS, suites.BIS_SKIPS, PARSER, runner(BIS), REJECTED)
 end)

@@ -7,7 +7,7 @@ local cookies = require "lurl.cookies"
 local url = require "lurl.url"
 
 local suites = require "spec.cookie_suites"
-local CONF, SUITE_TIME, trim = suites.CONF, suites.SUITE_TIME, suites.trim
+local PARSER, BIS, SUITE_TIME, trim = suites.PARSER, suites.BIS, suites.SUITE_TIME, suites.trim
 local read_case, case_names, read_file = suites.read_case, suites.case_names, suites.read_file
 
 local function write_file(path, s)
@@ -63,15 +63,15 @@ end
 
 describe("lurl.cookies", function()
   describe("http-state parser suite (RFC 6265)", function()
-    suites.suite("http-state parser", CONF .. "/parser", {}, nil, run_case)
+    suites.suite("http-state parser", PARSER, {}, nil, run_case)
 
     it("the raw files say what parser.json says", function()
       local by_test = {}
-      for _, c in ipairs(cjson.decode(read_file(CONF .. "/parser.json"))) do by_test[c.test] = c end
-      local names = case_names(CONF .. "/parser")
+      for _, c in ipairs(cjson.decode(read_file(suites.HTTP_STATE .. "/parser.json"))) do by_test[c.test] = c end
+      local names = case_names(PARSER)
       assert.equal(222, #names)
       for _, name in ipairs(names) do
-        local case = read_case(CONF .. "/parser", name)
+        local case = read_case(PARSER, name)
         local j = assert(by_test[name:upper():gsub("-", "_")], name .. " missing from parser.json")
         local received = {}
         for i, v in ipairs(j.received) do received[i] = trim(v) end
@@ -87,14 +87,14 @@ describe("lurl.cookies", function()
   end)
 
   describe("RFC 6265bis parser suite (web-platform-tests 2020)", function()
-    suites.suite("6265bis parser", CONF .. "/wpt-rfc6265bis-2020", suites.BIS_SKIPS, CONF .. "/parser", run_case)
+    suites.suite("6265bis parser", BIS, suites.BIS_SKIPS, PARSER, run_case)
   end)
 
   describe("cookie date vectors (5.1.1)", function()
     local total, passed = 0, 0
     for _, file in ipairs { "examples.json", "bsd-examples.json" } do
       -- bsd-examples.json starts with a // licence header
-      local text = read_file(CONF .. "/dates/" .. file):gsub("^%s*//[^\n]*", ""):gsub("\n%s*//[^\n]*", "")
+      local text = read_file(suites.HTTP_STATE .. "/dates/" .. file):gsub("^%s*//[^\n]*", ""):gsub("\n%s*//[^\n]*", "")
       for _, v in ipairs(cjson.decode(text)) do
         total = total + 1
         local want = v.expected ~= cjson.null and http_date(v.expected) or nil

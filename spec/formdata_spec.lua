@@ -7,7 +7,7 @@ local support = require "spec.support"
 local formdata = require "lurl.formdata"
 local url = require "lurl.url"
 
-local VECTORS = "../shared/conformance/multipart/wpt-multipart-formdata-vectors.json"
+local VECTORS = "spec/vectors/multipart/wpt-multipart-formdata-vectors.json"
 -- Debian's python3-aiohttp imports under the system Python only.
 local PYTHON = os.getenv("AIOHTTP_PYTHON") or "/usr/bin/python3"
 

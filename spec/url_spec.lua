@@ -2,8 +2,8 @@
 local cjson = require "cjson"
 local url = require "lurl.url"
 
-local RFC3986 = "../shared/conformance/url/rfc3986-5.4.json"
-local URLTESTDATA = "../shared/conformance/url/urltestdata.json"
+local RFC3986 = "spec/vectors/url/rfc3986/rfc3986-5.4.json"
+local URLTESTDATA = "spec/vectors/url/wpt/urltestdata.json"
 
 local function load_json(path)
   local f = assert(io.open(path, "rb"))
