@@ -1,6 +1,11 @@
 /* lurl.core HTTP/1.1: llhttp-based message parser and the request/response
  * head encoder. The parser collects a whole head in C and hands it to Lua in
- * one call; body bytes of one execute() come back as one string. */
+ * one call; body bytes of one execute() come back as one string.
+ *
+ * llhttp 8.1 (Debian 12) lets some malformed heads through: a status code of
+ * one or four digits, a bare CR, a NUL, a space in a header name, an empty
+ * name, transfer codings a client cannot undo. A response parser refuses those
+ * here, as curl does, so that no caller is handed a wrong answer. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,8 +21,26 @@ typedef struct {
     size_t name, name_len, value, value_len;
 } h1_field;
 
+/* The raw bytes of a head, checked as they go to llhttp (RFC 9112 section
+ * 2.2: a bare CR is invalid; section 4: a status code is three digits). */
+enum {
+    SCAN_LEAD,
+    SCAN_VERSION,
+    SCAN_STATUS,
+    SCAN_START_REST,
+    SCAN_FIRST_FIELD,
+    SCAN_LINE,
+    SCAN_LINE_START,
+    SCAN_DONE
+};
+
+typedef struct {
+    int state, digits, cr;
+} head_scan;
+
 typedef struct {
     llhttp_t p;
+    head_scan scan;
     lua_State *L;
     size_t max_line, max_field;
     /* head (or trailer) bytes: names and values back to back */
@@ -34,13 +57,24 @@ typedef struct {
     int nspans, spans_cap;
     int head_ready, done, started, no_body, informational;
     int continued; /* a 100 (Continue) went by since the last look */
+    int interim;   /* an interim (1xx) response just ended: scan the next head */
+    const char *bad_head; /* why the head was refused (sticky), or NULL */
+    const char *err_name; /* the error name of an HPE_USER */
     char err[160];
 } h1_parser;
 
 static int fail(h1_parser *h, const char *fmt, size_t a, size_t b) {
     snprintf(h->err, sizeof h->err, fmt, a, b);
     llhttp_set_error_reason(&h->p, h->err);
+    h->err_name = "HPE_LIMIT";
     return HPE_USER;
+}
+
+/* A head llhttp accepted but a client must not: llhttp replaces a
+ * callback's reason with its own, so the reason stays here. */
+static int refuse(h1_parser *h, const char *why) {
+    h->bad_head = why;
+    return -1;
 }
 
 static int buf_add(h1_parser *h, const char *at, size_t len) {
@@ -56,6 +90,101 @@ static int buf_add(h1_parser *h, const char *at, size_t len) {
     memcpy(h->buf + h->buf_len, at, len);
     h->buf_len += len;
     return 0;
+}
+
+static int is_tchar(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static const char *bad_token(const char *s, size_t n) {
+    if (n == 0) return "is empty";
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i])) return "has a character not allowed in a token";
+    return NULL;
+}
+
+static int is_field(const h1_parser *h, const h1_field *f, const char *name, size_t len) {
+    return f->name_len == len && strncasecmp(h->buf + f->name, name, len) == 0;
+}
+
+/* ---- checks llhttp 8.1 leaves out ---- */
+
+/* Feed head bytes to the scanner until the head's empty line; returns the
+ * reason a response head is malformed, or NULL. */
+static const char *scan_head(h1_parser *h, const char *p, size_t n) {
+    head_scan *s = &h->scan;
+    int response = h->p.type == HTTP_RESPONSE;
+    for (size_t i = 0; i < n && s->state != SCAN_DONE; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (s->cr && c != '\n') return "bare CR in the response head";
+        if (c == 0) return "NUL byte in the response head"; /* RFC 9110 section 5.5 */
+        s->cr = c == '\r';
+        if (s->cr) continue;
+        switch (s->state) {
+        case SCAN_LEAD: /* RFC 9112 section 2.2: empty lines before a message */
+            if (c != '\n') s->state = response ? SCAN_VERSION : SCAN_START_REST;
+            break;
+        case SCAN_VERSION:
+            if (c == ' ') s->state = SCAN_STATUS;
+            if (c == '\n') s->state = SCAN_FIRST_FIELD;
+            break;
+        case SCAN_STATUS:
+            if (c >= '0' && c <= '9' && ++s->digits <= 3) break;
+            if (s->digits != 3 || (c != ' ' && c != '\n'))
+                return "the status code is not three digits";
+            s->state = c == '\n' ? SCAN_FIRST_FIELD : SCAN_START_REST;
+            break;
+        case SCAN_START_REST:
+            if (c == '\n') s->state = SCAN_FIRST_FIELD;
+            break;
+        case SCAN_FIRST_FIELD: /* RFC 9112 section 2.2: no whitespace before it */
+            if (c == ' ' || c == '\t') return "whitespace between the start line and the first field";
+            s->state = c == '\n' ? SCAN_DONE : SCAN_LINE;
+            break;
+        case SCAN_LINE:
+            if (c == '\n') s->state = SCAN_LINE_START;
+            break;
+        case SCAN_LINE_START:
+            s->state = c == '\n' ? SCAN_DONE : SCAN_LINE;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void scan_reset(h1_parser *h) {
+    memset(&h->scan, 0, sizeof h->scan);
+}
+
+/* RFC 9112 section 6.1: a client undoes no transfer coding but chunked,
+ * which comes once and last; with anything else the body's length and
+ * meaning are unknown (curl refuses these too). */
+static const char *bad_transfer_coding(h1_parser *h) {
+    int chunked = 0;
+    for (int i = 0; i < h->nfields; i++) {
+        const h1_field *f = &h->fields[i];
+        if (!is_field(h, f, "transfer-encoding", 17)) continue;
+        const char *v = h->buf + f->value, *end = v + f->value_len;
+        while (v < end) {
+            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *a = v, *b = comma ? comma : end;
+            v = b + 1;
+            while (a < b && (*a == ' ' || *a == '\t'))
+                a++;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            if (a == b) continue; /* RFC 9110 section 5.6.1: empty list elements */
+            if (chunked) return "a transfer coding follows chunked";
+            if (b - a != 7 || strncasecmp(a, "chunked", 7) != 0) {
+                snprintf(h->err, sizeof h->err, "transfer coding '%.*s' is not supported (only chunked)",
+                         (int)(b - a > 40 ? 40 : b - a), a);
+                return h->err;
+            }
+            chunked = 1;
+        }
+    }
+    return NULL;
 }
 
 /* ---- llhttp callbacks ---- */
@@ -116,8 +245,28 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     return buf_add(h, at, len);
 }
 
+/* RFC 9110 section 5.1: a field name is a token; RFC 9112 section 5.1: no
+ * whitespace before the colon. */
+static int on_header_field_complete(llhttp_t *p) {
+    h1_parser *h = p->data;
+    if (!h->in_field) return refuse(h, "empty header name");
+    h1_field *f = &h->fields[h->nfields];
+    const char *why = bad_token(h->buf + f->name, f->name_len);
+    if (!why) return 0;
+    char name[61];
+    size_t n = f->name_len < sizeof name - 1 ? f->name_len : sizeof name - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h->buf[f->name + i];
+        name[i] = c < 0x20 || c > 0x7e ? '?' : (char)c;
+    }
+    name[n] = 0;
+    snprintf(h->err, sizeof h->err, "header name '%s' %s", name, why);
+    return refuse(h, h->err);
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
     h1_parser *h = p->data;
+    if (!h->in_field) return refuse(h, "empty header name");
     h1_field *f = &h->fields[h->nfields];
     if (!h->in_value) {
         h->in_value = 1;
@@ -132,20 +281,38 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value_complete(llhttp_t *p) {
     h1_parser *h = p->data;
+    if (!h->in_field) return refuse(h, "empty header name");
     if (!h->in_value) h->fields[h->nfields].value = h->buf_len;
     h->nfields++;
     h->in_field = h->in_value = 0;
     return 0;
 }
 
+/* RFC 9110 sections 6.4.1, 15.3.5 and 15.4.5: no body after HEAD, 1xx, 204
+ * and 304, whatever Content-Length or Transfer-Encoding say. */
+static int has_no_body(const h1_parser *h, int status) {
+    return h->no_body || h->informational || status == 204 || status == 304;
+}
+
 static int on_headers_complete(llhttp_t *p) {
     h1_parser *h = p->data;
-    int status = p->type == HTTP_RESPONSE ? p->status_code : 0;
-    /* RFC 9110 15.2: interim responses are skipped; 101 ends the exchange. */
-    h->informational = status >= 100 && status < 200 && status != 101;
-    if (!h->informational) h->head_ready = 1;
     h->ntrailer_start = h->nfields;
-    return h->no_body || h->informational ? 1 : 0;
+    if (p->type == HTTP_REQUEST) {
+        h->head_ready = 1;
+        return h->no_body;
+    }
+    int status = p->status_code;
+    /* RFC 9110 section 15.2.2: a switch is only ever an answer to an Upgrade
+     * the client sent; what follows is not HTTP/1.1 */
+    if (status == 101) return refuse(h, "101 Switching Protocols to a request that asked for no upgrade");
+    /* RFC 9110 section 15: the first digit is the class, 1 to 5 defined */
+    if (status < 100) return refuse(h, "the status code is below 100");
+    const char *why = bad_transfer_coding(h);
+    if (why) return refuse(h, why);
+    /* RFC 9110 section 15.2: interim responses are skipped */
+    h->informational = status < 200;
+    if (!h->informational) h->head_ready = 1;
+    return has_no_body(h, status);
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
@@ -167,11 +334,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 
 static int on_message_complete(llhttp_t *p) {
     h1_parser *h = p->data;
+    /* both pause, so that execute() scans the next head from where it starts */
+    scan_reset(h);
     if (h->informational) {
         h->informational = 0;
         h->started = 0;
+        h->interim = 1;
         if (p->status_code == 100) h->continued = 1;
-        return 0;
+        return HPE_PAUSED;
     }
     h->done = 1;
     return HPE_PAUSED;
@@ -184,6 +354,7 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
@@ -213,6 +384,10 @@ static int l_parser_new(lua_State *L) {
     h->max_line = (size_t)max_line;
     h->max_field = (size_t)max_field;
     llhttp_init(&h->p, is_response ? HTTP_RESPONSE : HTTP_REQUEST, &settings);
+    /* RFC 9112 section 2.2: a recipient may take a bare LF as a line end,
+     * as aiohttp and curl do; llhttp 8.1 allows it only in its lenient
+     * header mode, whose other leniencies (CR, NUL) the scanner refuses. */
+    if (is_response) llhttp_set_lenient_headers(&h->p, 1);
     h->p.data = h;
     return 1;
 }
@@ -266,8 +441,34 @@ static void push_body(lua_State *L, h1_parser *h, const char *whole, size_t whol
 static int push_error(lua_State *L, h1_parser *h, llhttp_errno_t err) {
     lua_pushnil(L);
     lua_pushstring(L, llhttp_get_error_reason(&h->p));
-    lua_pushstring(L, err == HPE_USER ? "HPE_LIMIT" : llhttp_errno_name(err));
+    lua_pushstring(L, err == HPE_USER ? h->err_name : llhttp_errno_name(err));
     return 3;
+}
+
+static int push_bad_head(lua_State *L, h1_parser *h) {
+    lua_pushnil(L);
+    lua_pushstring(L, h->bad_head);
+    lua_pushstring(L, "HPE_INVALID_HEADER");
+    return 3;
+}
+
+/* llhttp over data, the scanner first over each head's bytes: an interim
+ * response pauses llhttp, so the next head is scanned from its start.
+ * *consumed: the bytes taken, up to the end of a complete message. */
+static llhttp_errno_t run(h1_parser *h, const char *data, size_t len, size_t *consumed) {
+    size_t off = 0;
+    llhttp_errno_t err;
+    for (;;) {
+        if (h->scan.state != SCAN_DONE) h->bad_head = scan_head(h, data + off, len - off);
+        if (h->bad_head) return HPE_USER;
+        err = llhttp_execute(&h->p, data + off, len - off);
+        if (err != HPE_PAUSED || !h->interim) break;
+        h->interim = 0;
+        off = (size_t)(llhttp_get_error_pos(&h->p) - data);
+        llhttp_resume(&h->p);
+    }
+    *consumed = err == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&h->p) - data);
+    return err;
 }
 
 /*
@@ -288,17 +489,17 @@ static int parser_execute(lua_State *L) {
     luaL_argcheck(L, pos >= 1 && (size_t)pos <= len + 1, 3, "out of range");
     data += pos - 1;
     len -= (size_t)(pos - 1);
+    if (h->bad_head) return push_bad_head(L, h);
     if (llhttp_get_errno(&h->p) == HPE_PAUSED) llhttp_resume(&h->p);
     h->head_ready = h->done = 0;
     h->nspans = 0;
-    llhttp_errno_t err = llhttp_execute(&h->p, data, len);
-    size_t consumed = len;
-    if (err != HPE_OK) {
-        /* A head or body bytes before the error are delivered first; llhttp
-         * repeats the error on the next call, which gets the rest. */
-        if (err != HPE_PAUSED && !h->head_ready && h->nspans == 0) return push_error(L, h, err);
-        consumed = (size_t)(llhttp_get_error_pos(&h->p) - data);
-    }
+    size_t consumed;
+    llhttp_errno_t err = run(h, data, len, &consumed);
+    if (h->bad_head) return push_bad_head(L, h);
+    /* A head or body bytes before an error are delivered first; llhttp
+     * repeats the error on the next call, which gets the rest. */
+    if (err != HPE_OK && err != HPE_PAUSED && !h->head_ready && h->nspans == 0)
+        return push_error(L, h, err);
     lua_pushinteger(L, (lua_Integer)consumed);
     lua_pushboolean(L, h->head_ready);
     push_body(L, h, whole, whole_len);
@@ -312,6 +513,7 @@ static int parser_execute(lua_State *L) {
  * reason, name when a message was cut short. */
 static int parser_finish(lua_State *L) {
     h1_parser *h = check_parser(L);
+    if (h->bad_head) return push_bad_head(L, h);
     int started = h->started;
     h->done = 0;
     llhttp_errno_t err = llhttp_finish(&h->p);
@@ -357,10 +559,6 @@ static int parser_head(lua_State *L) {
     push_fields(L, h, 0, h->ntrailer_start);
     lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
     return 7;
-}
-
-static int is_field(const h1_parser *h, const h1_field *f, const char *name, size_t len) {
-    return f->name_len == len && strncasecmp(h->buf + f->name, name, len) == 0;
 }
 
 /* The Content-Encoding fields as one list ("gzip, br"), or nil. */
@@ -421,6 +619,8 @@ static int parser_trailers(lua_State *L) {
 static int parser_reset(lua_State *L) {
     h1_parser *h = check_parser(L);
     llhttp_reset(&h->p);
+    scan_reset(h);
+    h->bad_head = NULL;
     h->no_body = lua_toboolean(L, 2);
     h->started = h->done = h->head_ready = h->continued = 0;
     return 0;
@@ -443,18 +643,6 @@ static int parser_started(lua_State *L) {
 }
 
 /* ---- head encoder ---- */
-
-static int is_tchar(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static const char *bad_token(const char *s, size_t n) {
-    if (n == 0) return "is empty";
-    for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i])) return "has a character not allowed in a token";
-    return NULL;
-}
 
 static const char *bad_value(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {

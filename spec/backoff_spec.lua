@@ -1,12 +1,16 @@
 -- lurl.backoff: the delays of each strategy, each jitter against the AWS
 -- "Exponential Backoff And Jitter" formulas with a seeded generator, how
 -- they print, and the argument errors.
+local ffi = require "ffi"
 local lurl = require "lurl"
 local base = require "lurl.policy.base"
 local backoff = require "lurl.policy.backoff"
 local support = require "spec.support"
 
 local EPS = 1e-12
+
+ffi.cdef "long readlink(const char *path, char *buf, size_t size);"
+local exe_buf = ffi.new("char[4096]")
 
 -- The delays for retries 1..n, each fed the previous one as prev.
 local function delays(b, n, rng)
@@ -136,6 +140,20 @@ describe("lurl.backoff", function()
       local a = lurl.backoff.exponential { base = 1, max = 1 }:delay(1)
       math.randomseed(1)
       assert.are.equal(a, math.random())
+    end)
+
+    it("draws other delays in every lurl process: the runtime seeds math.random from the OS", function()
+      local exe = ffi.string(exe_buf, ffi.C.readlink("/proc/self/exe", exe_buf, 4096))
+      local script = [[local b = require("lurl").backoff.exponential { base = 1, max = 100 }
+        print(b:delay(1), b:delay(2), b:delay(3))]]
+      local runs = {}
+      for i = 1, 2 do
+        local p = assert(io.popen(("%q -e %q"):format(exe, script)))
+        runs[i] = p:read("*a")
+        p:close()
+        assert.matches("^[%d.e-]+\t[%d.e-]+\t[%d.e-]+\n$", runs[i])
+      end
+      assert.are_not.equal(runs[1], runs[2])
     end)
   end)
 

@@ -502,6 +502,30 @@ describe("streamed request bodies", function()
       assert.are.equal(0, srv.connections)
     end)
 
+    it("a Transfer-Encoding: chunked header chunks the body as asked, never beside a Content-Length", function()
+      ok_resp(s:post("echo", { data = "hello", headers = { ["Transfer-Encoding"] = "chunked" } }))
+      ok_resp(s:post("echo", { data = generator({ "he", "llo" }).fn, headers = { ["transfer-encoding"] = " Chunked " } }))
+      for i = 1, 2 do
+        assert.are.equal("chunked", seen[i].headers["transfer-encoding"])
+        assert.is_nil(seen[i].headers["content-length"])
+        assert.are.equal("hello", seen[i].body)
+      end
+    end)
+
+    it("a Transfer-Encoding lurl cannot apply, or one beside a Content-Length, is an argument error", function()
+      for _, h in ipairs {
+        { { ["Transfer-Encoding"] = "gzip" }, "lurl sends only chunked, got gzip" },
+        { { ["Transfer-Encoding"] = "gzip, chunked" }, "lurl sends only chunked" },
+        { { ["Transfer-Encoding"] = "chunked", ["Content-Length"] = "5" }, "cannot be sent together" },
+      } do
+        local ok, err = pcall(s.post, s, "echo", { data = "hello", headers = h[1] })
+        assert.is_false(ok)
+        assert.matches("bad argument 'headers'", tostring(err), 1, true)
+        assert.matches(h[2], tostring(err), 1, true)
+      end
+      assert.are.equal(0, srv.connections)
+    end)
+
     it("a file larger than the caller's Content-Length fails before any of it goes out", function()
       -- were it sent, the server would take its first 10 bytes for a whole request
       local path = temp_file(random_bytes(MiB))

@@ -404,7 +404,8 @@ describe("middlewares", function()
     it("an attempt's own limit says so when it expires", function()
       local s = session { peek(function(req) req.timeout = 1 end) }
       local err = support.failed("TimeoutError", 1, s:get("http://api.test/hang", { timeout = 10 }))
-      assert.are.equal("timeout of 1s for this attempt expired", err.message)
+      assert.are.equal("timeout of 1s for this attempt expired after 1.00s waiting for the response head", err.message)
+      assert.are.equal("head", err.phase)
     end)
 
     it("req.timeout applies without any total timeout", function()

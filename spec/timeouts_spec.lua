@@ -15,11 +15,33 @@ local routes = {
   ["/gap-drip"] = function() return { body = "abc", drip = { size = 1, interval = 1.5 } } end,
   ["/steady-drip"] = function() return { body = ("y"):rep(20), drip = { size = 1, interval = 0.02 } } end,
   ["/never"] = function() return { never = true } end,
+  -- a 40-byte head, 4 bytes every 0.25 s: 2.5 s to arrive, no gap above 0.25 s
+  ["/drip-head"] = function()
+    return { raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", drip = { size = 4, interval = 0.25 } }
+  end,
+  -- the first 10 bytes of a head, then 3 s of nothing
+  ["/stall-head"] = function()
+    return { raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", drip = { size = 10, interval = 3 } }
+  end,
 }
 
 local function assert_fired(elapsed, limit)
   assert.is_true(elapsed >= limit - 0.001, ("fired after %.3fs, before the %.3fs limit"):format(elapsed, limit))
   assert.is_true(elapsed < limit + SLACK, ("fired after %.3fs, limit %.3fs"):format(elapsed, limit))
+end
+
+-- A loopback listener that accepts and then neither reads nor answers: a
+-- TLS handshake with it never ends, and a large upload fills the socket.
+local function silent_listener()
+  local held, listener = {}, nil
+  listener = assert(core.tcp.listen("127.0.0.1", 0, function()
+    held[#held + 1] = listener:accept()
+  end))
+  local _, port = listener:sockname()
+  return port, function()
+    for _, t in ipairs(held) do if not t:closed() then t:close() end end
+    listener:close()
+  end
 end
 
 -- A loopback listener that never accepts, with its backlog filled by raw
@@ -126,6 +148,20 @@ describe("timeouts", function()
       assert.are.equal(("y"):rep(20), resp:read())
     end)
 
+    it("is the gap between reads while a head arrives, not the time the head takes", function()
+      local resp = assert(s:get("drip-head", { timeout = lurl.timeout { sock_read = 0.6, total = 10 } }))
+      assert.are.equal("hi", resp:read())
+    end)
+
+    it("fires when a head stops arriving, naming the head phase", function()
+      local dt, resp, err = support.timed(s.get, s, "stall-head", { timeout = lurl.timeout { sock_read = 0.5 } })
+      assert.is_nil(resp)
+      assert.are.equal("SocketTimeoutError", err.kind)
+      assert.are.equal("head", err.phase)
+      assert.are.equal("no data from the peer for sock_read=0.5s while waiting for the response head", err.message)
+      assert_fired(dt, 0.5)
+    end)
+
     it("fires on a streamed body read", function()
       local resp = assert(s:get("gap-drip", { stream = true, timeout = lurl.timeout { sock_read = 0.3 } }))
       local dt, body, err = support.timed(resp.read, resp)
@@ -133,6 +169,105 @@ describe("timeouts", function()
       assert.are.equal("SocketTimeoutError", err.kind)
       assert_fired(dt, 0.3)
       assert.are.equal(0, s.connector:stats().in_use)
+    end)
+  end)
+
+  describe("streamed bodies", function()
+    it("are covered by total until read to the end (aiohttp)", function()
+      local resp = assert(s:get("slow-drip", { stream = true, timeout = 1 }))
+      local t0, got, err = lurl.now(), "", nil
+      while true do
+        local chunk
+        chunk, err = resp:read(10)
+        if not chunk or chunk == "" then break end
+        got = got .. chunk
+      end
+      assert_fired(lurl.now() - t0, 0.9)
+      assert.are.equal("TimeoutError", err.kind)
+      assert.are.equal("body", err.phase)
+      assert.matches("total timeout of 1s expired after %d%.%d%ds reading the body %(%d+ bytes received%)", err.message)
+      assert.is_true(#got > 0 and #got < 30)
+      assert.are.equal(0, s.connector:stats().in_use)
+    end)
+
+    it("may run past any total with total = false and a sock_read", function()
+      local resp = assert(s:get("slow-drip", { stream = true, timeout = { total = false, sock_read = 0.5 } }))
+      assert.are.equal(("x"):rep(30), resp:read())
+    end)
+  end)
+
+  describe("each phase is named", function()
+    local function expired(phase, err, text)
+      assert.is_true(err:is("TimeoutError"), tostring(err))
+      assert.are.equal(phase, err.phase)
+      assert.matches(text, err.message, 1, true)
+    end
+
+    it("pool, with the pool's numbers", function()
+      s:close()
+      s = support.session(server, { connector = lurl.connector { limit = 1 } })
+      local holder = lurl.spawn(function() return s:get("slow-head") end)
+      lurl.sleep(0.1)
+      local _, err = s:get("fast", { timeout = 0.4 })
+      expired("pool", err, "waiting for a free connection (limit 1: 1 connections in use, 0 more requests queued")
+      assert.are.equal(1, err.limit)
+      assert.are.equal(1, err.in_use)
+      assert.are.equal(0, err.queued)
+      holder:cancel()
+      holder:join()
+    end)
+
+    it("pool, with limit_per_host when that binds", function()
+      s:close()
+      s = support.session(server, { connector = lurl.connector { limit_per_host = 1 } })
+      local holder = lurl.spawn(function() return s:get("slow-head") end)
+      lurl.sleep(0.1)
+      local _, err = s:get("fast", { timeout = { connect = 0.4 } })
+      assert.are.equal("ConnectionTimeoutError", err.kind)
+      expired("pool", err, "(limit_per_host 1: 1 connections in use")
+      holder:cancel()
+      holder:join()
+    end)
+
+    it("dns", function()
+      local slow = support.resolver({ ["slow.test"] = { { ip = "127.0.0.1", family = 4 } } }, 2)
+      local d = lurl.session { connector = lurl.connector { resolver = slow.fn } }
+      local _, err = d:get(("http://slow.test:%d/fast"):format(server.port), { timeout = 0.3 })
+      d:close()
+      expired("dns", err, "after 0.3")
+      expired("dns", err, "s resolving the host name")
+    end)
+
+    it("connect", function()
+      local port, cleanup = hanging_listener()
+      local _, err = s:get(("http://127.0.0.1:%d/"):format(port), { timeout = { sock_connect = 0.3 } })
+      cleanup()
+      expired("connect", err, "connection not established within sock_connect=0.3s after 0.3")
+    end)
+
+    it("tls", function()
+      local port, cleanup = silent_listener()
+      local _, err = s:get(("https://127.0.0.1:%d/"):format(port), { timeout = 0.3 })
+      cleanup()
+      expired("tls", err, "in the TLS handshake")
+    end)
+
+    it("send", function()
+      local port, cleanup = silent_listener()
+      local _, err = s:post(("http://127.0.0.1:%d/"):format(port), { data = ("x"):rep(64 * 1024 * 1024), timeout = 0.5 })
+      cleanup()
+      expired("send", err, "sending the request")
+    end)
+
+    it("head", function()
+      local _, err = s:get("never", { timeout = 0.3 })
+      expired("head", err, "total timeout of 0.3s expired after 0.3")
+      expired("head", err, "waiting for the response head")
+    end)
+
+    it("body", function()
+      local _, err = s:get("slow-drip", { timeout = 0.5 })
+      expired("body", err, "reading the body (")
     end)
   end)
 

@@ -373,6 +373,26 @@ local function closed_error(ctx)
   return errors.new("ClientConnectionError", "connector is closed", ctx)
 end
 
+local function thousands(n)
+  local s = tostring(n)
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+
+-- A timeout in the queue tells what held the request there and what helps:
+-- more concurrent requests than the pool allows is the usual cause.
+local function pool_timeout(self, key, err)
+  local per, limit, in_use = self.limit_per_host, self.limit, self.count
+  local what = "limit"
+  if per > 0 and (self.per_key[key] or 0) >= per then
+    what, limit, in_use = "limit_per_host", per, self.per_key[key]
+  end
+  err.limit, err.in_use, err.queued = limit, in_use, self.waiting
+  err.message = ("%s (%s %d: %d connections in use, %s more requests queued; bound concurrency with "
+    .. "lurl.semaphore, raise the connector's %s, or set the timeout's pool field)")
+    :format(err.message, what, limit, in_use, thousands(self.waiting), what)
+  return err
+end
+
 -- Wait in the queue; returns an idle connection or SLOT, or nil and an error.
 local function queue_wait(self, key, fresh, deadline, ctx, trace)
   if trace then trace:emit("connection_queued_start", {}) end
@@ -388,7 +408,8 @@ local function queue_wait(self, key, fresh, deadline, ctx, trace)
   end
   if trace then trace:emit("connection_queued_end", {}) end
   if g == false then return nil, closed_error(ctx) end
-  return g, err
+  if not g then return nil, pool_timeout(self, key, err) end
+  return g
 end
 
 -- ---- opening connections ----
@@ -421,18 +442,24 @@ local function open_stream(self, host, port, deadline, opts)
   local ctx = opts.context
   local t0 = sched.now()
   -- a transport without sockets (lurl.testing.mock)
-  if self.dialer then return self.dialer(host, port, deadline, opts) end
+  if self.dialer then
+    deadline:enter("connect", t0)
+    return self.dialer(host, port, deadline, opts)
+  end
   if self.path then
+    deadline:enter("connect", t0)
     deadline:begin_sock_connect()
     local s, e, en = dial.unix(self.path, deadline, ctx)
     opts.connect = sched.now() - t0
     if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
     return s, e
   end
+  deadline:enter("dns", t0)
   local addrs, to_port = resolve(self, host, port, deadline, opts)
   if not addrs then return nil, to_port end
   local t1 = sched.now()
   opts.dns = t1 - t0
+  deadline:enter("connect", t1)
   deadline:begin_sock_connect()
   local s, a, en = dial.tcp(addrs, to_port, deadline, self.dial_opts, ctx)
   opts.connect = sched.now() - t1
@@ -448,6 +475,7 @@ local function open(self, key, host, port, deadline, opts)
   local info
   if opts.ssl and not self.dialer then
     local t0 = sched.now()
+    deadline:enter("tls", t0)
     info, err = tls.handshake(s, opts.ssl, host, port, deadline, opts.context)
     opts.handshake = sched.now() - t0
     if not info then
@@ -483,6 +511,7 @@ function Connector:acquire(key, host, port, deadline, opts)
     g = grant(self, key, opts.fresh)
   else
     local t0 = sched.now()
+    deadline:enter("pool", t0)
     g, err = queue_wait(self, key, opts.fresh, deadline, opts.context, opts.trace)
     opts.queue = sched.now() - t0
   end

@@ -40,10 +40,20 @@ local function codings(header)
   return list
 end
 
+-- More stacked codings than this are refused before any decoder is made
+-- (curl's limit): a head listing gzip a million times would otherwise cost
+-- a million decoders.
+local MAX_CODINGS = 5
+
 -- chain(header, max_size, max_ratio) -> a decoder chain, or nil when there
--- is nothing (known) to undo. max_size: most decompressed bytes (nil: no
--- cap); max_ratio: most output per input byte (nil: MAX_RATIO; false: none).
+-- is nothing (known) to undo, or nil and a message when there are too many
+-- codings. max_size: most decompressed bytes (nil: no cap); max_ratio: most
+-- output per input byte (nil: MAX_RATIO; false: none).
 function M.chain(header, max_size, max_ratio)
+  local _, n = header:gsub("[^,%s][^,]*", "")
+  if n > MAX_CODINGS then
+    return nil, ("Content-Encoding lists %d codings, more than the %d lurl undoes"):format(n, MAX_CODINGS)
+  end
   local list = codings(header)
   if not list or #list == 0 then return nil end
   local decoders = {}

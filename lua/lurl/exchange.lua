@@ -8,7 +8,6 @@ local decompress = require "lurl.decompress"
 local errors = require "lurl.errors"
 local response = require "lurl.response"
 local sched = require "lurl.sched"
-local timeout = require "lurl.timeout"
 local url = require "lurl.url"
 
 local M = {}
@@ -121,8 +120,10 @@ end
 local function exchange(c, req, deadline, ctx, tr)
   c:begin(req.method == "HEAD")
   req.t_send = sched.now()
+  deadline:enter("send", req.t_send)
   local ok, err = send_request(c, req, deadline, ctx)
   req.t_sent = sched.now()
+  deadline:enter("head", req.t_sent)
   if not ok then
     -- the peer may have answered and closed before reading everything
     local ev = c.queue[c.queue.head]
@@ -143,31 +144,39 @@ end
 
 -- The decoders for a response's Content-Encoding (false: none), when the
 -- request decodes and the response has a body (RFC 9110 sections 6.4.1 and
--- 9.3.2: none for HEAD, 204 and 304).
-local function decoder_for(session, req, status, content_encoding)
+-- 9.3.2: none for HEAD, 204 and 304); or false and why they cannot be made.
+local function decoder_for(req, status, content_encoding)
   if not content_encoding or not req.decode or req.method == "HEAD" or status == 204 or status == 304 then
     return false
   end
-  return decompress.chain(content_encoding, req.max_decompressed) or false
+  local chain, err = decompress.chain(content_encoding, req.max_decompressed)
+  return chain or false, err
 end
 
 local function make_response(session, req, head, c, deadline, tr)
   local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
   local connector = session.connector
+  local decode, refused = decoder_for(req, status, head[9])
   local resp = response.new {
     status = status, reason = reason, _major = major, _minor = minor,
     method = req.method, url = req.url_string,
     _fields_block = block, -- resp.headers is made from it when first read
     _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
     _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
-    _decode = decoder_for(session, req, status, head[9]),
+    _decode = decode,
     _max_body = req.max_body, _charset_resolver = session.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
-    -- a streamed body is bounded by sock_read only, as in aiohttp
-    _deadline = req.stream and timeout.start(timeout.merge(deadline.t, { total = false })) or deadline,
+    _received = 0,
+    -- total covers a streamed body too, until it is read, released or closed (aiohttp)
+    _deadline = deadline,
   }
   req.t_first = c.first_byte_at
+  if refused then
+    resp._eof = true
+    response.fail(resp, refused)
+    return resp
+  end
   if head.done then
     -- the whole response came with its head: no body events to wait for
     local body = head.body
@@ -250,6 +259,7 @@ local function perform(session, req, deadline, ctx, tr)
     if not c then return nil, head end
   end
   local resp = make_response(session, req, head, c, deadline, tr)
+  deadline:enter("body")
   if resp._eof then -- it came whole with its head
     if resp._error then return nil, resp._error end
     return resp

@@ -117,6 +117,23 @@ local function frame(h, streamed, chunked)
   return false, streamed.length
 end
 
+-- A Transfer-Encoding the script set itself: lurl applies chunked and no
+-- other coding, and never sends it beside a Content-Length (RFC 9112
+-- section 6.1: an intermediary that honours Transfer-Encoding would misread
+-- the request). Returns whether the body goes chunked.
+local function asked_chunked(h, opts)
+  local te = h:get("Transfer-Encoding")
+  if not te then return opts.chunked end
+  if not te:lower():match("^%s*chunked%s*$") then
+    errors.argerror("request", "'headers'", "Transfer-Encoding: lurl sends only chunked, got " .. te, 6)
+  end
+  if h:has("Content-Length") then
+    errors.argerror("request", "'headers'", "Transfer-Encoding and Content-Length cannot be sent together", 6)
+  end
+  h:remove("Transfer-Encoding")
+  return true
+end
+
 local METHODS_WITH_BODY = { POST = true, PUT = true, PATCH = true }
 
 -- Add a header the script did not set itself nor ask to skip.
@@ -140,6 +157,8 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
   -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
   if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
   local chunked, declared = false, nil
+  local chunk = asked_chunked(h, opts)
+  if chunk and type(body) == "string" then body = body_mod.stream({ body }) end
   if opts.expect100 and body then h:set("Expect", "100-continue") end
   if opts.compress and body then
     if h:has("Content-Encoding") then
@@ -148,7 +167,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
     h:set("Content-Encoding", opts.compress)
   end
   if type(body) == "table" then
-    chunked, declared = frame(h, body, opts.chunked)
+    chunked, declared = frame(h, body, chunk)
     if ctype then auto(h, skip, "Content-Type", ctype) end
   elseif body then
     h:set("Content-Length", tostring(#body))
@@ -166,7 +185,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
     end
     h:set("Authorization", creds:encode())
   end
-  return h, chunked, declared
+  return h, chunked, declared, body
 end
 
 local function origin(u)
@@ -207,8 +226,8 @@ local function prepare(session, method, raw_url, opts)
   if not u then return nil, creds end
   local body, ctype = build_body(session, opts)
   body = compress_body(body, opts)
-  if opts.chunked and type(body) == "string" then body = body_mod.stream({ body }) end
-  local headers, chunked, declared = build_headers(session, method, u, opts, body, ctype, creds)
+  local headers, chunked, declared
+  headers, chunked, declared, body = build_headers(session, method, u, opts, body, ctype, creds)
   local port = u.port or url.default_ports[u.scheme]
   local connector = session.connector
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)

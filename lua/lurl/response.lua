@@ -179,10 +179,24 @@ local function payload_error(self, ev)
   return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status, cause = ev[3] })
 end
 
--- Trace a chunk of the body as it arrives.
+-- Count and trace a chunk of the body as it arrives.
 function M.received(self, chunk)
+  self._received = self._received + #chunk
   local tr = self._trace
   if tr then tr:emit("response_chunk_received", { method = self.method, url = self.url, chunk = chunk }) end
+end
+
+local function size_text(n)
+  if n < 1024 then return n .. " bytes" end
+  if n < 1024 * 1024 then return ("%.1f KiB"):format(n / 1024) end
+  return ("%.1f MiB"):format(n / (1024 * 1024))
+end
+
+-- A timeout while the body arrives says how much of it came.
+local function body_timeout(self, err)
+  err.received = self._received
+  err.message = ("%s (%s received)"):format(err.message, size_text(self._received))
+  return err
 end
 
 -- The next chunk as it came; false at the end; nil, err on failure (the
@@ -193,6 +207,7 @@ local function pull_raw(self)
   if self._eof then return false end
   if not self._conn then return false end
   local ev, err = self._conn:read_event(self._deadline, { url = self.url, method = self.method })
+  if err then err = body_timeout(self, err) end
   if ev and ev[1] == "body" then
     M.received(self, ev[2])
     return ev[2]
@@ -207,11 +222,14 @@ local function pull_raw(self)
   return nil, self._error
 end
 
-local function decode_error(self, msg)
+-- fail(resp, msg): the body cannot be had; ClientPayloadError, the
+-- connection closed. Returns nil and the error.
+local function fail(self, msg)
   self._error = errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status })
   self:_finish(false)
   return nil, self._error
 end
+M.fail = fail
 
 -- The next chunk of the body, decoded when the response has a
 -- Content-Encoding the session undoes (never ""); false at the end.
@@ -223,7 +241,7 @@ local function pull(self)
     if chunk == nil then return nil, err end
     local out
     if chunk then out, err = d:feed(chunk) else out, err = d:finish() end
-    if not out then return decode_error(self, err) end
+    if not out then return fail(self, err) end
     if out ~= "" then return out end
     if not chunk then return false end
   end
@@ -238,7 +256,7 @@ function M.decode_whole(self, body)
   if out then rest, err = d:finish() end
   if not rest then
     d:close()
-    return decode_error(self, err)
+    return fail(self, err)
   end
   self._body = out .. rest
   return true

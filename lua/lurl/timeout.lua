@@ -1,6 +1,7 @@
 -- ClientTimeout (aiohttp's semantics, to the millisecond).
 --   total         the whole operation: pool wait, connect, send, head, body
---                 (unless streaming), redirects included
+--                 (a streamed one until it is read to the end, released or
+--                 closed, as in aiohttp), redirects included
 --   connect       acquiring a connection: pool wait plus establishing it
 --   sock_connect  establishing one new connection
 --   sock_read     the longest gap between two reads from the peer
@@ -84,11 +85,24 @@ end
 local Deadline = {}
 local dmt = { __name = "lurl.deadline", __index = Deadline }
 
--- start(t[, now]): now, when the caller just read the clock
+-- start(t[, now]): now, when the caller just read the clock. The deadline
+-- also knows the phase the request is in (enter), so that an expiry can
+-- say where the time went.
 function M.start(t, now)
   now = now or sched.now()
   return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false,
-    sock_connect_at = false }, dmt)
+    sock_connect_at = false, phase = "pool", phase_at = now }, dmt)
+end
+
+-- What a request is doing, in the words of timeout errors (err.phase).
+local PHASES = {
+  pool = "waiting for a free connection", dns = "resolving the host name", connect = "connecting",
+  tls = "in the TLS handshake", send = "sending the request", head = "waiting for the response head",
+  body = "reading the body",
+}
+
+function Deadline:enter(phase, now)
+  self.phase, self.phase_at = phase, now or sched.now()
 end
 
 -- The connect budget starts when a connection is first asked for.
@@ -116,15 +130,17 @@ local KINDS = {
   pool = "ConnectionTimeoutError", sock_read = "SocketTimeoutError",
 }
 
--- limit(phase) -> seconds (or nil for none), error kind, the field that
--- binds. phase is "queue" (waiting for a pool slot), "connect" (DNS and the
--- rest of acquiring a connection), "sock_connect", "read" or "write".
-function Deadline:limit(phase)
+-- limit(phase[, since]) -> seconds (or nil for none), error kind, the
+-- field that binds. phase is "queue" (waiting for a pool slot), "connect"
+-- (DNS and the rest of acquiring a connection), "sock_connect", "read" or
+-- "write". since: for "read", when the peer last sent a byte (sock_read
+-- counts from there; default now).
+function Deadline:limit(phase, since)
   local now, t = sched.now(), self.t
   local secs, why
   if self.total_at then secs, why = self.total_at - now, "total" end
   if phase == "read" then
-    secs, why = pick(secs, why, t.sock_read, "sock_read")
+    secs, why = pick(secs, why, t.sock_read and (since and t.sock_read - (now - since) or t.sock_read), "sock_read")
   elseif phase ~= "write" then
     if self.connect_at then secs, why = pick(secs, why, self.connect_at - now, "connect") end
     if phase == "sock_connect" then
@@ -147,13 +163,25 @@ local MESSAGES = {
 -- name is accepted too and picks that kind's usual field).
 local FIELD_OF_KIND = { TimeoutError = "total", ConnectionTimeoutError = "sock_connect", SocketTimeoutError = "sock_read" }
 
+-- The message names the phase (err.phase) and, for the limits that run
+-- over a whole phase, the time spent in it: a request that never left the
+-- pool's queue says so.
 function Deadline:error(why, context)
   why = FIELD_OF_KIND[why] or why
   if why == "sock_connect" and not self.t.sock_connect then why = "connect" end
   local msg = MESSAGES[why]
   -- one attempt's own limit, under a middleware (req.timeout)
   if why == "total" and self.attempt then msg = "timeout of %gs for this attempt expired" end
-  return errors.new(KINDS[why], msg:format(self.t[why] or 0), context)
+  msg = msg:format(self.t[why] or 0)
+  local phase = self.phase
+  if why == "sock_read" then
+    msg = msg .. " while " .. PHASES[phase]
+  else
+    msg = ("%s after %.2fs %s"):format(msg, sched.now() - self.phase_at, PHASES[phase])
+  end
+  local err = errors.new(KINDS[why], msg, context)
+  err.phase = phase
+  return err
 end
 
 -- Wait under the phase's limit: returns wait's values, or nil and the timeout

@@ -8,7 +8,8 @@
 -- runs in the connection's task, so it may call lurl.sleep. The answer may ask
 -- for deliberate misbehaviour:
 --   delay = s            wait s seconds before the head
---   drip = { size =, interval = }   send the body in pieces, pausing between
+--   drip = { size =, interval = }   send the body (or the raw bytes) in
+--                        pieces, pausing between
 --   close_after = n      send the head and n body bytes, then close (FIN)
 --   reset_after = n      the same, then reset the connection (RST)
 --   content_length = n   announce n bytes whatever the body is
@@ -103,12 +104,9 @@ function Peer:respond(req, resp)
     self.tcp:close(true)
     return false
   end
-  if resp.raw then
-    self:send(resp.raw)
-    return not resp.close
-  end
-  local head, bytes = wire.response(resp, req)
-  if not self:send(head) then return false end
+  local head, bytes
+  if resp.raw then head, bytes = "", resp.raw else head, bytes = wire.response(resp, req) end
+  if #head > 0 and not self:send(head) then return false end
   if resp.drip and #bytes > 0 then
     local size = resp.drip.size or 1
     for i = 1, #bytes, size do
@@ -120,7 +118,7 @@ function Peer:respond(req, resp)
   end
   if resp.reset_after then self.tcp:close(true); return false end
   if resp.close_after then return false end
-  return not resp.close and req.keep_alive
+  return not resp.close and (resp.raw ~= nil or req.keep_alive)
 end
 
 -- The mock's failure names, in this server's terms.
