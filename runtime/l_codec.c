@@ -310,10 +310,14 @@ static int dec_decide(codec *c) {
         return 0;
     case K_ZSTD:
         /* RFC 8878 3: zstd data is one or more frames; the decoder starts the
-         * next one by itself. */
-        if (!match) break;
-        c->ended = 0;
-        return 0;
+         * next one by itself. The first must have the magic too: libzstd
+         * also reads its legacy formats, which are no content coding. */
+        if (match) {
+            c->ended = 0;
+            return 0;
+        }
+        if (!c->ended) return fail(c, "EDECODE", "invalid zstd stream (no RFC 8878 frame magic)");
+        break;
     }
     return fail(c, "EDECODE", "data after the end of the %s stream", format_names[c->kind]);
 }
@@ -467,6 +471,7 @@ static int l_decoder(lua_State *L) {
     case K_ZSTD:
         if (!(c->u.zd = ZSTD_createDCtx())) return nomem(L, "zstd decoder");
         ZSTD_DCtx_setParameter(c->u.zd, ZSTD_d_windowLogMax, CODEC_ZSTD_WINDOW_LOG);
+        c->need = 4; /* the first frame's magic, checked as the next ones' */
         break;
     }
     c->live = 1;
@@ -581,7 +586,7 @@ static int enc_feed_l(lua_State *L) {
 static int enc_finish_l(lua_State *L) {
     codec *c = check_codec(L, ENC_MT);
     if (c->state == S_FAILED) return push_err(L, c);
-    if (enc_run(c, NULL, 0, 1)) return failed(L, c);
+    if (enc_run(c, (const unsigned char *)"", 0, 1)) return failed(L, c); /* no NULL + 0 */
     c->state = S_FINISHED;
     free_lib(c);
     push_out(L, c);

@@ -58,6 +58,7 @@ typedef struct {
     int head_ready, done, started, no_body, informational;
     int continued; /* a 100 (Continue) went by since the last look */
     int interim;   /* an interim (1xx) response just ended: scan the next head */
+    int keep_alive; /* as the head said: trailers do not change it (RFC 9110 6.5.1) */
     const char *bad_head; /* why the head was refused (sticky), or NULL */
     const char *err_name; /* the error name of an HPE_USER */
     char err[160];
@@ -78,6 +79,7 @@ static int refuse(h1_parser *h, const char *why) {
 }
 
 static int buf_add(h1_parser *h, const char *at, size_t len) {
+    if (len == 0) return 0;
     if (h->buf_len + len > h->buf_cap) {
         size_t cap = h->buf_cap ? h->buf_cap : 1024;
         while (cap < h->buf_len + len)
@@ -104,8 +106,14 @@ static const char *bad_token(const char *s, size_t n) {
     return NULL;
 }
 
+/* Bytes of the head at off: buf is NULL while nothing was kept, and even a
+ * zero offset from NULL is undefined behaviour. */
+static const char *at(const h1_parser *h, size_t off) {
+    return h->buf ? h->buf + off : "";
+}
+
 static int is_field(const h1_parser *h, const h1_field *f, const char *name, size_t len) {
-    return f->name_len == len && strncasecmp(h->buf + f->name, name, len) == 0;
+    return f->name_len == len && strncasecmp(at(h, f->name), name, len) == 0;
 }
 
 /* ---- checks llhttp 8.1 leaves out ---- */
@@ -165,7 +173,7 @@ static const char *bad_transfer_coding(h1_parser *h) {
     for (int i = 0; i < h->nfields; i++) {
         const h1_field *f = &h->fields[i];
         if (!is_field(h, f, "transfer-encoding", 17)) continue;
-        const char *v = h->buf + f->value, *end = v + f->value_len;
+        const char *v = at(h, f->value), *end = v + f->value_len;
         while (v < end) {
             const char *comma = memchr(v, ',', (size_t)(end - v));
             const char *a = v, *b = comma ? comma : end;
@@ -251,7 +259,7 @@ static int on_header_field_complete(llhttp_t *p) {
     h1_parser *h = p->data;
     if (!h->in_field) return refuse(h, "empty header name");
     h1_field *f = &h->fields[h->nfields];
-    const char *why = bad_token(h->buf + f->name, f->name_len);
+    const char *why = bad_token(at(h, f->name), f->name_len);
     if (!why) return 0;
     char name[61];
     size_t n = f->name_len < sizeof name - 1 ? f->name_len : sizeof name - 1;
@@ -297,6 +305,7 @@ static int has_no_body(const h1_parser *h, int status) {
 static int on_headers_complete(llhttp_t *p) {
     h1_parser *h = p->data;
     h->ntrailer_start = h->nfields;
+    h->keep_alive = llhttp_should_keep_alive(p);
     if (p->type == HTTP_REQUEST) {
         h->head_ready = 1;
         return h->no_body;
@@ -460,7 +469,10 @@ static llhttp_errno_t run(h1_parser *h, const char *data, size_t len, size_t *co
     llhttp_errno_t err;
     for (;;) {
         if (h->scan.state != SCAN_DONE) h->bad_head = scan_head(h, data + off, len - off);
-        if (h->bad_head) return HPE_USER;
+        if (h->bad_head) {
+            *consumed = off;
+            return HPE_USER;
+        }
         err = llhttp_execute(&h->p, data + off, len - off);
         if (err != HPE_PAUSED || !h->interim) break;
         h->interim = 0;
@@ -495,11 +507,11 @@ static int parser_execute(lua_State *L) {
     h->nspans = 0;
     size_t consumed;
     llhttp_errno_t err = run(h, data, len, &consumed);
-    if (h->bad_head) return push_bad_head(L, h);
-    /* A head or body bytes before an error are delivered first; llhttp
-     * repeats the error on the next call, which gets the rest. */
-    if (err != HPE_OK && err != HPE_PAUSED && !h->head_ready && h->nspans == 0)
-        return push_error(L, h, err);
+    /* A head or body bytes before an error are delivered first; the error
+     * comes again on the next call (or finish()), which gets the rest. */
+    int delivered = h->head_ready || h->nspans;
+    if (h->bad_head && !delivered) return push_bad_head(L, h);
+    if (err != HPE_OK && err != HPE_PAUSED && !delivered) return push_error(L, h, err);
     lua_pushinteger(L, (lua_Integer)consumed);
     lua_pushboolean(L, h->head_ready);
     push_body(L, h, whole, whole_len);
@@ -514,6 +526,9 @@ static int parser_execute(lua_State *L) {
 static int parser_finish(lua_State *L) {
     h1_parser *h = check_parser(L);
     if (h->bad_head) return push_bad_head(L, h);
+    /* an error execute() held back while it delivered what came before */
+    llhttp_errno_t pending = llhttp_get_errno(&h->p);
+    if (pending != HPE_OK && pending != HPE_PAUSED) return push_error(L, h, pending);
     int started = h->started;
     h->done = 0;
     llhttp_errno_t err = llhttp_finish(&h->p);
@@ -528,9 +543,9 @@ static void push_fields(lua_State *L, h1_parser *h, int from, int to) {
     lua_createtable(L, to - from, 0);
     for (int i = from, n = 1; i < to; i++, n++) {
         h1_field *f = &h->fields[i];
-        lua_pushlstring(L, h->buf + f->name, f->name_len);
+        lua_pushlstring(L, at(h, f->name), f->name_len);
         lua_rawseti(L, -3, n);
-        lua_pushlstring(L, h->buf + f->value, f->value_len);
+        lua_pushlstring(L, at(h, f->value), f->value_len);
         lua_rawseti(L, -2, n);
     }
 }
@@ -541,10 +556,10 @@ static void push_start(lua_State *L, h1_parser *h) {
     llhttp_t *p = &h->p;
     if (p->type == HTTP_RESPONSE) {
         lua_pushinteger(L, p->status_code);
-        lua_pushlstring(L, h->buf + h->reason, h->reason_len);
+        lua_pushlstring(L, at(h, h->reason), h->reason_len);
     } else {
         lua_pushstring(L, llhttp_method_name((llhttp_method_t)p->method));
-        lua_pushlstring(L, h->buf + h->target, h->target_len);
+        lua_pushlstring(L, at(h, h->target), h->target_len);
     }
     lua_pushinteger(L, p->http_major);
     lua_pushinteger(L, p->http_minor);
@@ -557,7 +572,7 @@ static int parser_head(lua_State *L) {
     h1_parser *h = check_parser(L);
     push_start(L, h);
     push_fields(L, h, 0, h->ntrailer_start);
-    lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
+    lua_pushboolean(L, h->keep_alive);
     return 7;
 }
 
@@ -570,7 +585,7 @@ static void push_content_encoding(lua_State *L, const h1_parser *h) {
         const h1_field *f = &h->fields[i];
         if (!is_field(h, f, "content-encoding", 16)) continue;
         if (n++) luaL_addlstring(&b, ", ", 2);
-        luaL_addlstring(&b, h->buf + f->value, f->value_len);
+        luaL_addlstring(&b, at(h, f->value), f->value_len);
     }
     luaL_pushresult(&b);
     if (!n) {
@@ -594,13 +609,13 @@ static int parser_head_block(lua_State *L) {
     for (int i = 0; i < h->ntrailer_start; i++) {
         h1_field *f = &h->fields[i];
         cookies |= is_field(h, f, "set-cookie", 10);
-        luaL_addlstring(&b, h->buf + f->name, f->name_len);
+        luaL_addlstring(&b, at(h, f->name), f->name_len);
         luaL_addlstring(&b, ": ", 2);
-        luaL_addlstring(&b, h->buf + f->value, f->value_len);
+        luaL_addlstring(&b, at(h, f->value), f->value_len);
         luaL_addlstring(&b, "\r\n", 2);
     }
     luaL_pushresult(&b);
-    lua_pushboolean(L, llhttp_should_keep_alive(&h->p));
+    lua_pushboolean(L, h->keep_alive);
     lua_pushboolean(L, cookies);
     push_content_encoding(L, h);
     return 8;

@@ -120,7 +120,7 @@ function M.new(stream, key, opts)
   local self = setmetatable({
     key = key, tcp = stream,
     parser = core.h1.parser("response", opts.max_line_size, opts.max_field_size),
-    queue = { head = 1, tail = 0 }, buffered = 0, reusable = true, requests = 0,
+    queue = { head = 1, tail = 0 }, buffered = 0, reusable = true, requests = 0, read_at = false,
     on_close = opts.on_close,
   }, mt)
   self.read_cb = function(data, rerr, rname) return on_read(self, data, rerr, rname) end
