@@ -6,6 +6,7 @@
  * one or four digits, a bare CR, a NUL, a space in a header name, an empty
  * name, transfer codings a client cannot undo. A response parser refuses those
  * here, as curl does, so that no caller is handed a wrong answer. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -59,6 +60,7 @@ typedef struct {
     int continued; /* a 100 (Continue) went by since the last look */
     int interim;   /* an interim (1xx) response just ended: scan the next head */
     int keep_alive; /* as the head said: trailers do not change it (RFC 9110 6.5.1) */
+    int in_trailers;
     const char *bad_head; /* why the head was refused (sticky), or NULL */
     const char *err_name; /* the error name of an HPE_USER */
     char err[160];
@@ -94,15 +96,26 @@ static int buf_add(h1_parser *h, const char *at, size_t len) {
     return 0;
 }
 
+/* RFC 9110 section 5.6.2: tchar is !#$%&'*+-.^_`|~, digits and letters;
+ * as a bitmap of the ASCII codes, since every field name goes through it. */
 static int is_tchar(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    static const uint64_t map[2] = {0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL};
+    return c < 128 && (map[c >> 6] >> (c & 63) & 1);
 }
 
 static const char *bad_token(const char *s, size_t n) {
     if (n == 0) return "is empty";
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)s[i])) return "has a character not allowed in a token";
+    return NULL;
+}
+
+static const char *bad_value(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\r' || c == '\n') return "contains CR or LF";
+        if (c == 0) return "contains a NUL byte";
+    }
     return NULL;
 }
 
@@ -124,6 +137,11 @@ static const char *scan_head(h1_parser *h, const char *p, size_t n) {
     head_scan *s = &h->scan;
     int response = h->p.type == HTTP_RESPONSE;
     for (size_t i = 0; i < n && s->state != SCAN_DONE; i++) {
+        /* most head bytes are printable text inside a line: skip them fast */
+        if ((s->state == SCAN_LINE || s->state == SCAN_START_REST) && !s->cr)
+            while (i < n && (unsigned char)p[i] > '\r')
+                i++;
+        if (i == n) break;
         unsigned char c = (unsigned char)p[i];
         if (s->cr && c != '\n') return "bare CR in the response head";
         if (c == 0) return "NUL byte in the response head"; /* RFC 9110 section 5.5 */
@@ -202,7 +220,7 @@ static int on_message_begin(llhttp_t *p) {
     h->buf_len = 0;
     h->nfields = 0;
     h->line_len = 0;
-    h->in_field = h->in_value = 0;
+    h->in_field = h->in_value = h->in_trailers = 0;
     h->started = 1;
     h->reason = h->reason_len = h->target = h->target_len = 0;
     return 0;
@@ -290,7 +308,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 static int on_header_value_complete(llhttp_t *p) {
     h1_parser *h = p->data;
     if (!h->in_field) return refuse(h, "empty header name");
-    if (!h->in_value) h->fields[h->nfields].value = h->buf_len;
+    h1_field *f = &h->fields[h->nfields];
+    if (!h->in_value) f->value = h->buf_len;
+    /* RFC 9110 section 5.5: no CR or NUL in a value; the scanner sees a
+     * head's bytes, not the trailers' */
+    if (h->in_trailers && bad_value(at(h, f->value), f->value_len))
+        return refuse(h, "a trailer field value holds CR, LF or NUL");
     h->nfields++;
     h->in_field = h->in_value = 0;
     return 0;
@@ -305,6 +328,7 @@ static int has_no_body(const h1_parser *h, int status) {
 static int on_headers_complete(llhttp_t *p) {
     h1_parser *h = p->data;
     h->ntrailer_start = h->nfields;
+    h->in_trailers = 1;
     h->keep_alive = llhttp_should_keep_alive(p);
     if (p->type == HTTP_REQUEST) {
         h->head_ready = 1;
@@ -658,15 +682,6 @@ static int parser_started(lua_State *L) {
 }
 
 /* ---- head encoder ---- */
-
-static const char *bad_value(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\r' || c == '\n') return "contains CR or LF";
-        if (c == 0) return "contains a NUL byte";
-    }
-    return NULL;
-}
 
 /* The first problem with the fields list, as "header NAME: why", or NULL. */
 static const char *check_fields(lua_State *L, int n) {
