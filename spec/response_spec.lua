@@ -104,6 +104,16 @@ describe("response", function()
       assert.is_nil(j.charset)
     end)
 
+    it("charset is the one text() decodes with, a quoted parameter notwithstanding", function()
+      server:route("/quoted", function()
+        return { headers = { ["Content-Type"] = 'text/plain; foo="a;charset=x"; charset=ISO-8859-1' }, body = "caf\233" }
+      end)
+      local resp = assert(s:get("quoted"))
+      assert.are.equal("iso-8859-1", resp.charset)
+      assert.are.equal(resp.charset, resp:get_encoding())
+      assert.are.equal("caf\195\169", resp:text())
+    end)
+
     it("request_info describes what was sent", function()
       local resp = assert(s:post("plain", { headers = { ["X-Req"] = "1" } }))
       assert.are.equal("POST", resp.request_info.method)

@@ -228,5 +228,63 @@ describe("lurl.timeout", function()
       assert.equal("data", a)
       assert.equal(2, b)
     end)
+
+    it("errors name the phase the request was in and the time spent in it", function()
+      local clock = lurl.testing.clock { start = 100 }
+      local d = timeout.start(lurl.timeout { total = 5, sock_read = 2 })
+      clock:advance(1)
+      d:enter("body")
+      clock:advance(0.5)
+      local e = d:error("total")
+      assert.equal("body", e.phase)
+      assert.equal("total timeout of 5s expired after 0.50s reading the body", e.message)
+      e = d:error("sock_read")
+      assert.equal("no data from the peer for sock_read=2s while reading the body", e.message)
+      clock:close()
+    end)
+  end)
+
+  describe("attempt: the deadline of one handler call under middlewares", function()
+    local clock
+    before_each(function() clock = lurl.testing.clock { start = 100 } end)
+    after_each(function() clock:close() end)
+
+    local base = lurl.timeout { total = 10, sock_read = 3 }
+
+    it("is the request's deadline when nothing narrows it", function()
+      local d = timeout.attempt(base, nil, 110, 110)
+      assert.equal(110, d.total_at)
+      assert.equal(base, d.t)
+      assert.is_nil(d.attempt)
+      assert.matches("^total timeout of 10s expired after", d:error("total").message)
+    end)
+
+    it("never runs past the shared deadline; later attempts get what is left", function()
+      clock:advance(4)
+      local d = timeout.attempt(base, nil, 110, 110)
+      assert.equal(110, d.total_at)
+      assert.equal(10, d.t.total) -- an expiry names the request's own total
+      assert.equal(3, d.t.sock_read)
+    end)
+
+    it("a deadline a policy narrowed names the time the attempt had left", function()
+      local d = timeout.attempt(base, nil, 102.5, 110)
+      assert.equal(102.5, d.total_at)
+      assert.equal(2.5, d.t.total)
+    end)
+
+    it("the attempt's own total binds when it is the shorter, and says so", function()
+      local d = timeout.attempt(base, 1, 110, 110)
+      assert.equal(101, d.total_at)
+      assert.is_true(d.attempt)
+      assert.matches("^timeout of 1s for this attempt expired", d:error("total").message)
+    end)
+
+    it("the attempt's own fields override the request's field by field", function()
+      local d = timeout.attempt(base, { sock_read = 1 }, 110, 110)
+      assert.equal(1, d.t.sock_read)
+      assert.equal(110, d.total_at)
+      assert.is_nil(d.attempt)
+    end)
   end)
 end)

@@ -1,5 +1,6 @@
--- The cookie jar: RFC 6265 section 5 (date parsing, Set-Cookie parsing,
--- storage, the Cookie header) with aiohttp's CookieJar choices on top:
+-- The cookie jar: RFC 6265 section 5 (Set-Cookie parsing, storage, the
+-- Cookie header; dates are lurl.httpdate's) with aiohttp's CookieJar
+-- choices on top:
 -- "shared" cookies sent to every host, no cookies for IP-address hosts
 -- unless unsafe, Secure cookies also for treat_as_secure_origin, and
 -- quote_cookie. Persistence is curl's Netscape cookies.txt, so curl -b and
@@ -18,6 +19,7 @@
 -- The jar is a userdata proxy, so that #jar works under LuaJIT.
 local core = require "lurl.core"
 local errors = require "lurl.errors"
+local httpdate = require "lurl.httpdate"
 local url = require "lurl.url"
 
 local domain_lib = core.domain
@@ -35,94 +37,6 @@ M.MAX_NAME_VALUE = 4096
 -- so that cookies.txt and HTTP-dates stay well formed.
 local MAX_TIME = 253402300799
 
-local floor = math.floor
-
--- ---- dates (RFC 6265 5.1.1) ----
-
-local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
-                 jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 }
-local MONTH_NAMES = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
-local DAY_NAMES = { "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed" } -- 1970-01-01 was a Thursday
-
--- date-token = 1*non-delimiter; delimiter = %x09 / %x20-2F / %x3B-40 / %x5B-60 / %x7B-7E
-local DATE_TOKEN = "[^\9\32-\47\59-\64\91-\96\123-\126]+"
-
-local function is_leap(y) return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 end
-
-local function days_in_month(y, m)
-  if m == 2 then return is_leap(y) and 29 or 28 end
-  return (m == 4 or m == 6 or m == 9 or m == 11) and 30 or 31
-end
-
--- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
--- days_from_civil): os.time would use the local time zone.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-end
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
-
--- The fields of one date-token, tried in the order 5.1.1 step 2 gives.
-local function date_fields(tokens)
-  local f = {}
-  for _, tok in ipairs(tokens) do
-    local h, mi, s = tok:match("^(%d%d?):(%d%d?):(%d%d?)%f[%D]")
-    if not f.hour and h then
-      f.hour, f.minute, f.second = tonumber(h), tonumber(mi), tonumber(s)
-    elseif not f.day and tok:match("^%d%d?%f[%D]") then
-      f.day = tonumber(tok:match("^%d%d?"))
-    elseif not f.month and MONTHS[tok:sub(1, 3):lower()] then
-      f.month = MONTHS[tok:sub(1, 3):lower()]
-    elseif not f.year and tok:match("^%d%d%d?%d?%f[%D]") then
-      f.year = tonumber(tok:match("^%d%d%d?%d?"))
-    end
-  end
-  return f
-end
-
--- parse_date(s) -> epoch seconds, or nil when s is no cookie-date.
-function M.parse_date(s)
-  if type(s) ~= "string" then errors.argerror("parse_date", "#1", "string expected, got " .. type(s), 2) end
-  local tokens = {}
-  for tok in s:gmatch(DATE_TOKEN) do tokens[#tokens + 1] = tok end
-  local f = date_fields(tokens)
-  if not (f.hour and f.day and f.month and f.year) then return nil end
-  local y = f.year
-  if y >= 70 and y <= 99 then y = y + 1900 elseif y <= 69 then y = y + 2000 end
-  if f.day < 1 or y < 1601 or f.hour > 23 or f.minute > 59 or f.second > 59 then return nil end
-  if f.day > days_in_month(y, f.month) then return nil end -- "no such date" (5.1.1 step 6)
-  return days_from_civil(y, f.month, f.day) * 86400 + f.hour * 3600 + f.minute * 60 + f.second
-end
-
--- An HTTP-date (RFC 9110 5.6.7) for __tostring.
-local function format_date(t)
-  t = floor(t)
-  local days = floor(t / 86400)
-  local secs = t - days * 86400
-  local y, m, d = civil_from_days(days)
-  return ("%s, %02d %s %04d %02d:%02d:%02d GMT"):format(DAY_NAMES[days % 7 + 1], d, MONTH_NAMES[m], y,
-    floor(secs / 3600), floor(secs / 60) % 60, secs % 60)
-end
-M.format_date = format_date
-
 -- ---- cookie objects ----
 
 local Cookie = {}
@@ -133,7 +47,7 @@ function cookie_mt.__tostring(c)
   local parts = { c.name .. "=" .. c.value }
   if c.domain ~= "" and not c.host_only then parts[#parts + 1] = "Domain=" .. c.domain end
   if c.path ~= "" then parts[#parts + 1] = "Path=" .. c.path end
-  if c.expires then parts[#parts + 1] = "Expires=" .. format_date(math.max(c.expires, 0)) end
+  if c.expires then parts[#parts + 1] = "Expires=" .. httpdate.format(math.max(c.expires, 0)) end
   if c.secure then parts[#parts + 1] = "Secure" end
   if c.http_only then parts[#parts + 1] = "HttpOnly" end
   if c.same_site then parts[#parts + 1] = "SameSite=" .. c.same_site end
@@ -235,7 +149,7 @@ local function parse_attribute(attrs, av, now)
   if not name then name, value = av, "" end
   name, value = trim(name):lower(), trim(value)
   if name == "expires" then
-    local t = M.parse_date(value)
+    local t = httpdate.parse(value)
     if t then attrs.expires = math.min(t, MAX_TIME) end
   elseif name == "max-age" then
     local t = max_age_expiry(value, now)
@@ -664,11 +578,23 @@ local function wire_value(st, c)
   return c.value
 end
 
--- jar:cookie_header(u[, request_cookies]) -> "a=b; c=d" or nil. The
--- optional request_cookies (any form update_cookies takes) are added for this
--- request only and replace jar cookies of the same name, as aiohttp's
--- request-level cookies= do.
-function Jar:cookie_header(u, request_cookies)
+-- The pairs of a Cookie header ("a=1; b=2") whose names are not in sent.
+local function without_names(header, sent)
+  local kept = {}
+  for pair in header:gmatch("[^;]+") do
+    local name = pair:match("^%s*([^=]-)%s*=") or pair:match("^%s*(.-)%s*$")
+    if not sent[name] then kept[#kept + 1] = pair:match("^%s*(.-)%s*$") end
+  end
+  return kept
+end
+
+-- jar:cookie_header(u[, request_cookies[, explicit]]) -> "a=b; c=d" or
+-- nil. The optional request_cookies (any form update_cookies takes) are
+-- added for this request only and replace jar cookies of the same name, as
+-- aiohttp's request-level cookies= do. explicit: a Cookie header the script
+-- set; its pairs come first, but for those the jar sends again. nil when
+-- the jar has nothing to add to explicit.
+function Jar:cookie_header(u, request_cookies, explicit)
   local st = state_of(self, "cookie_header")
   local t = target("cookie_header", u, "#1")
   local list = filter(st, t)
@@ -685,8 +611,16 @@ function Jar:cookie_header(u, request_cookies)
     list = merged
   end
   if #list == 0 then return nil end
-  local parts = {}
-  for i, c in ipairs(list) do parts[i] = c.name .. "=" .. wire_value(st, c) end
+  local parts, sent = {}, {}
+  for i, c in ipairs(list) do
+    parts[i] = c.name .. "=" .. wire_value(st, c)
+    sent[c.name] = true
+  end
+  if explicit then
+    local kept = without_names(explicit, sent)
+    for _, part in ipairs(parts) do kept[#kept + 1] = part end
+    parts = kept
+  end
   return table.concat(parts, "; ")
 end
 

@@ -44,15 +44,11 @@ end
 
 function lazy.timings(r) return rawget(r, "_stamps") and timings(r) end
 
-local function parse_content_type(value)
-  if not value then return nil, nil end
-  local mime = value:match("^%s*([^;%s]+)")
-  local charset = value:match(";%s*[Cc][Hh][Aa][Rr][Ss][Ee][Tt]%s*=%s*\"?([^\";%s]+)")
-  return mime and mime:lower(), charset and charset:lower()
-end
-
+-- The one Content-Type parser (lurl.content's), so that resp.charset is
+-- the charset text() decodes with.
 local function content_type(r, k)
-  local ct, cs = parse_content_type(r.headers["content-type"])
+  local value = r.headers["content-type"]
+  local ct, cs = content.mime_type(value), content.charset_of(value)
   if ct then rawset(r, "content_type", ct) end
   if cs then rawset(r, "charset", cs) end
   return rawget(r, k)

@@ -10,6 +10,7 @@ local exchange = require "lurl.exchange"
 local headers_mod = require "lurl.headers"
 local middleware = require "lurl.middleware"
 local prepare_mod = require "lurl.prepare"
+local redirect = require "lurl.redirect"
 local sched = require "lurl.sched"
 local timeout = require "lurl.timeout"
 local tls = require "lurl.tls"
@@ -136,35 +137,15 @@ end
 
 local request -- Session:request without the method check, defined below
 
--- ---- cookies (RFC 6265 section 5.4) ----
-
--- "a=1; b=2" without the pairs whose names the jar sends.
-local function without_names(header, sent)
-  local kept = {}
-  for pair in header:gmatch("[^;]+") do
-    local name = pair:match("^%s*([^=]-)%s*=") or pair:match("^%s*(.-)%s*$")
-    if not sent[name] then kept[#kept + 1] = pair:match("^%s*(.-)%s*$") end
-  end
-  return kept
-end
-
--- The Cookie header of a request: an explicit one first, then the jar's
--- cookies for the URL with the request's own cookies= (they win by name,
--- as in aiohttp). Returns the headers and encoded bytes to send.
+-- The Cookie header of a request (RFC 6265 section 5.4): the jar merges an
+-- explicit one with its cookies for the URL and the request's own
+-- cookies=. Returns the headers and encoded bytes to send.
 local function with_cookies(self, p, opts)
   local jar, own = self.cookie_jar, opts.cookies
   if own == nil and jar:count() == 0 then return p.headers, p.bytes end
-  local value = jar:cookie_header(p.u, own)
+  local value = jar:cookie_header(p.u, own, p.headers:get("Cookie"))
   if not value then return p.headers, p.bytes end
   local h = p.headers:copy()
-  local explicit = h:get("Cookie")
-  if explicit then
-    local sent = {}
-    for name in value:gmatch("%s*([^=;]+)=[^;]*") do sent[name] = true end
-    local kept = without_names(explicit, sent)
-    kept[#kept + 1] = value
-    value = table.concat(kept, "; ")
-  end
   h:set("Cookie", value)
   return h, nil
 end
@@ -201,72 +182,7 @@ local function hop(self, method, p, opts, deadline, tr)
   return resp
 end
 
--- ---- redirects (RFC 9110 section 15.4) ----
-
-local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
-
--- A 303 turns anything but HEAD into a GET without body; so do 301 and
--- 302 for a POST (section 15.4.2, what browsers, curl and aiohttp do).
--- 307 and 308 keep the method and the body.
-local function redirected_method(status, method)
-  if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
-    return "GET", false
-  end
-  return method, true
-end
-
--- Credentials and explicit cookies never follow a redirect to another
--- origin (aiohttp; curl does the same for Authorization).
-local CROSS_ORIGIN_STRIP = { "Authorization", "Proxy-Authorization", "Cookie" }
-local BODY_HEADERS = { "Content-Length", "Content-Type", "Transfer-Encoding" }
-
--- The options of the next hop: no params (the Location has its query), no
--- body after a change to GET, the credentials of the first hop within its
--- origin and none, nor an SNI name, for another. used: what the last hop
--- sent (p.auth).
-local function next_options(opts, keep_body, cross, used)
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  o.params, o.redirected = nil, true
-  o.auth = not cross and used or false
-  local strip = {}
-  if not keep_body then
-    o.data, o.json = nil, nil
-    for _, name in ipairs(BODY_HEADERS) do strip[#strip + 1] = name end
-  end
-  if cross then
-    o.server_hostname, o.cookies = nil, nil
-    for _, name in ipairs(CROSS_ORIGIN_STRIP) do strip[#strip + 1] = name end
-  end
-  if opts.strip then
-    for _, name in ipairs(opts.strip) do strip[#strip + 1] = name end
-  end
-  o.strip = strip
-  return o
-end
-
--- The URL a redirect points to, resolved against the response's URL (RFC
--- 3986 section 5), or nil and InvalidUrlRedirectClientError /
--- NonHttpUrlRedirectClientError.
-local function redirect_target(resp, base, location)
-  local ctx = { url = resp.url, method = resp.method, status = resp.status, location = location }
-  local ref = url.parse(location)
-  local u = ref and url.resolve(base, ref)
-  if not u then
-    return nil, errors.new("InvalidUrlRedirectClientError", "invalid redirect Location: " .. location, ctx)
-  end
-  local err
-  u, err = url.check_http(u, location, true)
-  if not u then return nil, errors.annotate(err, ctx) end
-  u.fragment = nil
-  return u
-end
-
-local function too_many(history, max)
-  local last = history[#history]
-  return errors.new("TooManyRedirects", ("more than max_redirects=%d redirects"):format(max),
-    { url = last.url, method = last.method, status = last.status, history = history })
-end
+-- ---- redirects (RFC 9110 section 15.4; the rules are lurl.redirect's) ----
 
 -- Send the request and follow its redirects: the final response (with the
 -- earlier ones in resp.history) or nil, err; then the method and what
@@ -277,27 +193,27 @@ local function follow(self, method, p, opts, deadline, tr)
   local max = opts.max_redirects or 10
   local history -- made at the first redirect: most requests have none
   local resp, err = hop(self, method, p, opts, deadline, tr)
-  while resp and allow and REDIRECTS[resp.status] do
+  while resp and allow and redirect.STATUSES[resp.status] do
     local location = resp.headers["location"]
     if not location then break end
     history = history or {}
     history[#history + 1] = resp
-    if #history > max then return nil, too_many(history, max) end
+    if #history > max then return nil, redirect.too_many(history, max) end
     resp:release()
     local u
-    u, err = redirect_target(resp, p.u, location)
+    u, err = redirect.target(resp, p.u, location)
     if not u then return nil, err end
     if tr then
       tr:emit("request_redirect", { method = method, url = resp.url, headers = p.headers:copy(), response = resp })
     end
     local keep_body
-    method, keep_body = redirected_method(resp.status, method)
+    method, keep_body = redirect.method(resp.status, method)
     if keep_body and type(p.body) == "table" and not p.body.replayable then
       return nil, errors.new("ClientError", ("cannot follow the %d redirect: the request body (a generator) "
         .. "was sent once and cannot be sent again"):format(resp.status),
         { url = resp.url, method = method, status = resp.status, history = history })
     end
-    opts = next_options(opts, keep_body, origin(u) ~= origin(p.u), p.auth)
+    opts = redirect.options(opts, keep_body, origin(u) ~= origin(p.u), p.auth)
     p, err = prepare(self, method, url.tostring(u), opts)
     if not p then return nil, err end
     resp, err = hop(self, method, p, opts, deadline, tr)
@@ -344,28 +260,6 @@ local function send(self, method, p, opts, deadline, tr)
   return resp, err
 end
 
--- The deadline of one call of the innermost handler: the request's timeout
--- with the attempt's own (req.timeout) over it, never past the overall
--- deadline that every attempt shares. When that one binds, an expiry names
--- the request's total timeout, or, when a policy narrowed the deadline
--- (lurl.retry's deadline), the time the attempt had left.
-local function attempt_deadline(req)
-  local t = req.timeout == nil and req.base_timeout or timeout.merge(req.base_timeout, req.timeout)
-  local now = sched.now()
-  local d = timeout.start(t, now)
-  local at = req.deadline_at
-  if at and (not d.total_at or at < d.total_at) then
-    d.total_at = at
-    local total = at == req.request_deadline_at and req.base_timeout.total or at - now
-    if total and total > 0 and total ~= t.total then d.t = timeout.merge(t, { total = total }) end
-  elseif t.total and t.total ~= req.base_timeout.total then
-    -- the attempt's own total binds (a field only this path adds: the
-    -- deadline of a plain request keeps its four)
-    d.attempt = true
-  end
-  return d
-end
-
 -- What to send for req: what was prepared for it up front (a request
 -- without options, which the middlewares left as it was: the session's
 -- cache of prepared requests serves it), or a fresh preparation.
@@ -387,7 +281,7 @@ end
 -- describes it now.
 local function final_handler(self)
   return function(req)
-    local deadline = attempt_deadline(req)
+    local deadline = timeout.attempt(req.base_timeout, req.timeout, req.deadline_at, req.request_deadline_at)
     -- a handler called once the deadline passed sends nothing
     if deadline.total_at and deadline.total_at <= sched.now() then
       return nil, deadline:error("total", { url = req.url, method = req.method })

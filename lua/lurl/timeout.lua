@@ -94,6 +94,27 @@ function M.start(t, now)
     sock_connect_at = false, phase = "pool", phase_at = now }, dmt)
 end
 
+-- attempt(base, own, at, request_at) -> the deadline of one call of the
+-- innermost handler under middlewares: the request's timeout (base) with the
+-- attempt's own (req.timeout, own) over it, never past at, the deadline
+-- every attempt shares (request_at: the request's own, before any policy
+-- narrowed it). When at binds, an expiry names the request's total timeout,
+-- or, when a policy narrowed the deadline (lurl.retry's deadline), the time
+-- the attempt had left; when own's total binds, it says so (attempt).
+function M.attempt(base, own, at, request_at)
+  local t = own == nil and base or M.merge(base, own)
+  local now = sched.now()
+  local d = M.start(t, now)
+  if at and (not d.total_at or at < d.total_at) then
+    d.total_at = at
+    local total = at == request_at and base.total or at - now
+    if total and total > 0 and total ~= t.total then d.t = M.merge(t, { total = total }) end
+  elseif t.total and t.total ~= base.total then
+    d.attempt = true
+  end
+  return d
+end
+
 -- What a request is doing, in the words of timeout errors (err.phase).
 local PHASES = {
   pool = "waiting for a free connection", dns = "resolving the host name", connect = "connecting",

@@ -7,8 +7,8 @@
 --   policy:run(fn[, opts])                      fn(ctx) -> value, err
 -- Both go through policy:call(ctx, op): ctx is the lurl.request (middleware)
 -- or a lurl.policy_context (run); op(ctx) makes one try.
-local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
+local httpdate = require "lurl.httpdate"
 local middleware = require "lurl.middleware"
 local sched = require "lurl.sched"
 
@@ -274,7 +274,7 @@ function M.retry_after(resp)
   if not v then return nil end
   v = v:match("^%s*(.-)%s*$")
   if v:match("^%d+$") then return tonumber(v) end
-  local at = cookies.parse_date(v)
+  local at = httpdate.parse(v)
   if not at then return nil end
   return math.max(0, at - sched.wall())
 end
