@@ -3,40 +3,40 @@
 -- whose body is read whole unless the request streams it; a pooled
 -- connection the server had closed is replaced once when that is safe.
 local body_mod = require "lurl.body"
-local core = require "lurl.core"
 local decompress = require "lurl.decompress"
 local errors = require "lurl.errors"
+local h1 = require "lurl.h1"
 local response = require "lurl.response"
 local sched = require "lurl.sched"
-local url = require "lurl.url"
 
 local M = {}
 
 local function connection_error(kind, msg, ev, ctx)
-  return errors.new(kind, msg, { url = ctx.url, method = ctx.method, errno = ev and ev[3], cause = ev and ev[2] })
+  return errors.new(kind, msg,
+    { url = ctx.url, method = ctx.method, errno = ev and ev[h1.ERRNO], cause = ev and ev[h1.MESSAGE] })
 end
 
 -- Map a read event that ended the exchange before a head arrived.
 local function head_failure(ev, err, ctx)
   if not ev then return err end
-  local kind = ev[1]
-  if kind == "eof" then
+  if ev[1] == "eof" then
     return connection_error("ServerDisconnectedError", "server disconnected before sending a response", ev, ctx)
   end
-  if ev[3] == "ECONNRESET" then
+  local errno, message = ev[h1.ERRNO], tostring(ev[h1.MESSAGE])
+  if errno == "ECONNRESET" then
     return connection_error("ClientConnectionResetError", "connection reset by peer", ev, ctx)
   end
-  if ev[3] == "ESSL" then
+  if errno == "ESSL" then
     -- TLS 1.3 servers reject a client certificate after the handshake
-    return connection_error("ClientSSLError", "TLS error before the response: " .. tostring(ev[2]), ev, ctx)
+    return connection_error("ClientSSLError", "TLS error before the response: " .. message, ev, ctx)
   end
-  if ev[3] and ev[3]:match("^HPE_") then
-    if ev[3] == "HPE_INVALID_EOF_STATE" then
-      return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
-    end
-    return connection_error("ClientResponseError", "invalid HTTP response: " .. tostring(ev[2]), ev, ctx)
+  if errno == "HPE_INVALID_EOF_STATE" then
+    return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
   end
-  return connection_error("ClientOSError", tostring(ev[2]), ev, ctx)
+  if errno and errno:match("^HPE_") then
+    return connection_error("ClientResponseError", "invalid HTTP response: " .. message, ev, ctx)
+  end
+  return connection_error("ClientOSError", message, ev, ctx)
 end
 
 local function read_head(c, deadline, ctx)
@@ -53,14 +53,6 @@ local function emit_sent(tr, req)
   if type(req.body) == "string" then
     tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body })
   end
-end
-
-local function encode(req, head_only)
-  -- a streamed body follows the head, and so does any body that waits for 100
-  local body = not head_only and type(req.body) == "string" and req.body or nil
-  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
-  if not bytes then errors.argerror("request", "'headers'", why, 6) end
-  return bytes
 end
 
 -- Send the request on c and read the head. Returns the head event, or nil,
@@ -97,7 +89,7 @@ end
 -- request stays incomplete, is not reused.
 local function send_expecting(c, req, deadline, ctx)
   c.expecting = true
-  local ok, err = send_on(c, encode(req, true), deadline, ctx)
+  local ok, err = send_on(c, h1.encode(req, true), deadline, ctx)
   if not ok then return nil, err end
   local got
   got, err = c:await_continue(EXPECT_WAIT, deadline, ctx)
@@ -112,7 +104,7 @@ end
 -- The head, then a streamed body part by part.
 local function send_request(c, req, deadline, ctx)
   if req.expect100 then return send_expecting(c, req, deadline, ctx) end
-  local ok, err = send_on(c, req.bytes or encode(req), deadline, ctx)
+  local ok, err = send_on(c, req.bytes or h1.encode(req), deadline, ctx)
   if not ok or type(req.body) ~= "table" then return ok, err end
   return send_body(c, req, deadline, ctx)
 end
@@ -154,15 +146,15 @@ local function decoder_for(req, status, content_encoding)
 end
 
 local function make_response(session, req, head, c, deadline, tr)
-  local status, reason, major, minor, block, keep_alive = head[2], head[3], head[4], head[5], head[6], head[7]
+  local status, reason, major, minor = head[h1.STATUS], head[h1.REASON], head[h1.MAJOR], head[h1.MINOR]
   local connector = session.connector
-  local decode, refused = decoder_for(req, status, head[9])
+  local decode, refused = decoder_for(req, status, head[h1.CODINGS])
   local resp = response.new {
     status = status, reason = reason, _major = major, _minor = minor,
     method = req.method, url = req.url_string,
-    _fields_block = block, -- resp.headers is made from it when first read
+    _fields_block = head[h1.FIELDS], -- resp.headers is made from it when first read
     _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
-    _keep_alive = keep_alive, _tls = c.tls or false, _sets_cookies = head[8] or false,
+    _keep_alive = head[h1.KEEP_ALIVE], _tls = c.tls or false, _sets_cookies = head[h1.SETS_COOKIES] or false,
     _decode = decode,
     _max_body = req.max_body, _charset_resolver = session.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
@@ -219,16 +211,13 @@ local function guard(resp)
   return resp
 end
 
--- RFC 9110 section 9.2.2
-local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
-
 -- A request that failed on a reused connection before any response byte
 -- (the server closed it while it sat idle) is sent once more on a new
 -- connection, when that is safe: the method is idempotent, or the socket
 -- refused the request so none of it reached the server.
 local function may_replay(connector, req, c, reused, replayable)
   local body = req.body
-  return reused and replayable and connector.retry_stale and (IDEMPOTENT[req.method] or c.unsent)
+  return reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[req.method] or c.unsent)
     and (type(body) ~= "table" or body.replayable)
 end
 
@@ -275,8 +264,6 @@ local function perform(session, req, deadline, ctx, tr)
   return resp
 end
 
-M.encode = encode
 M.perform = perform
-M.IDEMPOTENT = IDEMPOTENT
 
 return M

@@ -10,7 +10,7 @@
 -- a mutable description of the request (method, url, headers, options,
 -- timeout, attempt) that the next handler reads when it is called.
 local errors = require "lurl.errors"
-local exchange = require "lurl.exchange"
+local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
 local sched = require "lurl.sched"
@@ -120,7 +120,7 @@ end
 -- idempotent method, or one that carries an Idempotency-Key (the IETF
 -- httpapi draft's header, which servers use to deduplicate).
 function Request:idempotent()
-  return exchange.IDEMPOTENT[self.method] == true or self:header("Idempotency-Key") ~= nil
+  return h1.IDEMPOTENT[self.method] == true or self:header("Idempotency-Key") ~= nil
 end
 
 -- Whether the body can be sent again: anything but a generator function,

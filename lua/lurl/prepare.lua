@@ -7,8 +7,8 @@ local codec = require("lurl.core").codec
 local core = require "lurl.core"
 local decompress = require "lurl.decompress"
 local errors = require "lurl.errors"
-local exchange = require "lurl.exchange"
 local formdata = require "lurl.formdata"
+local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
 local url = require "lurl.url"
 
@@ -258,7 +258,7 @@ local function prepared(session, method, raw_url)
   local err
   p, err = prepare(session, method, raw_url, NO_OPTIONS)
   if not p then return nil, err end
-  p.bytes = exchange.encode { method = method, url = p.u, headers = p.headers, body = p.body }
+  p.bytes = h1.encode { method = method, url = p.u, headers = p.headers, body = p.body }
   p.method = method
   urls[raw_url], cache.size = p, cache.size + 1
   return p

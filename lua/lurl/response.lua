@@ -4,6 +4,7 @@ local content = require "lurl.content"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
 local fs = require "lurl.fs"
+local h1 = require "lurl.h1"
 local headers = require "lurl.headers"
 
 local M = {}
@@ -167,12 +168,13 @@ end
 
 local function payload_error(self, ev)
   local msg
-  if ev[1] == "eof" or (ev[1] == "error" and ev[3] == "HPE_INVALID_EOF_STATE") then
+  local errno = ev[h1.ERRNO]
+  if ev[1] == "eof" or (ev[1] == "error" and errno == "HPE_INVALID_EOF_STATE") then
     msg = "response payload is not completed: the connection closed early"
   else
-    msg = ("response payload is not completed: %s (%s)"):format(tostring(ev[2]), tostring(ev[3]))
+    msg = ("response payload is not completed: %s (%s)"):format(tostring(ev[h1.MESSAGE]), tostring(errno))
   end
-  return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status, cause = ev[3] })
+  return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status, cause = errno })
 end
 
 -- Count and trace a chunk of the body as it arrives.

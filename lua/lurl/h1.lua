@@ -1,0 +1,30 @@
+-- HTTP/1.1 on the wire (RFC 9112): what every layer of the request path
+-- shares, below all of them: the request head encoder, the idempotent
+-- methods, and the layout of the connection's events (lurl.conn), named.
+local core = require "lurl.core"
+local errors = require "lurl.errors"
+local url = require "lurl.url"
+
+local M = {}
+
+-- RFC 9110 section 9.2.2
+M.IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true }
+
+-- Positions in a { "head", ... } event: parser:head_block()'s values
+-- after the event's name.
+M.STATUS, M.REASON, M.MAJOR, M.MINOR, M.FIELDS, M.KEEP_ALIVE, M.SETS_COOKIES, M.CODINGS = 2, 3, 4, 5, 6, 7, 8, 9
+-- Positions in an { "error", message, name } event.
+M.MESSAGE, M.ERRNO = 2, 3
+
+-- encode(req[, head_only]) -> the bytes of req's head, and of its body when
+-- that is a string sent with it (a streamed body follows the head, and so
+-- does any body that waits for 100). req: method, url (parsed), headers,
+-- body. A header that cannot go on the wire is the caller's error.
+function M.encode(req, head_only)
+  local body = not head_only and type(req.body) == "string" and req.body or nil
+  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
+  if not bytes then errors.argerror("request", "'headers'", why, 6) end
+  return bytes
+end
+
+return M
