@@ -19,7 +19,8 @@ local session = lurl.session { base_url = server:url("/"), middlewares = { break
 
 -- 1. Five failures in a row: the circuit opens.
 for _ = 1, 5 do session:get("status") end
-print(("1. after 5 failures the circuit is %s; the server saw %d requests"):format(breaker:state(server:url("")), server:count()))
+print(("1. after 5 failures the circuit is %s; the server saw %d requests")
+  :format(breaker:state(server:url("")), server:count()))
 
 -- 2. While open, requests fail fast without reaching the server.
 local resp, err = session:get("status")

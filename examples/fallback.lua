@@ -4,7 +4,8 @@ local lurl = require "lurl"
 local testing = require "lurl.testing"
 
 local primary = testing.server { routes = { ["*"] = function() return { status = 503, retry_after = 30 } end } }
-local secondary = testing.server { routes = { ["/price"] = function() return { json = { price = 42, from = "secondary" } } end } }
+local secondary = testing.server {
+  routes = { ["/price"] = function() return { json = { price = 42, from = "secondary" } } end } }
 
 local fallback = lurl.fallback {
   secondary:url("/"),                                                   -- the same request, another server

@@ -33,7 +33,8 @@ print(("1. GET %s -> %d %s, page %s, %d items"):format(resp.url, resp.status, re
 
 -- 2. A per-request timeout: the slow route takes 2 s, we allow 0.5 s.
 local _, terr = session:get("slow", { timeout = 0.5 })
-print(("2. slow route with timeout=0.5 -> %s (is TimeoutError: %s)"):format(tostring(terr), tostring(terr:is("TimeoutError"))))
+print(("2. slow route with timeout=0.5 -> %s (is TimeoutError: %s)")
+  :format(tostring(terr), tostring(terr:is("TimeoutError"))))
 
 -- 3. Handling the timeout: fall back to a default value.
 local function fetch_or_default(path, default)

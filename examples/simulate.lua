@@ -97,7 +97,8 @@ end
 
 print(("%d clients x %d req/s for %gs, capacity %d req/s, outage %gs-%gs (virtual time)\n")
   :format(CLIENTS, RATE, SECONDS, CAPACITY, OUTAGE[1], OUTAGE[2]))
-print(("%-38s %9s %9s %14s %9s %12s"):format("policy", "requests", "attempts", "amplification", "success", "mean ok (ms)"))
+print(("%-38s %9s %9s %14s %9s %12s"):format("policy", "requests", "attempts", "amplification", "success",
+  "mean ok (ms)"))
 for _, p in ipairs(POLICIES) do
   local s = run(p[2]())
   print(("%-38s %9d %9d %13.2fx %8.1f%% %12.1f"):format(p[1], s.requests, s.attempts, s.attempts / s.requests,

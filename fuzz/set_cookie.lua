@@ -1,11 +1,12 @@
 -- Driver of fuzz_set_cookie: Set-Cookie values from a response to one of
--- a few URLs, through cookies.parse_set_cookie and parse_date (their
+-- a few URLs, through cookies.parse_set_cookie and lurl.httpdate.parse (their
 -- contract: nil for what RFC 6265 ignores, never a raise on a string) and
 -- a jar that stores them and builds the Cookie header. What the jar keeps
 -- must be scoped as RFC 6265 5.3 says: a response may set cookies for its
 -- own host or a domain above it that is not a public suffix, never for
 -- another site.
 local cookies = require "lurl.cookies"
+local httpdate = require "lurl.httpdate"
 local url = require "lurl.url"
 local domain = require("lurl.core").domain
 
@@ -33,8 +34,8 @@ local function no_ctl(s, what)
 end
 
 local function parse_one(v)
-  local t = cookies.parse_date(v)
-  check(t == nil or (type(t) == "number" and t % 1 == 0), "parse_date gave %s", tostring(t))
+  local t = httpdate.parse(v)
+  check(t == nil or (type(t) == "number" and t % 1 == 0), "httpdate.parse gave %s", tostring(t))
   local name, value, attrs = cookies.parse_set_cookie(v, NOW)
   if name == nil then return end
   check(type(name) == "string" and name ~= "" and type(value) == "string" and type(attrs) == "table",

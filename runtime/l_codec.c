@@ -121,16 +121,20 @@ static void free_all(codec *c) {
 
 /* Room for the next library call in the output buffer: at least one byte,
  * at most what the per-call cap and max_output still allow (one byte more
- * than max_output, so that going over it is seen). */
-static int reserve(codec *c, size_t *room) {
-    if (c->out_len >= CODEC_CALL_MAX)
-        return fail(c, "ELIMIT",
-                    "more than %zu MiB of %s output from one call; feed smaller chunks",
-                    CODEC_CALL_MAX >> 20, format_names[c->kind]);
+ * than max_output, so that going over it is seen); 0 when it fails c instead. */
+static size_t reserve(codec *c) {
+    if (c->out_len >= CODEC_CALL_MAX) {
+        fail(c, "ELIMIT", "more than %zu MiB of %s output from one call; feed smaller chunks",
+             CODEC_CALL_MAX >> 20, format_names[c->kind]);
+        return 0;
+    }
     if (c->out_cap - c->out_len < CODEC_OUT_MIN_FREE) {
         size_t cap = c->out_cap ? c->out_cap * 2 : CODEC_OUT_INITIAL;
         char *nb = realloc(c->out, cap);
-        if (!nb) return fail(c, "ENOMEM", "out of memory for %zu bytes of output", cap);
+        if (!nb) {
+            fail(c, "ENOMEM", "out of memory for %zu bytes of output", cap);
+            return 0;
+        }
         c->out = nb;
         c->out_cap = cap;
     }
@@ -138,8 +142,7 @@ static int reserve(codec *c, size_t *room) {
     if (r > CODEC_CALL_MAX - c->out_len) r = CODEC_CALL_MAX - c->out_len;
     uint64_t so_far = c->total_out + c->out_len;
     if (c->max_out - so_far < r) r = (size_t)(c->max_out - so_far) + 1;
-    *room = r;
-    return 0;
+    return r;
 }
 
 static int over_limit(codec *c) {
@@ -156,8 +159,8 @@ static int over_limit(codec *c) {
 static int zlib_run(codec *c, const unsigned char **p, size_t *n) {
     z_stream *z = &c->u.z;
     for (;;) {
-        size_t room;
-        if (reserve(c, &room)) return -1;
+        size_t room = reserve(c);
+        if (!room) return -1;
         uInt in = *n > UINT_MAX ? UINT_MAX : (uInt)*n;
         uInt out = room > UINT_MAX ? UINT_MAX : (uInt)room;
         z->next_in = (Bytef *)*p;
@@ -190,8 +193,8 @@ static int zlib_run(codec *c, const unsigned char **p, size_t *n) {
 
 static int br_run(codec *c, const unsigned char **p, size_t *n) {
     for (;;) {
-        size_t room;
-        if (reserve(c, &room)) return -1;
+        size_t room = reserve(c);
+        if (!room) return -1;
         size_t avail_in = *n, avail_out = room;
         const uint8_t *next_in = *p;
         uint8_t *next_out = (uint8_t *)c->out + c->out_len;
@@ -223,8 +226,8 @@ static int br_run(codec *c, const unsigned char **p, size_t *n) {
 
 static int zstd_run(codec *c, const unsigned char **p, size_t *n) {
     for (;;) {
-        size_t room;
-        if (reserve(c, &room)) return -1;
+        size_t room = reserve(c);
+        if (!room) return -1;
         ZSTD_inBuffer in = {*p, *n, 0};
         ZSTD_outBuffer out = {c->out + c->out_len, room, 0};
         size_t ret = ZSTD_decompressStream(c->u.zd, &out, &in);
@@ -356,8 +359,8 @@ static int dec_feed(codec *c, const unsigned char *p, size_t n) {
 
 static int enc_run(codec *c, const unsigned char *p, size_t n, int finish) {
     for (;;) {
-        size_t room;
-        if (reserve(c, &room)) return -1;
+        size_t room = reserve(c);
+        if (!room) return -1;
         unsigned char *o = (unsigned char *)c->out + c->out_len;
         int done;
         if (c->kind == K_BR) {

@@ -57,8 +57,8 @@ typedef struct {
     size_t *span_lens;
     int nspans, spans_cap;
     int head_ready, done, started, no_body, informational;
-    int continued; /* a 100 (Continue) went by since the last look */
-    int interim;   /* an interim (1xx) response just ended: scan the next head */
+    int continued;  /* a 100 (Continue) went by since the last look */
+    int interim;    /* an interim (1xx) response just ended: scan the next head */
     int keep_alive; /* as the head said: trailers do not change it (RFC 9110 6.5.1) */
     int in_trailers;
     const char *bad_head; /* why the head was refused (sticky), or NULL */
@@ -165,7 +165,8 @@ static const char *scan_head(h1_parser *h, const char *p, size_t n) {
             if (c == '\n') s->state = SCAN_FIRST_FIELD;
             break;
         case SCAN_FIRST_FIELD: /* RFC 9112 section 2.2: no whitespace before it */
-            if (c == ' ' || c == '\t') return "whitespace between the start line and the first field";
+            if (c == ' ' || c == '\t')
+                return "whitespace between the start line and the first field";
             s->state = c == '\n' ? SCAN_DONE : SCAN_LINE;
             break;
         case SCAN_LINE:
@@ -203,7 +204,8 @@ static const char *bad_transfer_coding(h1_parser *h) {
             if (a == b) continue; /* RFC 9110 section 5.6.1: empty list elements */
             if (chunked) return "a transfer coding follows chunked";
             if (b - a != 7 || strncasecmp(a, "chunked", 7) != 0) {
-                snprintf(h->err, sizeof h->err, "transfer coding '%.*s' is not supported (only chunked)",
+                snprintf(h->err, sizeof h->err,
+                         "transfer coding '%.*s' is not supported (only chunked)",
                          (int)(b - a > 40 ? 40 : b - a), a);
                 return h->err;
             }
@@ -337,7 +339,8 @@ static int on_headers_complete(llhttp_t *p) {
     int status = p->status_code;
     /* RFC 9110 section 15.2.2: a switch is only ever an answer to an Upgrade
      * the client sent; what follows is not HTTP/1.1 */
-    if (status == 101) return refuse(h, "101 Switching Protocols to a request that asked for no upgrade");
+    if (status == 101)
+        return refuse(h, "101 Switching Protocols to a request that asked for no upgrade");
     /* RFC 9110 section 15: the first digit is the class, 1 to 5 defined */
     if (status < 100) return refuse(h, "the status code is below 100");
     const char *why = bad_transfer_coding(h);

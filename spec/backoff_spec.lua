@@ -45,10 +45,10 @@ describe("lurl.backoff", function()
 
     it("takes full and equal jitter", function()
       local r = base.rng(3)
-      local full, equal = delays(lurl.backoff.constant(2, { jitter = "full" }), 5, base.rng(3)), {}
+      local full = delays(lurl.backoff.constant(2, { jitter = "full" }), 5, base.rng(3))
       for i = 1, 5 do assert.is_true(math.abs(full[i] - 2 * r()) < EPS) end
       local r2 = base.rng(4)
-      equal = delays(lurl.backoff.constant(2, { jitter = "equal" }), 5, base.rng(4))
+      local equal = delays(lurl.backoff.constant(2, { jitter = "equal" }), 5, base.rng(4))
       for i = 1, 5 do assert.is_true(math.abs(equal[i] - (1 + r2())) < EPS) end
     end)
 
@@ -205,7 +205,8 @@ describe("lurl.backoff", function()
       { function() lurl.backoff.constant("1") end, "bad argument #1 to 'constant'" },
       { function() lurl.backoff.constant(1, { max = 2 }) end, "bad argument #2 to 'constant' (unknown option 'max')" },
       { function() lurl.backoff.constant(1, { jitter = "some" }) end, "bad argument 'jitter' to 'constant'" },
-      { function() lurl.backoff.linear { bass = 1 } end, "bad argument #1 to 'linear' (unknown option 'bass')" },
+      { function() lurl.backoff.linear { bass = 1 } end,
+        "bad argument #1 to 'linear' (unknown option 'bass' (did you mean 'base'?))" },
       { function() lurl.backoff.linear { step = -1 } end, "bad argument 'step' to 'linear'" },
       { function() lurl.backoff.linear { base = "1" } end, "bad argument 'base' to 'linear' (number expected" },
       { function() lurl.backoff.linear { base = 2, max = 1 } end, "bad argument 'max' to 'linear' (1 is below 'base'" },

@@ -472,7 +472,8 @@ describe("streamed request bodies", function()
     end)
 
     it("the caller's Content-Type is sent as given", function()
-      ok_resp(s:post("echo", { data = lurl.file(temp_file("{}")), headers = { ["Content-Type"] = "application/json" } }))
+      ok_resp(s:post("echo", { data = lurl.file(temp_file("{}")),
+        headers = { ["Content-Type"] = "application/json" } }))
       ok_resp(s:post("echo", { data = generator({ "a,b" }).fn, headers = { ["Content-Type"] = "text/csv" } }))
       assert.are.equal("application/json", seen[1].headers["content-type"])
       assert.are.equal("text/csv", seen[2].headers["content-type"])
@@ -494,7 +495,8 @@ describe("streamed request bodies", function()
 
     it("chunked = true with a Content-Length header is an argument error", function()
       for _, data in ipairs { lurl.file(temp_file("0123456789")), generator({ "0123456789" }).fn } do
-        local ok, err = pcall(s.post, s, "echo", { data = data, chunked = true, headers = { ["Content-Length"] = "10" } })
+        local ok, err = pcall(s.post, s, "echo", { data = data, chunked = true,
+          headers = { ["Content-Length"] = "10" } })
         assert.is_false(ok)
         assert.matches("bad argument 'chunked'", tostring(err), 1, true)
         assert.matches("cannot be combined with a Content-Length header", tostring(err), 1, true)
@@ -504,7 +506,8 @@ describe("streamed request bodies", function()
 
     it("a Transfer-Encoding: chunked header chunks the body as asked, never beside a Content-Length", function()
       ok_resp(s:post("echo", { data = "hello", headers = { ["Transfer-Encoding"] = "chunked" } }))
-      ok_resp(s:post("echo", { data = generator({ "he", "llo" }).fn, headers = { ["transfer-encoding"] = " Chunked " } }))
+      ok_resp(s:post("echo", { data = generator({ "he", "llo" }).fn,
+        headers = { ["transfer-encoding"] = " Chunked " } }))
       for i = 1, 2 do
         assert.are.equal("chunked", seen[i].headers["transfer-encoding"])
         assert.is_nil(seen[i].headers["content-length"])
@@ -529,14 +532,16 @@ describe("streamed request bodies", function()
     it("a file larger than the caller's Content-Length fails before any of it goes out", function()
       -- were it sent, the server would take its first 10 bytes for a whole request
       local path = temp_file(random_bytes(MiB))
-      local resp, err = s:post("echo", { data = lurl.file(path), headers = { ["Content-Length"] = "10" }, timeout = 10 })
+      local resp, err = s:post("echo", { data = lurl.file(path), headers = { ["Content-Length"] = "10" },
+        timeout = 10 })
       assert_payload_error(resp, err, "'" .. path .. "' is larger than the 10 bytes Content-Length announced")
       assert_nothing_reached()
     end)
 
     it("a file smaller than the caller's Content-Length fails once it is sent", function()
       local path = temp_file(("x"):rep(100))
-      local resp, err = s:post("echo", { data = lurl.file(path), headers = { ["Content-Length"] = "150" }, timeout = 10 })
+      local resp, err = s:post("echo", { data = lurl.file(path), headers = { ["Content-Length"] = "150" },
+        timeout = 10 })
       assert_payload_error(resp, err, "100 bytes sent, Content-Length said 150")
       assert_nothing_reached()
     end)
@@ -633,7 +638,8 @@ describe("streamed request bodies", function()
 
     it("takes only gzip and deflate, and not with a Content-Encoding header", function()
       assert.has_error(function() s:post("/echo", { data = "x", compress = "br" }) end)
-      local ok, err = pcall(s.post, s, "/echo", { data = "x", compress = "gzip", headers = { ["Content-Encoding"] = "gzip" } })
+      local ok, err = pcall(s.post, s, "/echo", { data = "x", compress = "gzip",
+        headers = { ["Content-Encoding"] = "gzip" } })
       assert.is_false(ok)
       assert.matches("Content%-Encoding", err)
     end)

@@ -150,7 +150,8 @@ describe("lurl.retry_budget", function()
     { { min_per_second = -1 }, "bad argument 'min_per_second' to 'retry_budget'" },
     { { min_per_second = math.huge }, "bad argument 'min_per_second' to 'retry_budget' (finite number expected)" },
     { { ttl = 0 }, "bad argument 'ttl' to 'retry_budget' (number > 0 expected, got 0)" },
-    { { per_second = 1 }, "bad argument #1 to 'retry_budget' (unknown option 'per_second')" },
+    { { per_second = 1 },
+      "bad argument #1 to 'retry_budget' (unknown option 'per_second' (did you mean 'min_per_second'?))" },
   })
 end)
 

@@ -419,7 +419,8 @@ describe("connector", function()
     -- to w3. `force_close` makes the freed thing a slot rather than an idle
     -- connection.
     for _, force_close in ipairs { false, true } do
-      it("a waiter cancelled after the hand-off passes it on" .. (force_close and " (a slot)" or " (a connection)"), function()
+      it("a waiter cancelled after the hand-off passes it on"
+        .. (force_close and " (a slot)" or " (a connection)"), function()
         local w2
         local function hold()
           local resp, err = s:get("gate?1")
@@ -573,7 +574,9 @@ describe("connector", function()
   describe("keep-alive", function()
     before_each(function()
       server = support.server {
-        ["/x"] = function(req) return { body = "x", headers = { ["X-Connection"] = req.headers["connection"] or "" } } end,
+        ["/x"] = function(req)
+          return { body = "x", headers = { ["X-Connection"] = req.headers["connection"] or "" } }
+        end,
         ["/big"] = function() return ("b"):rep(200000) end,
       }
     end)

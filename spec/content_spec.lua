@@ -390,7 +390,7 @@ describe("lurl.content", function()
       assert.equal("a" .. REPLACEMENT .. " b", content.decode(bad, "shift_jis", "replace"))
       assert.equal("a b", content.decode(bad, "shift_jis", "ignore"))
       -- cut off at the end
-      text, err, off = content.decode("ab" .. bytes(0x93), "shift_jis")
+      text, err = content.decode("ab" .. bytes(0x93), "shift_jis")
       assert.is_nil(text)
       assert.equal("cannot decode 'shift_jis': incomplete byte sequence at offset 2 (end of input)", err)
       assert.equal("ab" .. REPLACEMENT, content.decode("ab" .. bytes(0x93), "shift_jis", "replace"))
@@ -443,7 +443,8 @@ describe("lurl.content", function()
 
     it("argument errors name the argument", function()
       assert.has_error(function() content.decode(1) end, "bad argument #1 to 'decode' (string expected, got number)")
-      assert.has_error(function() content.decode("x", 1) end, "bad argument #2 to 'decode' (string expected, got number)")
+      assert.has_error(function() content.decode("x", 1) end,
+        "bad argument #2 to 'decode' (string expected, got number)")
       assert.has_error(function() content.decode("x", "utf-8", "loose") end,
         "bad argument #3 to 'decode' ('strict', 'replace' or 'ignore' expected, got loose)")
     end)
@@ -486,7 +487,8 @@ describe("lurl.content", function()
     it("false or '' turns the check off", function()
       assert.is_true(ok("text/html", false))
       assert.is_true(ok("text/html", ""))
-      assert.has_error(function() ok("text/html", 1) end, "bad argument #2 to 'json_type_ok' (string expected, got number)")
+      assert.has_error(function() ok("text/html", 1) end,
+        "bad argument #2 to 'json_type_ok' (string expected, got number)")
     end)
   end)
 
@@ -577,8 +579,10 @@ describe("lurl.content", function()
     end)
 
     it("argument errors name the argument", function()
-      assert.has_error(function() content.line_reader():feed(1) end, "bad argument #1 to 'feed' (string expected, got number)")
-      assert.has_error(function() content.line_reader { limt = 3 } end, "bad argument #1 to 'line_reader' (unknown option 'limt')")
+      assert.has_error(function() content.line_reader():feed(1) end,
+        "bad argument #1 to 'feed' (string expected, got number)")
+      assert.has_error(function() content.line_reader { limt = 3 } end,
+        "bad argument #1 to 'line_reader' (unknown option 'limt' (did you mean 'limit'?))")
     end)
   end)
 end)

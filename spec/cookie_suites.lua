@@ -65,7 +65,8 @@ end
 -- RFC 6265bis cases whose expectations are not RFC 6265's. Each of them is
 -- still run, and must give RFC 6265's answer: what the http-state suite
 -- (written for RFC 6265) expects for the same case.
-local NAMELESS = "nameless cookies: 6265bis 5.6 step 3 keeps cookies without a name; RFC 6265 5.2 steps 2 and 5 ignore them"
+local NAMELESS = "nameless cookies: 6265bis 5.6 step 3 keeps cookies without a name; "
+  .. "RFC 6265 5.2 steps 2 and 5 ignore them"
 M.BIS_SKIPS = {
   ["0004"] = NAMELESS .. " ('foo' has no '=')",
   ["0021"] = NAMELESS .. " ('=x' has an empty name)",

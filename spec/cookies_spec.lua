@@ -2,7 +2,6 @@
 -- IETF http-state parser suite and its RFC 6265bis revision, the cookie date
 -- vectors, and cookies.txt as curl writes it.
 local cjson = require "cjson"
-local lfs = require "lfs"
 local cookies = require "lurl.cookies"
 local httpdate = require "lurl.httpdate"
 local url = require "lurl.url"
@@ -41,14 +40,16 @@ local function days_from_civil(y, m, d)
   local days = 0
   for yy = 1970, y - 1 do days = days + (((yy % 4 == 0 and yy % 100 ~= 0) or yy % 400 == 0) and 366 or 365) end
   for yy = y, 1969 do days = days - (((yy % 4 == 0 and yy % 100 ~= 0) or yy % 400 == 0) and 366 or 365) end
-  local lengths = { 31, ((y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+  local lengths = { 31, ((y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31,
+    30, 31 }
   for mm = 1, m - 1 do days = days + lengths[mm] end
   return days + d - 1
 end
 
 -- "Wed, 09 Dec 2009 16:27:23 GMT" -> epoch, counted here independently of
 -- the module (the vectors' weekdays are not always right, and do not count).
-local MON = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+local MON = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11,
+  Dec = 12 }
 local function http_date(s)
   local d, mon, y, h, mi, sec = s:match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
   assert(d, "bad expected date " .. s)
@@ -302,7 +303,8 @@ describe("lurl.cookies", function()
 
     it("IDNA: a Domain in Unicode is canonicalized to A-labels (5.1.2)", function()
       local jar = jar_at()
-      local c = jar:update_from_headers({ "a=b; Domain=Bücher.example; Path=/" }, "http://www.xn--bcher-kva.example/")[1]
+      local c = jar:update_from_headers({ "a=b; Domain=Bücher.example; Path=/" },
+        "http://www.xn--bcher-kva.example/")[1]
       assert.equal("xn--bcher-kva.example", c.domain)
       assert.equal("a=b", jar:cookie_header("http://shop.xn--bcher-kva.example/"))
       assert.equal("a=b", jar:cookie_header({ scheme = "http", host = "shop.bücher.example", path = "/" }))
@@ -451,7 +453,8 @@ describe("lurl.cookies", function()
 
     it("the same name with another path or domain is another cookie", function()
       local jar = jar_at()
-      jar:update_from_headers({ "a=1; Path=/", "a=2; Path=/x", "a=3; Domain=h.example; Path=/x" }, "http://www.h.example/")
+      jar:update_from_headers({ "a=1; Path=/", "a=2; Path=/x", "a=3; Domain=h.example; Path=/x" },
+        "http://www.h.example/")
       assert.equal(3, #jar)
       assert.equal("a=2; a=3; a=1", jar:cookie_header("http://www.h.example/x"))
     end)
@@ -532,7 +535,8 @@ describe("lurl.cookies", function()
 
     it("cookie objects keep their attributes, and are copied", function()
       local src = jar_at()
-      src:update_from_headers({ "a=1; Domain=example.com; Path=/p; Secure; HttpOnly; Max-Age=100" }, "https://www.example.com/")
+      src:update_from_headers({ "a=1; Domain=example.com; Path=/p; Secure; HttpOnly; Max-Age=100" },
+        "https://www.example.com/")
       local list = src:filter_cookies("https://www.example.com/p")
       local jar = jar_at()
       local stored = jar:update_cookies(list)
@@ -548,8 +552,10 @@ describe("lurl.cookies", function()
 
     it("cookie objects with a URL must domain-match it", function()
       local jar = jar_at()
-      assert.same({}, jar:update_cookies({ { name = "a", value = "1", domain = "other.com" } }, "http://www.example.com/"))
-      assert.equal(1, #jar:update_cookies({ { name = "a", value = "1", domain = "example.com", path = "/" } }, "http://www.example.com/"))
+      assert.same({}, jar:update_cookies({ { name = "a", value = "1", domain = "other.com" } },
+        "http://www.example.com/"))
+      assert.equal(1, #jar:update_cookies({ { name = "a", value = "1", domain = "example.com", path = "/" } },
+        "http://www.example.com/"))
     end)
 
     it("a host's cookie wins over a shared cookie of the same name; shared ones come last", function()
@@ -674,7 +680,8 @@ describe("lurl.cookies", function()
 
     it("cookies print as Set-Cookie lines", function()
       local jar = jar_at()
-      local c = jar:update_from_headers({ "a=1; Domain=example.com; Path=/p; Expires=Thu, 01 Jan 2015 00:00:00 GMT; Secure" },
+      local c = jar:update_from_headers(
+        { "a=1; Domain=example.com; Path=/p; Expires=Thu, 01 Jan 2015 00:00:00 GMT; Secure" },
         "https://www.example.com/")[1]
       assert.equal("a=1; Domain=example.com; Path=/p; Expires=Thu, 01 Jan 2015 00:00:00 GMT; Secure", tostring(c))
       assert.is_true(cookies.is_cookie(c))
@@ -701,7 +708,8 @@ describe("lurl.cookies", function()
 
     it("save writes what curl writes, newest first", function()
       local jar = jar_at(1000)
-      jar:update_from_headers({ "host=1; Path=/", "dom=2; Domain=example.com; Path=/d", "sec=3; Secure; HttpOnly; Max-Age=60" },
+      jar:update_from_headers({ "host=1; Path=/", "dom=2; Domain=example.com; Path=/d",
+        "sec=3; Secure; HttpOnly; Max-Age=60" },
         "https://www.example.com/dir/x")
       jar:update_cookies { shared = "not saved" }
       local path = tmpname()
@@ -714,9 +722,10 @@ describe("lurl.cookies", function()
     end)
 
     it("save and load round-trip every field and the creation order", function()
-      local jar, clock = jar_at(1000)
+      local jar = jar_at(1000)
       jar:update_from_headers({ "a=1; Path=/", "b=2; Domain=example.com; Path=/p; Secure",
-        "c=3; HttpOnly; Expires=Thu, 01 Jan 2015 00:00:00 GMT; Path=/", "d=\"q v\"; Path=/" }, "https://www.example.com/")
+        "c=3; HttpOnly; Expires=Thu, 01 Jan 2015 00:00:00 GMT; Path=/", "d=\"q v\"; Path=/" },
+          "https://www.example.com/")
       jar:update_cookies({ { "e", "x y" } }, "https://www.example.com/")
       local path = tmpname()
       assert.is_true(jar:save(path))
@@ -788,7 +797,8 @@ describe("lurl.cookies", function()
     local jar = cookies.jar()
     local cases = {
       { function() cookies.jar { bogus = 1 } end, "bad argument #1 to 'jar' (unknown option 'bogus')" },
-      { function() cookies.jar { unsafe = "yes" } end, "bad argument 'unsafe' to 'jar' (boolean expected, got string)" },
+      { function() cookies.jar { unsafe = "yes" } end,
+        "bad argument 'unsafe' to 'jar' (boolean expected, got string)" },
       { function() cookies.jar { clock = 5 } end, "bad argument 'clock' to 'jar' (function expected, got number)" },
       { function() cookies.jar "x" end, "bad argument #1 to 'jar' (options table expected, got string)" },
       { function() cookies.jar { treat_as_secure_origin = { "/relative" } } end,
@@ -805,23 +815,30 @@ describe("lurl.cookies", function()
         "bad argument #2 to 'update_from_headers' (absolute URL with a host expected)" },
       { function() jar:update_from_headers({}, "http://h/\n") end,
         "bad argument #2 to 'update_from_headers' (invalid URL 'http://h/\n': URL contains a control character)" },
-      { function() jar:update_cookies("a=b") end, "bad argument #1 to 'update_cookies' (table of cookies expected, got string)" },
-      { function() jar:update_cookies { ["a b"] = "x" } end, "bad argument #1 to 'update_cookies' (invalid cookie name \"a b\")" },
+      { function() jar:update_cookies("a=b") end,
+        "bad argument #1 to 'update_cookies' (table of cookies expected, got string)" },
+      { function() jar:update_cookies { ["a b"] = "x" } end,
+        "bad argument #1 to 'update_cookies' (invalid cookie name \"a b\")" },
       { function() jar:update_cookies { a = "x\r\nSet-Cookie: y" } end,
         "bad argument 'a' to 'update_cookies' (invalid cookie value \"x\\13\\\nSet-Cookie: y\")" },
-      { function() jar:update_cookies { a = {} } end, "bad argument 'a' to 'update_cookies' (invalid cookie value table)" },
-      { function() jar:update_cookies { "x" } end, "bad argument #1 to 'update_cookies' (item 1 is a string, not a cookie or pair)" },
+      { function() jar:update_cookies { a = {} } end,
+        "bad argument 'a' to 'update_cookies' (invalid cookie value table)" },
+      { function() jar:update_cookies { "x" } end,
+        "bad argument #1 to 'update_cookies' (item 1 is a string, not a cookie or pair)" },
       { function() jar:cookie_header("http://h/", { ["a;b"] = "1" }) end,
         "bad argument #2 to 'cookie_header' (invalid cookie name \"a;b\")" },
       { function() jar:cookie_header("http://h/", "a=b") end,
         "bad argument #2 to 'cookie_header' (table of cookies expected, got string)" },
-      { function() jar:update_cookies { { "=", "v" } } end, "bad argument item 1 to 'update_cookies' (invalid cookie name \"=\")" },
+      { function() jar:update_cookies { { "=", "v" } } end,
+        "bad argument item 1 to 'update_cookies' (invalid cookie name \"=\")" },
       { function() jar:update_cookies { { name = "a", value = "1", domain = 5 } } end,
         "bad argument item 1 to 'update_cookies' (domain must be a string, got number)" },
       { function() jar:update_cookies({ a = "1" }, 42) end,
         "bad argument #2 to 'update_cookies' (URL string or table expected, got number)" },
-      { function() jar:filter_cookies(42) end, "bad argument #1 to 'filter_cookies' (URL string or table expected, got number)" },
-      { function() jar:cookie_header() end, "bad argument #1 to 'cookie_header' (URL string or table expected, got nil)" },
+      { function() jar:filter_cookies(42) end,
+        "bad argument #1 to 'filter_cookies' (URL string or table expected, got number)" },
+      { function() jar:cookie_header() end,
+        "bad argument #1 to 'cookie_header' (URL string or table expected, got nil)" },
       { function() jar:clear("all") end, "bad argument #1 to 'clear' (function or nil expected, got string)" },
       { function() jar:clear_domain(nil) end, "bad argument #1 to 'clear_domain' (domain name expected, got nil)" },
       { function() jar:save(nil) end, "bad argument #1 to 'save' (file name expected, got nil)" },

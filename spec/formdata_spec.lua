@@ -121,7 +121,8 @@ describe("lurl.formdata", function()
       local body = formdata.new({ a = "caf\233" }, { charset = "latin-1" }):body()
       assert.equal("application/x-www-form-urlencoded; charset=latin-1", body.content_type)
       assert.equal("a=caf%E9", wire(body))
-      assert.equal("application/x-www-form-urlencoded", formdata.new({ a = "1" }, { charset = "utf-8" }):body().content_type)
+      assert.equal("application/x-www-form-urlencoded",
+        formdata.new({ a = "1" }, { charset = "utf-8" }):body().content_type)
     end)
 
     it("newlines are left alone and quote_fields does not apply, as aiohttp", function()
@@ -333,14 +334,17 @@ describe("lurl.formdata", function()
       local fd = formdata.new(nil, { boundary = "B" })
       fd:add_field("f", f)
       assert.is_true(fd.is_multipart)
-      assert.equal(part("B", 'name="f"; filename="body-file.txt"', "text/plain", "hello") .. "--B--\r\n", wire(fd:body()))
+      assert.equal(part("B", 'name="f"; filename="body-file.txt"', "text/plain", "hello") .. "--B--\r\n",
+        wire(fd:body()))
     end)
   end)
 
   describe("fields", function()
     local function names_values(fd)
       local out = {}
-      for _, e in ipairs(fd.fields) do out[#out + 1] = e.name .. "=" .. (type(e.value) == "string" and e.value or "<file>") end
+      for _, e in ipairs(fd.fields) do
+        out[#out + 1] = e.name .. "=" .. (type(e.value) == "string" and e.value or "<file>")
+      end
       return table.concat(out, " ")
     end
 
@@ -440,7 +444,8 @@ def with_email(body, ctype):
         b"MIME-Version: 1.0\r\nContent-Type: " + ctype.encode() + b"\r\n\r\n" + body)
     parts = [{"name": hx(p.get_param("name", header="content-disposition")), "filename": hx(p.get_filename()),
               "type": p.get_content_type(), "value": hx(p.get_payload(decode=True))} for p in msg.iter_parts()]
-    return {"parts": parts, "defects": [str(d) for d in msg.defects] + [str(d) for p in msg.iter_parts() for d in p.defects]}
+    return {"parts": parts,
+            "defects": [str(d) for d in msg.defects] + [str(d) for p in msg.iter_parts() for d in p.defects]}
 
 async def with_aiohttp(body, ctype):
     from aiohttp import multipart, streams
@@ -536,10 +541,12 @@ print(json.dumps({"email": with_email(body, sys.argv[2]), "aiohttp": asyncio.run
   describe("errors name the culprit", function()
     it("non-string names", function()
       local fd = formdata.new()
-      raises(function() fd:add_field(1, "x") end, "bad argument #1 to 'add_field'", "field name must be a string, got number")
+      raises(function() fd:add_field(1, "x") end, "bad argument #1 to 'add_field'",
+        "field name must be a string, got number")
       raises(function() fd:add_file(nil, DIR .. "/named.txt") end, "bad argument #1 to 'add_file'", "got nil")
       raises(function() formdata.new { [1] = { 1, "x" } } end, "bad argument #1 to 'new'", "item 1")
-      raises(function() formdata.new { a = "1", [true] = "x" } end, "bad argument #1 to 'new'", "field names must be strings, got boolean")
+      raises(function() formdata.new { a = "1", [true] = "x" } end, "bad argument #1 to 'new'",
+        "field names must be strings, got boolean")
       raises(function() fd:add_fields({ "a", "1" }, { 5, "x" }) end, "bad argument #2 to 'add_fields'")
     end)
 
@@ -561,7 +568,8 @@ print(json.dumps({"email": with_email(body, sys.argv[2]), "aiohttp": asyncio.run
       raises(function() formdata.new(nil, { quote = true }) end, "bad argument #2 to 'new'", "unknown option 'quote'")
       raises(function() formdata.new(nil, { quote_fields = "yes" }) end, "'quote_fields'", "boolean expected")
       raises(function() formdata.new(nil, "x") end, "bad argument #2 to 'new'", "options table expected")
-      raises(function() fd:add_field("a", "x", { type = "text/plain" }) end, "bad argument #3 to 'add_field'", "unknown option 'type'")
+      raises(function() fd:add_field("a", "x", { type = "text/plain" }) end, "bad argument #3 to 'add_field'",
+        "unknown option 'type'")
       raises(function() fd:add_field("a", "x", { filename = 5 }) end, "'filename'", "string expected, got number")
       raises(function() fd:add_file("a", DIR .. "/named.txt", { content_transfer_encoding = "binary" }) end,
         "bad argument #3 to 'add_file'", "unknown option 'content_transfer_encoding'")
@@ -578,8 +586,10 @@ print(json.dumps({"email": with_email(body, sys.argv[2]), "aiohttp": asyncio.run
 
     it("header injection through content_type, content_transfer_encoding or charset", function()
       local fd = formdata.new()
-      raises(function() fd:add_field("a", "x", { content_type = "text/plain\r\nX-Evil: 1" }) end, "'content_type'", "CR, LF")
-      raises(function() fd:add_field("a", "x", { content_transfer_encoding = "binary\n" }) end, "'content_transfer_encoding'")
+      raises(function() fd:add_field("a", "x", { content_type = "text/plain\r\nX-Evil: 1" }) end, "'content_type'",
+        "CR, LF")
+      raises(function() fd:add_field("a", "x", { content_transfer_encoding = "binary\n" }) end,
+        "'content_transfer_encoding'")
       raises(function() formdata.new(nil, { charset = "utf-8\r\nX: y" }) end, "'charset'", "token")
       fd.charset = "bad charset"
       raises(function() fd:body() end, "to 'body'", "'charset'")

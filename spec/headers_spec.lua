@@ -131,7 +131,8 @@ describe("lurl.headers", function()
       assert.equal("text/html", h["content-type"])
       assert.same({ "a=1", "b=2" }, h:get_all("SET-COOKIE"))
       assert.equal("", h["x-empty"])
-      assert.same({ { "Content-Type", "text/html" }, { "Set-Cookie", "a=1" }, { "set-cookie", "b=2" }, { "X-Empty", "" } },
+      assert.same({ { "Content-Type", "text/html" }, { "Set-Cookie", "a=1" }, { "set-cookie", "b=2" },
+        { "X-Empty", "" } },
         items(h))
     end)
 

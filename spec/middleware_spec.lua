@@ -127,10 +127,31 @@ describe("middlewares", function()
       support.raises("item 1 is a table, not a function or callable", lurl.session,
         { middlewares = { setmetatable({}, {}) } })
       local s = session()
-      support.raises_at("bad argument 'middlewares' to 'request' (item 1 is a string, not a function or callable)",
+      support.raises_at("bad argument 'middlewares' to 'get' (item 1 is a string, not a function or callable)",
         function() s:get("http://api.test/echo", { middlewares = { "no" } }) end)
       support.raises("'middlewares'", s.get, s, "http://api.test/echo", { middlewares = "no" })
       support.raises("'middlewares'", lurl.session, { middlewares = 5 })
+    end)
+
+    it("an option error under a middleware blames the script's line, a typo gets a suggestion", function()
+      -- a middleware that is no tail call: its own frame stays on the stack
+      local s = session { function(req, handler)
+        local resp, err = handler(req)
+        return resp, err
+      end }
+      local line = debug.getinfo(1, "l").currentline
+      local ok, err = pcall(function()
+        local resp = s:post("http://api.test/echo", { data = 42 })
+        return resp
+      end)
+      assert.is_false(ok)
+      assert.matches("middleware_spec.lua:" .. line + 2 .. ": bad argument 'data' to 'post'", err, 1, true)
+      ok, err = pcall(function()
+        local resp = s:get("http://api.test/echo", { timout = 1 })
+        return resp
+      end)
+      assert.matches("middleware_spec.lua:" .. line + 8 .. ": bad argument #2 to 'get' (unknown option 'timout' "
+        .. "(did you mean 'timeout'?))", err, 1, true)
     end)
 
     it("the one-shot lurl.get takes them too", function()

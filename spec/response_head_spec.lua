@@ -80,7 +80,8 @@ describe("hostile response heads", function()
   end)
 
   describe("204 and 304 never have a body (RFC 9110 sections 6.4.1, 15.3.5, 15.4.5)", function()
-    for _, case in ipairs { { "304 with Content-Length: 10", "304-length", 304 }, { "204 with chunked", "204-chunked", 204 } } do
+    for _, case in ipairs { { "304 with Content-Length: 10", "304-length", 304 },
+      { "204 with chunked", "204-chunked", 204 } } do
       it(case[1] .. " ends at its head; the next response on the connection parses", function()
         local dt, resp, err = support.timed(s.get, s, case[2])
         assert.is_nil(err)
@@ -132,7 +133,9 @@ describe("hostile response heads", function()
   end)
 
   it("a head dripping across reads is checked as a whole", function()
-    server:route("/drip-cr", function() return { raw = head("HTTP/1.1 200 OK", { "X-A: a\rb" }), drip = { size = 3, interval = 0.01 } } end)
+    server:route("/drip-cr", function()
+      return { raw = head("HTTP/1.1 200 OK", { "X-A: a\rb" }), drip = { size = 3, interval = 0.01 } }
+    end)
     local _, err = s:get("drip-cr")
     assert.are.equal("ClientResponseError", err.kind)
     assert.matches("bare CR", err.message, 1, true)

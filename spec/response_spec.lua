@@ -13,11 +13,13 @@ local routes = {
       headers = { { "Content-Type", "text/plain; charset=ISO-8859-1" }, { "X-Multi", "one" }, { "X-Multi", "two" } } }
   end,
   ["/json"] = function() return { headers = { ["Content-Type"] = "application/json" }, body = '{"a":[1,2]}' } end,
-  ["/vendor-json"] = function() return { headers = { ["Content-Type"] = "application/vnd.x+json" }, body = '{"v":1}' } end,
+  ["/vendor-json"] = function() return { headers = { ["Content-Type"] = "application/vnd.x+json" },
+    body = '{"v":1}' } end,
   ["/json-as-text"] = function() return { headers = { ["Content-Type"] = "text/plain" }, body = '{"a":1}' } end,
   ["/empty-json"] = function() return { headers = { ["Content-Type"] = "application/json" }, body = "" } end,
   ["/bad-json"] = function() return { headers = { ["Content-Type"] = "application/json" }, body = "{nope" } end,
-  ["/latin1"] = function() return { headers = { ["Content-Type"] = "text/plain; charset=iso-8859-1" }, body = "caf\233" } end,
+  ["/latin1"] = function() return { headers = { ["Content-Type"] = "text/plain; charset=iso-8859-1" },
+    body = "caf\233" } end,
   ["/204"] = function() return { status = 204 } end,
   ["/304"] = function() return { status = 304 } end,
   ["/404"] = function() return { status = 404, body = "missing" } end,
@@ -33,7 +35,8 @@ local routes = {
   ["/reset"] = function() return { body = BIG, reset_after = 1000 } end,
   ["/cut"] = function() return { body = BIG, close_after = 1000 } end,
   ["/big"] = function() return { body = BIG } end,
-  ["/sjis"] = function() return { headers = { ["Content-Type"] = "text/plain; charset=shift_jis" }, body = "\130\160" } end,
+  ["/sjis"] = function() return { headers = { ["Content-Type"] = "text/plain; charset=shift_jis" },
+    body = "\130\160" } end,
   ["/no-charset"] = function() return { headers = { ["Content-Type"] = "text/plain" }, body = "\233t\233" } end,
   ["/described"] = function()
     return { body = "x", headers = {
@@ -106,7 +109,8 @@ describe("response", function()
 
     it("charset is the one text() decodes with, a quoted parameter notwithstanding", function()
       server:route("/quoted", function()
-        return { headers = { ["Content-Type"] = 'text/plain; foo="a;charset=x"; charset=ISO-8859-1' }, body = "caf\233" }
+        return { headers = { ["Content-Type"] = 'text/plain; foo="a;charset=x"; charset=ISO-8859-1' },
+          body = "caf\233" }
       end)
       local resp = assert(s:get("quoted"))
       assert.are.equal("iso-8859-1", resp.charset)

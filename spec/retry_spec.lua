@@ -476,7 +476,7 @@ describe("lurl.retry", function()
 
     it("holds when callbacks take time: a wait that no longer fits is not begun", function()
       local route = mock:on("GET", URL, 503)
-      local events, on_event = support.events()
+      local _, on_event = support.events()
       local p = lurl.retry { attempts = 5, backoff = 0.5, deadline = 1, on_event = on_event,
         on_retry = function() lurl.sleep(0.8) end }
       local resp = assert(session({ p }):get(URL))

@@ -224,7 +224,8 @@ describe("session", function()
       end)
 
       it("merges with session headers too", function()
-        s = support.session(srv, { cookie_jar = lurl.cookie_jar { unsafe = true }, headers = { Cookie = "x=1; a=old" } })
+        s = support.session(srv, { cookie_jar = lurl.cookie_jar { unsafe = true },
+          headers = { Cookie = "x=1; a=old" } })
         assert(s:get("/set"))
         assert.are.equal("x=1; a=1", seen(s:get("/echo")).cookie)
       end)
@@ -331,7 +332,8 @@ describe("session", function()
     describe("lurl.basic_auth", function()
       it("per request sends Authorization: Basic base64(login:password), latin1 by default", function()
         s = support.session(srv)
-        assert.are.equal("Basic dXNlcjpwYXNz", authorization(s:get("/echo", { auth = lurl.basic_auth("user", "pass") })))
+        assert.are.equal("Basic dXNlcjpwYXNz",
+          authorization(s:get("/echo", { auth = lurl.basic_auth("user", "pass") })))
         assert.are.equal("Basic dXNlcjpw5HNzd29yZA==",
           authorization(s:get("/echo", { auth = lurl.basic_auth("user", "pässword") })))
         assert.are.equal("Basic dXNlcjpww6Rzc3dvcmQ=",
@@ -459,14 +461,16 @@ describe("session", function()
         assert.is_false(authorization(s:get(base .. "/to-other")))
       end)
 
-      it("never send the session's auth to another origin (aiohttp would), but use credentials in the Location", function()
+      it("never send the session's auth to another origin (aiohttp would), but use credentials in the Location",
+        function()
         s:close()
         s = lurl.session { auth = a }
         assert.are.equal("Basic dXNlcjpwYXNz", authorization(s:get(srv:url("/302"))))
         assert.is_false(authorization(s:get(srv:url("/to-other"))))
         local with_creds = srv:url("/echo"):gsub("^http://", "http://loc:pw@")
         srv.routes["/to-creds"] = function() return { status = 302, headers = { Location = with_creds } } end
-        assert.are.equal("Basic " .. require("lurl.auth").b64encode("loc:pw"), authorization(s:get(srv:url("/to-creds"))))
+        assert.are.equal("Basic " .. require("lurl.auth").b64encode("loc:pw"),
+          authorization(s:get(srv:url("/to-creds"))))
       end)
     end)
   end)

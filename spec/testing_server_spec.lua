@@ -190,7 +190,9 @@ describe("testing server", function()
       assert.is_truthy(s:get("who"))
       local other = support.session(server, { timeout = 10 })
       local busy = lurl.spawn(function() return other:get("busy") end)
-      assert.is_truthy(support.eventually(function() return server:open_connections() == 2 and server.requests == 2 end))
+      assert.is_truthy(support.eventually(function()
+        return server:open_connections() == 2 and server.requests == 2
+      end))
       assert.are.equal(1, server:close_idle())
       assert.are.equal(1, server:open_connections())
       g.opened = true
@@ -230,8 +232,8 @@ describe("testing server scripting", function()
   local testing = require "lurl.testing"
   local server, s
 
-  local function serve(routes, opts)
-    server = support.server(routes, opts)
+  local function serve(handlers, opts)
+    server = support.server(handlers, opts)
     s = support.session(server, { timeout = 10 })
   end
 

@@ -175,7 +175,7 @@ describe("timeouts", function()
   describe("streamed bodies", function()
     it("are covered by total until read to the end (aiohttp)", function()
       local resp = assert(s:get("slow-drip", { stream = true, timeout = 1 }))
-      local t0, got, err = lurl.now(), "", nil
+      local t0, got, err = lurl.now(), ""
       while true do
         local chunk
         chunk, err = resp:read(10)
@@ -254,7 +254,8 @@ describe("timeouts", function()
 
     it("send", function()
       local port, cleanup = silent_listener()
-      local _, err = s:post(("http://127.0.0.1:%d/"):format(port), { data = ("x"):rep(64 * 1024 * 1024), timeout = 0.5 })
+      local _, err = s:post(("http://127.0.0.1:%d/"):format(port), { data = ("x"):rep(64 * 1024 * 1024),
+        timeout = 0.5 })
       cleanup()
       expired("send", err, "sending the request")
     end)

@@ -243,7 +243,8 @@ describe("https", function()
 
     it("are sent when the context has one", function()
       srv = client_cert_server()
-      s = session { ssl = lurl.ssl_context { cafile = P .. "ca.pem", certfile = P .. "client.pem", keyfile = P .. "client.key" } }
+      s = session { ssl = lurl.ssl_context { cafile = P .. "ca.pem", certfile = P .. "client.pem",
+        keyfile = P .. "client.key" } }
       local resp, err = s:get(url_of(srv, "localhost"))
       assert.is_nil(err)
       assert.are.equal("CN=client", resp:text())
@@ -281,7 +282,8 @@ describe("https", function()
       ok, err = pcall(lurl.ssl_context, { certfile = P .. "client.pem", keyfile = P .. "server.key" })
       assert.is_false(ok)
       assert.matches("keyfile", err, 1, true)
-      ok, err = pcall(lurl.ssl_context, { certfile = P .. "client.pem", keyfile = P .. "client-enc.key", password = "wrong" })
+      ok, err = pcall(lurl.ssl_context, { certfile = P .. "client.pem", keyfile = P .. "client-enc.key",
+        password = "wrong" })
       assert.is_false(ok)
       assert.matches("cannot load keyfile", err, 1, true)
     end)
@@ -302,7 +304,8 @@ describe("https", function()
     it("limits the protocol with min_version and the TLS 1.2 suites with ciphers", function()
       srv = https_server("server")
       s = session()
-      local resp = assert(s:get(url_of(srv), { ssl = lurl.ssl_context { cafile = P .. "ca.pem", min_version = "TLSv1.3" } }))
+      local resp = assert(
+        s:get(url_of(srv), { ssl = lurl.ssl_context { cafile = P .. "ca.pem", min_version = "TLSv1.3" } }))
       assert.are.equal("TLSv1.3", resp.tls.protocol)
     end)
   end)
@@ -470,7 +473,8 @@ describe("https", function()
 
     it("that run to the end of the connection are complete when it ends", function()
       srv = https_server("server", {
-        ["*"] = function() return { raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", close = true } end,
+        ["*"] = function() return { raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+          close = true } end,
       })
       s = session { ssl = ca() }
       assert.are.equal("until the end", assert(s:get(url_of(srv, "localhost"))):text())
@@ -484,8 +488,8 @@ describe("https", function()
       port = support.free_port()
       log = os.tmpname()
       local pidfile = os.tmpname()
-      os.execute(("openssl s_server -www -accept 127.0.0.1:%d -cert %sserver.pem -key %sserver.key %s >%s 2>&1 & echo $! >%s")
-        :format(port, P, P, args or "", log, pidfile))
+      os.execute(("openssl s_server -www -accept 127.0.0.1:%d -cert %sserver.pem -key %sserver.key %s >%s 2>&1"
+        .. " & echo $! >%s"):format(port, P, P, args or "", log, pidfile))
       local f = assert(io.open(pidfile))
       pid = f:read("*n")
       f:close()
@@ -551,7 +555,8 @@ describe("https", function()
       local dir = os.tmpname()
       os.remove(dir)
       os.execute(("mkdir -p %s && cp %sca.pem %s/ && openssl rehash %s"):format(dir, P, dir, dir))
-      local script = ("local r, e = require('lurl').get('https://localhost:%d/'); io.write(r and r.status or tostring(e and e.kind))"):format(port)
+      local script = ("local r, e = require('lurl').get('https://localhost:%d/'); "
+        .. "io.write(r and r.status or tostring(e and e.kind))"):format(port)
       local function run(env)
         local f = io.popen(("env -u SSL_CERT_FILE -u SSL_CERT_DIR %s %s -e %q 2>&1"):format(env, exe, script))
         local out = f:read("*a")

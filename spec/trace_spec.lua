@@ -176,7 +176,8 @@ describe("trace", function()
     it("of a second connection to a cached name: a cache hit", function()
       local rec = recorder()
       local r = support.resolver { ["example.test"] = LOOPBACK }
-      s = lurl.session { connector = lurl.connector { resolver = r.fn, force_close = true }, trace_configs = { rec.tc } }
+      s = lurl.session { connector = lurl.connector { resolver = r.fn, force_close = true },
+        trace_configs = { rec.tc } }
       local u = ("http://example.test:%d/x"):format(server.port)
       ok_body(s:get(u))
       rec.reset()

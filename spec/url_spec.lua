@@ -275,7 +275,8 @@ describe("lurl.url", function()
     end)
 
     it("escapes as application/x-www-form-urlencoded", function()
-      assert.equal("q=a+b%26c%3Dd%2B%C3%A9&k+x=-._~", url.encode_form { { "q", "a b&c=d+\195\169" }, { "k x", "-._~" } })
+      assert.equal("q=a+b%26c%3Dd%2B%C3%A9&k+x=-._~", url.encode_form { { "q", "a b&c=d+\195\169" },
+        { "k x", "-._~" } })
       assert.equal("q=a+b", url.encode_form { q = "a b" })
       assert.equal("%2F=%3F", url.encode_form { ["/"] = "?" })
     end)
@@ -341,7 +342,8 @@ describe("lurl.url", function()
   -- '=' '+' '&' ';' in a query) kept encoded, a stray '%' encoded as %25.
   describe("request target and Host as yarl", function()
     local vectors = {
-      { "http://h/%7efoo/%2f/%41%zz/%/a b/é?q=%7e%2b%3d%26 x+y/é#f%7e", "/~foo/%2F/A%25zz/%25/a%20b/%C3%A9?q=~%2B%3D%26+x+y/%C3%A9", "h" },
+      { "http://h/%7efoo/%2f/%41%zz/%/a b/é?q=%7e%2b%3d%26 x+y/é#f%7e",
+        "/~foo/%2F/A%25zz/%25/a%20b/%C3%A9?q=~%2B%3D%26+x+y/%C3%A9", "h" },
       { "http://h/a%2", "/a%252", "h" },
       { "http://h/a%", "/a%25", "h" },
       { "http://h/%%41", "/%25A", "h" },
@@ -574,7 +576,8 @@ describe("lurl.url", function()
 
     it("numbers: integral ones without a fraction, others as short as they read back", function()
       -- "1e+300" as yarl quotes it: a '+' in a value is data
-      assert.equal("/p?a=2&b=1.5&c=0.1&d=-3&e=1e%2B300", q { { "a", 2 }, { "b", 1.5 }, { "c", 0.1 }, { "d", -3 }, { "e", 1e300 } })
+      assert.equal("/p?a=2&b=1.5&c=0.1&d=-3&e=1e%2B300", q { { "a", 2 }, { "b", 1.5 }, { "c", 0.1 }, { "d", -3 },
+        { "e", 1e300 } })
     end)
 
     it("a string is requoted as a query, never encoded twice", function()
@@ -673,17 +676,20 @@ describe("lurl.url", function()
 
     -- The WHATWG-only rules, in the order they are tried on a failing case.
     local WHATWG_ONLY = {
-      { "control characters: lurl rejects them (InvalidURL) so none reaches a request; WHATWG strips tab, LF, CR and leading/trailing C0 and encodes the rest",
+      { "control characters: lurl rejects them (InvalidURL) so none reaches a request; WHATWG strips tab, LF, CR "
+          .. "and leading/trailing C0 and encodes the rest",
         function(c) return c.input:find("[%z\1-\31\127]") ~= nil end },
       { "backslash: WHATWG reads '\\' as '/' in special URLs; RFC 3986 has no such rule",
         function(c) return c.input:find("\\", 1, true) ~= nil end },
-      { "special-scheme slashes: WHATWG finds the host of an http(s) URL after any number of '/' (\"https:example.com\", \"///host\"); RFC 3986 needs exactly \"//\"",
+      { "special-scheme slashes: WHATWG finds the host of an http(s) URL after any number of '/' "
+          .. "(\"https:example.com\", \"///host\"); RFC 3986 needs exactly \"//\"",
         function(c)
           local sc, rest = c.input:match("^([%a][%w+.-]*):(.*)$")
           if sc and sc:lower() ~= scheme_of(c.base) then return not rest:match("^//[^/]") end
           return c.input:match("^///") ~= nil
         end },
-      { "empty path: WHATWG writes \"/\" after an http(s) host; RFC 3986 5.3 (\"//g\" -> \"http://g\" in 5.4) and yarl's str leave it empty",
+      { "empty path: WHATWG writes \"/\" after an http(s) host; RFC 3986 5.3 (\"//g\" -> \"http://g\" in 5.4) "
+          .. "and yarl's str leave it empty",
         function(c, r) return r ~= nil and not c.failure and with_root(r) == c.href end },
       { "RFC 3986 6.2.2 normalisation: escapes upper-cased, and [ ] { } | ^ ` # encoded where WHATWG leaves them raw",
         function(c, r) return r ~= nil and not c.failure and with_root(r) == canonical(c.href) end },

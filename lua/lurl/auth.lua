@@ -139,7 +139,9 @@ local function codec(fname, encoding, argn, level)
     errors.argerror(fname, argn, "encoding must be a string, got " .. type(encoding), level + 1)
   end
   local c = ALIASES[encoding:lower()]
-  if not c then errors.argerror(fname, argn, "unknown encoding '" .. encoding .. "' (latin1, utf-8 or ascii)", level + 1) end
+  if not c then
+    errors.argerror(fname, argn, "unknown encoding '" .. encoding .. "' (latin1, utf-8 or ascii)", level + 1)
+  end
   return c
 end
 
@@ -179,9 +181,13 @@ local function new(fname, login, password, encoding, level)
   level = level + 1
   if type(login) ~= "string" then errors.argerror(fname, "#1", "login must be a string, got " .. type(login), level) end
   if password == nil then password = "" end
-  if type(password) ~= "string" then errors.argerror(fname, "#2", "password must be a string, got " .. type(password), level) end
+  if type(password) ~= "string" then
+    errors.argerror(fname, "#2", "password must be a string, got " .. type(password), level)
+  end
   -- RFC 7617 section 2: the user-id cannot contain a colon
-  if login:find(":", 1, true) then errors.argerror(fname, "#1", "a ':' is not allowed in login (RFC 7617 section 2)", level) end
+  if login:find(":", 1, true) then
+    errors.argerror(fname, "#1", "a ':' is not allowed in login (RFC 7617 section 2)", level)
+  end
   local c = codec(fname, encoding, "#3", level)
   local ok, why = credentials(login, password, c)
   if not ok then errors.argerror(fname, "#1", "cannot encode credentials in " .. c .. " (" .. why .. ")", level) end
@@ -205,7 +211,9 @@ function M.decode(header, encoding)
   local scheme, b64 = header:match("^([^ ]*) (.*)$")
   if not scheme then errors.argerror("decode", "#1", "could not parse authorization header", 2) end
   -- RFC 7235 section 2.1: the scheme is case-insensitive
-  if scheme:lower() ~= "basic" then errors.argerror("decode", "#1", "unknown authorization method '" .. scheme .. "'", 2) end
+  if scheme:lower() ~= "basic" then
+    errors.argerror("decode", "#1", "unknown authorization method '" .. scheme .. "'", 2)
+  end
   local bytes, why = M.b64decode(b64)
   if not bytes then errors.argerror("decode", "#1", "invalid base64 encoding (" .. why .. ")", 2) end
   local text

@@ -160,7 +160,8 @@ function M.send(body, send, left, chunked, declared, ctx)
       total = total + #part
     elseif type(part) == "table" then
       if declared and total + part.size > declared then
-        return nil, body_error(("'%s' is larger than the %d bytes Content-Length announced"):format(part.file, declared), ctx)
+        return nil, body_error(("'%s' is larger than the %d bytes Content-Length announced")
+          :format(part.file, declared), ctx)
       end
       ok, err = send_file(emit, part, ctx)
       total = total + part.size

@@ -13,7 +13,6 @@
 -- keepalive_timeout and are the first to go when a new connection needs
 -- room under `limit`.
 local conn = require "lurl.conn"
-local core = require "lurl.core"
 local dial = require "lurl.dial"
 local dns = require "lurl.dns"
 local errors = require "lurl.errors"
@@ -468,11 +467,11 @@ local function open_stream(self, host, port, deadline, opts)
 end
 
 local function open(self, key, host, port, deadline, opts)
-  local trace, err = opts.trace, nil
+  local trace = opts.trace
   if trace then trace:emit("connection_create_start", {}) end
   local s, addr = open_stream(self, host, port, deadline, opts)
   if not s then return nil, addr end
-  local info
+  local info, err
   if opts.ssl and not self.dialer then
     local t0 = sched.now()
     deadline:enter("tls", t0)

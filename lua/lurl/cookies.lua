@@ -667,7 +667,7 @@ end
 
 -- jar:clear_domain(d): the cookies of d and of the names below it.
 function Jar:clear_domain(d)
-  local st = state_of(self, "clear_domain")
+  state_of(self, "clear_domain") -- a bad self is reported as clear_domain's, not clear's
   if type(d) ~= "string" or d == "" then
     errors.argerror("clear_domain", "#1", "domain name expected, got " .. type(d), 2)
   end

@@ -31,7 +31,8 @@ local function head_failure(ev, err, ctx)
     return connection_error("ClientSSLError", "TLS error before the response: " .. message, ev, ctx)
   end
   if errno == "HPE_INVALID_EOF_STATE" then
-    return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev, ctx)
+    return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev,
+      ctx)
   end
   if errno and errno:match("^HPE_") then
     return connection_error("ClientResponseError", "invalid HTTP response: " .. message, ev, ctx)

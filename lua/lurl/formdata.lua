@@ -202,7 +202,8 @@ local function add(self, name, value, opts, fname, argn, level)
     for _, key in ipairs { "content_type", "content_transfer_encoding" } do
       if opts[key] then check_header_text(opts[key], key, fname, level + 1) end
     end
-    e.content_type, e.filename, e.content_transfer_encoding = opts.content_type, opts.filename, opts.content_transfer_encoding
+    e.content_type, e.filename, e.content_transfer_encoding = opts.content_type, opts.filename,
+      opts.content_transfer_encoding
   end
   -- a file's filename defaults to its base name, as aiohttp's guess_filename
   if is_file(e.value) and e.filename == nil then e.filename = base_name(e.value.path) end
@@ -220,7 +221,9 @@ end
 -- only when the body is sent. opts: filename (default: the path's base
 -- name), content_type (default: guessed from the extension).
 function FormData:add_file(name, path, opts)
-  if opts ~= nil then errors.check_options("add_file", "#3", opts, { filename = "string", content_type = "string" }, 2) end
+  if opts ~= nil then
+    errors.check_options("add_file", "#3", opts, { filename = "string", content_type = "string" }, 2)
+  end
   local f = setmetatable({ path = path, size = measure(path, "add_file", "#2", 2) }, file_mt)
   add(self, name, f, opts, "add_file", { "#1", "#2", "#3" }, 2)
 end
@@ -274,7 +277,8 @@ local function add_any(self, rec, fname, argn, level)
     return
   end
   if not is_plain_table(rec) then
-    errors.argerror(fname, argn, "a {name, value} pair, a list of pairs, a table of fields, a file or a FormData expected, got "
+    errors.argerror(fname, argn,
+      "a {name, value} pair, a list of pairs, a table of fields, a file or a FormData expected, got "
       .. type(rec), level + 1)
   end
   local n = #rec
@@ -284,7 +288,8 @@ local function add_any(self, rec, fname, argn, level)
   end
   for k in pairs(rec) do
     if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-      errors.argerror(fname, argn, "a list of {name, value} pairs cannot also have named fields ('" .. tostring(k) .. "')", level + 1)
+      errors.argerror(fname, argn, "a list of {name, value} pairs cannot also have named fields ('" .. tostring(k)
+        .. "')", level + 1)
     end
   end
   if is_pair(rec) then

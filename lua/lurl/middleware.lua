@@ -150,7 +150,9 @@ end
 -- Send an event to the session's trace configs: signal is one of
 -- lurl.trace.SIGNALS (others raise), params its table.
 function Request:emit(signal, params)
-  if not trace.is_signal(signal) then errors.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'", 2) end
+  if not trace.is_signal(signal) then
+    errors.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'", 2)
+  end
   local tr = self.trace
   if tr then tr:emit(signal, params) end
 end

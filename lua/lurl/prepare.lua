@@ -10,6 +10,7 @@ local errors = require "lurl.errors"
 local formdata = require "lurl.formdata"
 local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
+local timeout = require "lurl.timeout"
 local url = require "lurl.url"
 
 local M = {}
@@ -77,10 +78,33 @@ local function build_body(session, opts)
     .. type(data), 5)
 end
 
+local DATA_TYPES = { string = true, table = true, ["function"] = true }
+local CODINGS = { gzip = true, deflate = true }
+
+-- check(opts, fname): what prepare would refuse in the options alone,
+-- refused before a middleware chain, which prepares the request inside.
+function M.check(opts, fname)
+  if opts.data ~= nil and opts.json ~= nil then
+    errors.argerror(fname, "#2", "'data' and 'json' cannot be used together")
+  end
+  local data = opts.data
+  if data ~= nil and not DATA_TYPES[type(data)] and not body_mod.from_data(data) and not formdata.is(data) then
+    errors.argerror(fname, "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
+      .. type(data))
+  end
+  local params = opts.params
+  if params ~= nil and type(params) ~= "string" and type(params) ~= "table" then
+    errors.argerror(fname, "'params'", "table or string expected, got " .. type(params))
+  end
+  if opts.compress ~= nil and not CODINGS[opts.compress] then
+    errors.argerror(fname, "'compress'", "\"gzip\" or \"deflate\" expected, got " .. opts.compress)
+  end
+  if opts.timeout ~= nil then timeout.merge(timeout.default, opts.timeout) end
+end
+
 -- compress = "gzip" | "deflate": the body compressed with Content-Encoding
 -- (RFC 9110 section 8.4). A string at once (its length stays known); a
 -- streamed body as it goes out, chunked.
-local CODINGS = { gzip = true, deflate = true }
 
 local function compress_body(body, opts)
   local coding = opts.compress

@@ -174,7 +174,8 @@ local function payload_error(self, ev)
   else
     msg = ("response payload is not completed: %s (%s)"):format(tostring(ev[h1.MESSAGE]), tostring(errno))
   end
-  return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status, cause = errno })
+  return errors.new("ClientPayloadError", msg, { url = self.url, method = self.method, status = self.status,
+    cause = errno })
 end
 
 -- Count and trace a chunk of the body as it arrives.
@@ -469,7 +470,8 @@ function Response:json(opts)
   local loads = opts.loads or require("cjson").decode
   local ok, value = pcall(loads, body)
   if not ok then
-    return nil, errors.new("ContentTypeError", "invalid JSON: " .. tostring(value), { url = self.url, status = self.status })
+    return nil, errors.new("ContentTypeError", "invalid JSON: " .. tostring(value),
+      { url = self.url, status = self.status })
   end
   return value
 end

@@ -173,13 +173,13 @@ end
 
 -- Resume task with the values if it still waits in wait number seq; returns
 -- true when it did, false for a stale wake.
-local function wake(task, seq, ...)
+local function wake_task(task, seq, ...)
   if task.seq ~= seq or not task.waiting then return false end
   task.waiting = false
   schedule(task, ...)
   return true
 end
-M.wake = wake
+M.wake = wake_task
 
 -- Each task has one timer for its timed waits, made on its first one (and
 -- made again when the clock changed between real and virtual).
@@ -187,7 +187,7 @@ local function new_timer(task)
   if task.timer then task.timer:close() end
   task.timer = M.timer()
   task.timer_clock = virtual
-  task.on_timer = task.on_timer or function() wake(task, task.seq, TIMEOUT) end
+  task.on_timer = task.on_timer or function() wake_task(task, task.seq, TIMEOUT) end
 end
 
 function M.park(task, seconds, abandon)
@@ -211,7 +211,7 @@ end
 -- a function that abandons it, called on timeout or cancellation.
 function M.wait(arm, seconds)
   local task, seq = M.prepare()
-  local abandon = arm(function(...) return wake(task, seq, ...) end)
+  local abandon = arm(function(...) return wake_task(task, seq, ...) end)
   return M.park(task, seconds, abandon)
 end
 
@@ -327,7 +327,9 @@ function M.gather(...)
   local n = select("#", ...)
   for i = 1, n do
     local fn = select(i, ...)
-    if type(fn) ~= "function" then error(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)), 2) end
+    if type(fn) ~= "function" then
+      error(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)), 2)
+    end
   end
   local tasks, remaining, failure, wake_gatherer = {}, n, nil, nil
   local function child_done(task)
@@ -356,7 +358,9 @@ end
 -- Run fn(...) in a task; if it is not done within seconds, cancel it and
 -- return nil, TimeoutError. Otherwise return its results.
 function M.wait_for(seconds, fn, ...)
-  if type(seconds) ~= "number" or seconds < 0 then error("bad argument #1 to 'wait_for' (number of seconds >= 0 expected)", 2) end
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("bad argument #1 to 'wait_for' (number of seconds >= 0 expected)", 2)
+  end
   if type(fn) ~= "function" then error("bad argument #2 to 'wait_for' (function expected)", 2) end
   local task = new_task(nil, fn, ...)
   local ok, r = pcall(M.wait, function(wake)
@@ -380,7 +384,9 @@ local sem_mt = { __name = "lurl.semaphore", __index = Semaphore }
 function sem_mt.__tostring(s) return ("lurl.semaphore (%d free, %d waiting)"):format(s.value, #s.waiters) end
 
 function M.semaphore(n)
-  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then error("bad argument #1 to 'semaphore' (integer >= 0 expected)", 2) end
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    error("bad argument #1 to 'semaphore' (integer >= 0 expected)", 2)
+  end
   return setmetatable({ value = n, waiters = {} }, sem_mt)
 end
 

@@ -45,14 +45,14 @@ local REQUEST_OPTIONS = {
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
-  max_body_size = "number", compress = "string", expect100 = "boolean", max_decompressed_size = "number",
+  max_body_size = "number", compress = "string", expect100 = "boolean",
   read_until_eof = "boolean", middlewares = "table",
 }
 
 
 local function check_options(fname, opts, known)
   if opts == nil then return NO_OPTIONS end
-  return errors.check_options(fname, "#2", opts, known, 3)
+  return errors.check_options(fname, "#2", opts, known)
 end
 
 local function check_rfs(fname, v)
@@ -70,7 +70,9 @@ end
 local function check_trace_configs(list)
   if list == nil then return nil end
   for i, tc in ipairs(list) do
-    if not trace.is(tc) then errors.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config", 3) end
+    if not trace.is(tc) then
+      errors.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config", 3)
+    end
   end
   return #list > 0 and list or nil
 end
@@ -85,12 +87,15 @@ function M.new(opts)
   if opts.base_url then
     local b, err = url.parse(opts.base_url)
     if not b or not url.check_http(b, opts.base_url) then
-      errors.argerror("session", "'base_url'", "invalid URL '" .. opts.base_url .. "'" .. (err and (": " .. err.message) or ""), 2)
+      errors.argerror("session", "'base_url'", "invalid URL '" .. opts.base_url .. "'"
+        .. (err and (": " .. err.message) or ""), 2)
     end
     base = b
   end
   local conn = opts.connector
-  if conn ~= nil and not connector_mod.is(conn) then errors.argerror("session", "'connector'", "lurl.connector expected", 2) end
+  if conn ~= nil and not connector_mod.is(conn) then
+    errors.argerror("session", "'connector'", "lurl.connector expected", 2)
+  end
   local ok, hdrs = pcall(headers_mod.new, opts.headers)
   if not ok then errors.argerror("session", "'headers'", hdrs, 2) end
   local jar = opts.cookie_jar
@@ -245,7 +250,7 @@ function Session:request(method, raw_url, opts)
   if type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
     errors.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method), 2)
   end
-  return request(self, method:upper(), raw_url, opts)
+  return request(self, method:upper(), raw_url, opts, "request")
 end
 
 -- The request's timeout: the session's with the request's override.
@@ -316,17 +321,22 @@ local function through(self, list, method, raw_url, opts, tr)
 end
 
 -- The body of every request, method already checked and upper-case.
-function request(self, method, raw_url, opts)
-  if getmetatable(self) ~= mt then errors.argerror("request", "#0", "call it as session:request(...)", 3) end
+-- fname: the method the script called (get, post, ..., request), which
+-- argument errors name.
+function request(self, method, raw_url, opts, fname)
+  if getmetatable(self) ~= mt then errors.argerror(fname, "#0", "call it as session:" .. fname .. "(...)") end
   if self.closed then error("session is closed", 3) end
-  opts = check_options("request", opts, REQUEST_OPTIONS)
-  check_rfs("request", opts.raise_for_status)
-  check_auth("request", opts.auth, 2)
+  opts = check_options(fname, opts, REQUEST_OPTIONS)
+  check_rfs(fname, opts.raise_for_status)
+  check_auth(fname, opts.auth, 2)
   local ssl_ok, why = tls.check(opts.ssl)
-  if not ssl_ok then errors.argerror("request", "'ssl'", why, 2) end
+  if not ssl_ok then errors.argerror(fname, "'ssl'", why) end
   local list = self.middlewares
-  if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, "request", 2) end
+  if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, fname, 2) end
   if not list[1] then list = nil end
+  -- under middlewares the request is prepared inside the chain: what its
+  -- options alone get wrong is refused here, at the script's line
+  if list and opts ~= NO_OPTIONS then prepare_mod.check(opts, fname) end
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx) or nil
   local resp, err
   if list then
@@ -349,7 +359,7 @@ end
 
 for _, m in ipairs { "get", "post", "put", "patch", "delete", "head", "options" } do
   local verb = m:upper()
-  Session[m] = function(self, u, opts) return request(self, verb, u, opts) end
+  Session[m] = function(self, u, opts) return request(self, verb, u, opts, m) end
 end
 
 -- Close the session and, if it owns it, its connector.

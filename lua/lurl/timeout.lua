@@ -182,7 +182,8 @@ local MESSAGES = {
 
 -- error(why, context): the typed error for the expired field `why` (a kind
 -- name is accepted too and picks that kind's usual field).
-local FIELD_OF_KIND = { TimeoutError = "total", ConnectionTimeoutError = "sock_connect", SocketTimeoutError = "sock_read" }
+local FIELD_OF_KIND = { TimeoutError = "total", ConnectionTimeoutError = "sock_connect",
+  SocketTimeoutError = "sock_read" }
 
 -- The message names the phase (err.phase) and, for the limits that run
 -- over a whole phase, the time spent in it: a request that never left the

@@ -38,11 +38,15 @@ local CONTEXT_OPTIONS = {
 -- keyfile required; verify = true with a cafile asks clients for certificates.
 function M.context(opts, level)
   level = (level or 1) + 1
-  if type(opts) ~= "table" then errors.argerror("ssl_context", "#1", "options table expected, got " .. type(opts), level) end
+  if type(opts) ~= "table" then
+    errors.argerror("ssl_context", "#1", "options table expected, got " .. type(opts), level)
+  end
   for k, v in pairs(opts) do
     local want = CONTEXT_OPTIONS[k]
     if not want then errors.argerror("ssl_context", "#1", "unknown option '" .. tostring(k) .. "'", level) end
-    if type(v) ~= want then errors.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v), level) end
+    if type(v) ~= want then
+      errors.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v), level)
+    end
   end
   if opts.min_version and not VERSIONS[opts.min_version] then
     errors.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version, level)

@@ -167,7 +167,8 @@ local function parse_ip_literal(text, raw)
   local inner = text:match("^%[(.*)%]$")
   if not inner then return invalid("InvalidUrlClientError", "invalid IPv6 host in URL (unbalanced '[' ']')", raw) end
   if inner:find("%", 1, true) then
-    return invalid("InvalidUrlClientError", "IPv6 zone identifiers (RFC 6874) are not supported: '" .. inner .. "'", raw)
+    return invalid("InvalidUrlClientError", "IPv6 zone identifiers (RFC 6874) are not supported: '" .. inner .. "'",
+      raw)
   end
   if inner:match("^[vV]") then
     return invalid("InvalidUrlClientError", "IPvFuture hosts are not supported: '" .. inner .. "'", raw)
@@ -235,7 +236,9 @@ local function reg_name(text, raw)
       return invalid("InvalidUrlClientError",
         ("invalid international host name '%s' (%s)"):format(host, (why:gsub("^EIDNA: ", "IDNA: "))), raw)
     end
-    if ascii == "" then return invalid("InvalidUrlClientError", "host name '" .. host .. "' maps to nothing (IDNA)", raw) end
+    if ascii == "" then
+      return invalid("InvalidUrlClientError", "host name '" .. host .. "' maps to nothing (IDNA)", raw)
+    end
     host = ascii
   end
   local bad = host:match(NOT_REG_NAME)
@@ -287,7 +290,9 @@ local function parse_authority(u, raw)
   if a:sub(1, 1) == "[" then
     hosttext, port = a:match("^(%[.-%]):?(%d*)$")
     if not hosttext then
-      if not a:find("]", 1, true) then return invalid("InvalidUrlClientError", "invalid IPv6 host in URL (no ']')", raw) end
+      if not a:find("]", 1, true) then
+        return invalid("InvalidUrlClientError", "invalid IPv6 host in URL (no ']')", raw)
+      end
       return invalid("InvalidUrlClientError", "invalid port in URL", raw)
     end
     u.host, err = parse_ip_literal(hosttext, raw)
@@ -395,7 +400,7 @@ end
 -- join(base, ref[, opts]) with strings or parsed URLs -> url, or nil, err.
 -- opts.strict as for resolve.
 function M.join(base, ref, opts)
-  local b, r, err = base, ref, nil
+  local b, r, err = base, ref
   if type(b) == "string" then b, err = M.parse(b); if not b then return nil, err end end
   if type(r) == "string" then r, err = M.parse(r); if not r then return nil, err end end
   return M.resolve(b, r, opts)
@@ -498,7 +503,9 @@ end
 -- keys), or a list of {name, value} pairs (order kept). Raises on bad values.
 function M.encode_form(t)
   local out = {}
-  local function add(k, v) out[#out + 1] = form_escape(scalar(k, "key")) .. "=" .. form_escape(scalar(v, "value of '" .. tostring(k) .. "'")) end
+  local function add(k, v)
+    out[#out + 1] = form_escape(scalar(k, "key")) .. "=" .. form_escape(scalar(v, "value of '" .. tostring(k) .. "'"))
+  end
   if #t > 0 then
     for i, pair in ipairs(t) do
       if type(pair) ~= "table" then error(("item %d must be a {name, value} pair"):format(i), 0) end

@@ -191,7 +191,8 @@ check("empty forms: urlencoded and multipart", function()
 end)
 
 check("number values in a FormData", function()
-  local doc = post("/post", { data = lurl.formdata { { "i", 42 }, { "f", 0.1 }, { "neg", -1.5e-7 }, { "big", 2 ^ 53 } } })
+  local doc = post("/post", { data = lurl.formdata { { "i", 42 }, { "f", 0.1 }, { "neg", -1.5e-7 },
+    { "big", 2 ^ 53 } } })
   same_fields(doc.fields, { { "i", "42" }, { "f", "0.1" }, { "neg", "-1.5e-07" }, { "big", "9007199254740992" } },
     "numbers")
 end)
@@ -437,7 +438,8 @@ check("lurl.file upload: Content-Length, byte-exact", function()
   framed_length(doc, BIG.size)
   same_file(doc, BIG)
   eq(nn(doc.content_type), nil, "no Content-Type given, none sent")
-  local put = doc_of(session:put("/upload", { data = lurl.file(PHOTO.path), headers = { ["Content-Type"] = "image/png" } }))
+  local put = doc_of(session:put("/upload", { data = lurl.file(PHOTO.path),
+    headers = { ["Content-Type"] = "image/png" } }))
   eq(put.method, "PUT", "method")
   eq(put.content_type, "image/png", "Content-Type")
   framed_length(put, PHOTO.size, "PUT ")
@@ -538,7 +540,8 @@ check("307 answered before the upload was read: re-sent byte-exact", function()
 end)
 
 check("307 and a close before the upload was read: re-sent on a new connection", function()
-  local r = ok(session:post("/redirect/307", { data = lurl.file(BIG.path), params = { to = "/upload?hop=2", close = "1" } }))
+  local r = ok(session:post("/redirect/307", { data = lurl.file(BIG.path), params = { to = "/upload?hop=2",
+    close = "1" } }))
   local doc = doc_of(r, nil, "final hop")
   first_hop(r, 307)
   framed_length(doc, BIG.size)

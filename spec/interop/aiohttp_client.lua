@@ -2,7 +2,6 @@
 --   lurl spec/interop/aiohttp_client.lua <base_url>
 -- Prints one line per check and "N passed, N failed"; exits non-zero on failure.
 local lurl = require "lurl"
-local cjson = require "cjson"
 local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local H = dofile(dir .. "/harness.lua")
 local check, eq, ok = H.check, H.eq, H.ok
@@ -168,7 +167,8 @@ check("request headers seen by the server", function()
   eq(doc.version, "1.1", "HTTP version")
   eq(doc.path_qs, "/headers?q=a+b&n=1", "path and query")
   eq(seen().by_name["x-session-header"], "from-session", "session header")
-  eq(seen(nil, { auto_decompress = false }).by_name["accept-encoding"], nil, "Accept-Encoding with auto_decompress = false")
+  eq(seen(nil, { auto_decompress = false }).by_name["accept-encoding"], nil,
+    "Accept-Encoding with auto_decompress = false")
 end)
 
 check("skip_auto_headers and an explicit User-Agent", function()

@@ -95,7 +95,8 @@ check("curl -c -> lurl jar:load: the cookies, their flags, the Cookie headers", 
   eq(by_name.host.host_only, true, "host is host-only")
   eq(by_name.host.domain, "www.example.test", "host's domain")
   eq(by_name.ho.http_only, true, "ho is HttpOnly")
-  assert(math.abs(by_name.ho.expires - (os.time() + 3600)) < 60, "ho expires in an hour: " .. tostring(by_name.ho.expires))
+  assert(math.abs(by_name.ho.expires - (os.time() + 3600)) < 60,
+    "ho expires in an hour: " .. tostring(by_name.ho.expires))
   eq(by_name.exp.expires, 4102444800, "exp's expiry")
   eq(by_name.q.value, '"x y"', "a quoted value keeps its quotes")
   eq(by_name.sub.path, "/sub", "sub's path")
@@ -114,7 +115,8 @@ check("curl's file -> lurl load -> save: byte for byte what curl wrote", functio
   assert(jar:save(path))
   eq(read_file(path), read_file(curl_jar), "the file lurl wrote back")
   for _, e in ipairs(EXPECTED) do
-    eq(curl("-b " .. shell_quote(path), e[1]), curl("-b " .. shell_quote(curl_jar), e[1]), "curl with either file, " .. e[1])
+    eq(curl("-b " .. shell_quote(path), e[1]), curl("-b " .. shell_quote(curl_jar), e[1]),
+      "curl with either file, " .. e[1])
   end
 end)
 
@@ -140,7 +142,9 @@ end)
 
 check("lurl's session: Set-Cookie from nginx into the jar, the jar's Cookie header to nginx", function()
   local resolve = {}
-  for _, h in ipairs { "www.example.test", "other.example.test", "example.test" } do resolve[h .. ":" .. port] = "127.0.0.1" end
+  for _, h in ipairs { "www.example.test", "other.example.test", "example.test" } do
+    resolve[h .. ":" .. port] = "127.0.0.1"
+  end
   local conn = lurl.connector { resolve = resolve }
   -- Once sessions keep cookies themselves, a dummy jar keeps this check
   -- about the explicit header; before that the option does not exist.

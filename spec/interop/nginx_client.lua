@@ -120,7 +120,8 @@ check("301 for a directory without slash: followed to /static/, or returned with
   assert(followed.url:match("/static/$"), "final URL " .. followed.url)
 end)
 
-local ssi_expected = "<html><body>\n" .. part .. "\nbetween the includes\n" .. blob .. "\n" .. part .. "\n</body></html>\n"
+local ssi_expected = "<html><body>\n" .. part .. "\nbetween the includes\n" .. blob .. "\n" .. part
+  .. "\n</body></html>\n"
 
 check("chunked response (SSI) reassembled exactly", function()
   local r = ok(session:get("/ssi/page.shtml"))

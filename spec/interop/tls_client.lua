@@ -1,5 +1,6 @@
 -- lurl over HTTPS against nginx: run by spec/interop_tls_test.sh as
---   lurl spec/interop/tls_client.lua <port_a> <port_b> <port_c> <port_p> <pki_dir> <docroot> <sha256_fingerprint> [ipv6]
+--   lurl spec/interop/tls_client.lua <port_a> <port_b> <port_c> <port_p> <pki_dir> <docroot>
+--     <sha256_fingerprint> [ipv6]
 -- port_a: nginx with server.pem (tickets, keep-alive, /info, /sni, /info_limited,
 --         /info_short, /static/, /ssi/, /dav/), also on [::1] when ipv6 is "1";
 -- port_b: the same certificate, client certificates required (/client);
@@ -407,7 +408,8 @@ end)
 
 check("plain HTTP to the TLS port: nginx's 400, answered over plain HTTP", function()
   local s = session()
-  local r = ok(s:get("http://127.0.0.1:" .. port_a .. "/info", { headers = { ["User-Agent"] = "lurl-tls-plain-http" } }))
+  local r = ok(s:get("http://127.0.0.1:" .. port_a .. "/info",
+    { headers = { ["User-Agent"] = "lurl-tls-plain-http" } }))
   eq(r.status, 400, "status")
   eq(r.tls, nil, "resp.tls over plain HTTP")
   assert(r:text():find("plain HTTP request was sent to HTTPS port", 1, true), "body: " .. r:text())

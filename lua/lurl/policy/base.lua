@@ -176,7 +176,8 @@ function M.rules(spec, fname, argname, level)
   end
   if type(spec) == "function" then return { statuses = {}, kinds = {}, predicate = spec, spec = spec } end
   if type(spec) ~= "table" then
-    errors.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec), level)
+    errors.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec),
+      level)
   end
   local r = { statuses = {}, kinds = {}, spec = spec }
   for i, v in ipairs(spec) do
@@ -185,7 +186,8 @@ function M.rules(spec, fname, argname, level)
     elseif type(v) == "string" and errors.kinds[v] then
       r.kinds[#r.kinds + 1] = v
     else
-      errors.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)), level)
+      errors.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)),
+        level)
     end
   end
   return r

@@ -54,8 +54,8 @@ local function transition(self, c, ctx, to)
 end
 
 
-local function rejection(self, c, ctx)
-  local retry_in, msg = 0, nil
+local function rejection(c, ctx)
+  local retry_in, msg = 0
   if c.state == "open" then
     retry_in = math.max(0, c.open_until - sched.now())
     msg = ("circuit open for %s: failing fast for %s more seconds"):format(c.key, base.seconds_text(retry_in))
@@ -78,7 +78,7 @@ local function admit(self, c, ctx)
     c.probes = c.probes + 1
     return c.epoch
   end
-  return nil, rejection(self, c, ctx)
+  return nil, rejection(c, ctx)
 end
 
 -- A call of this epoch ended without an outcome: a probe frees its slot.

@@ -100,7 +100,8 @@ local function parse_table(i, t, level)
 end
 
 local function parse_alt(i, v, level)
-  local t, alt = type(v), nil
+  local t = type(v)
+  local alt
   if t == "string" then
     alt = parse_url_alt(i, v, level + 1)
   elseif t == "table" and getmetatable(v) == nil then

@@ -29,7 +29,7 @@ local mt = base.class(FNAME, Limiter, describe)
 -- Seconds as the messages print them: to the millisecond.
 
 local function throttled(self, ctx, key, wait)
-  local left, why = ctx.remaining, nil
+  local left, why = ctx.remaining
   if wait >= left then
     why = ("the deadline allows (%s s left)"):format(base.seconds_text(left))
   else
@@ -128,7 +128,8 @@ function M.new(opts)
   return setmetatable({
     kind = FNAME, rate = rate, burst = burst, per_host = opts.per_host ~= false,
     max_wait = base.seconds(FNAME, "max_wait", opts.max_wait, 2),
-    interval = 1 / rate, tolerance = (burst - 1) / rate, buckets = base.keyed(function() return { tat = -math.huge, queue = {} } end),
+    interval = 1 / rate, tolerance = (burst - 1) / rate,
+    buckets = base.keyed(function() return { tat = -math.huge, queue = {} } end),
   }, mt)
 end
 

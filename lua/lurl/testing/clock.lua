@@ -79,7 +79,9 @@ function Timer:start(secs, cb)
     if not self.referenced then self.real:ref(false) end
   end
   if self.real then return self.real:start(secs, cb) end
-  if type(secs) ~= "number" or secs < 0 or secs ~= secs then error("bad argument #1 to 'start' (seconds >= 0 expected)", 2) end
+  if type(secs) ~= "number" or secs < 0 or secs ~= secs then
+    error("bad argument #1 to 'start' (seconds >= 0 expected)", 2)
+  end
   self:stop()
   local clock = self.clock
   clock.seq = clock.seq + 1

@@ -52,7 +52,9 @@ function mt.__tostring(m) return ("lurl.testing.mock (%d routes, %d calls)"):for
 
 local Route = {}
 local route_mt = { __name = "lurl.testing.mock.route", __index = Route }
-function route_mt.__tostring(r) return ("lurl.testing.mock.route (%s %s, %d calls)"):format(r.method, r.label, #r.calls) end
+function route_mt.__tostring(r)
+  return ("lurl.testing.mock.route (%s %s, %d calls)"):format(r.method, r.label, #r.calls)
+end
 
 local CONNECT_ERRORS = { refused = true, dns = true, connect_timeout = true }
 local AFTER_ERRORS = { reset = true, disconnect = true, hang = true }
@@ -65,7 +67,8 @@ local function answer_problem(a)
   if t == "number" or t == "string" or callable(a) then return nil end
   if t ~= "table" then return "a status, a body, a table or a function expected, got " .. t end
   if a.error and not CONNECT_ERRORS[a.error] and not AFTER_ERRORS[a.error] then
-    return ("unknown mock error '%s' (refused, dns, connect_timeout, reset, disconnect or hang)"):format(tostring(a.error))
+    return ("unknown mock error '%s' (refused, dns, connect_timeout, reset, disconnect or hang)")
+      :format(tostring(a.error))
   end
   return nil
 end
@@ -270,8 +273,8 @@ end
 local function connect_error(a, host, port, ctx)
   local msg, errno = "ECONNREFUSED: connection refused", "ECONNREFUSED"
   if a.error == "dns" then
-    return errors.annotate(errors.new("ClientConnectorDNSError", ("cannot resolve host %s: mock DNS failure"):format(host),
-      { host = host, port = port }), ctx or {})
+    return errors.annotate(errors.new("ClientConnectorDNSError",
+      ("cannot resolve host %s: mock DNS failure"):format(host), { host = host, port = port }), ctx or {})
   end
   return errors.annotate(errors.new("ClientConnectorError", ("cannot connect to %s:%s: %s"):format(host, port, msg),
     { host = host, port = port, errno = errno, os_error = msg }), ctx or {})

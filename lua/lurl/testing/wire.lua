@@ -21,7 +21,8 @@ local reader_mt = { __name = "lurl.testing.wire.reader", __index = Reader }
 
 -- reader() -> r: r:feed(bytes) as they come, r:take() for each request.
 function M.reader()
-  return setmetatable({ parser = core.h1.parser("request", 65536, 65536), chunks = {}, req = false, body = {}, between = true },
+  return setmetatable({ parser = core.h1.parser("request", 65536, 65536), chunks = {}, req = false, body = {},
+    between = true },
     reader_mt)
 end
 
