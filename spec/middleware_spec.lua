@@ -146,12 +146,12 @@ describe("middlewares", function()
       end)
       assert.is_false(ok)
       assert.matches("middleware_spec.lua:" .. line + 2 .. ": bad argument 'data' to 'post'", err, 1, true)
-      ok, err = pcall(function()
+      local _, typo = pcall(function()
         local resp = s:get("http://api.test/echo", { timout = 1 })
         return resp
       end)
       assert.matches("middleware_spec.lua:" .. line + 8 .. ": bad argument #2 to 'get' (unknown option 'timout' "
-        .. "(did you mean 'timeout'?))", err, 1, true)
+        .. "(did you mean 'timeout'?))", typo, 1, true)
     end)
 
     it("the one-shot lurl.get takes them too", function()
