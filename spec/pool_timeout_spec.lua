@@ -29,11 +29,12 @@ describe("the pool trap", function()
     s:close()
     server:close()
     assert.is_true(ok >= LIMIT, ("only %d answered"):format(ok))
-    -- most failures waited in the queue all along; the others were handed
-    -- a connection or a slot in their last moments (when the requests in
-    -- flight at the 2 s mark expired and closed theirs) and say so
+    -- thousands waited in the queue all along; the others were handed a
+    -- connection or a slot in their last moments (when the requests in
+    -- flight at the 2 s mark expired and closed theirs) and say so: how
+    -- many of each depends on the machine's load
     local failed = REQUESTS - ok
-    assert.is_true(by_phase.pool > failed / 2, ("pool %d of %d failures"):format(by_phase.pool, failed))
+    assert.is_true(by_phase.pool > 1000, ("pool %d of %d failures"):format(by_phase.pool, failed))
     for phase in pairs(by_phase) do assert.is_truthy(({ pool = 1, connect = 1, send = 1, head = 1 })[phase], phase) end
     assert.are.equal(LIMIT, sample.limit)
     assert.are.equal(LIMIT, sample.in_use)

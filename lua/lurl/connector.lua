@@ -61,13 +61,13 @@ local UNIX_OPTIONS = setmetatable({
 
 local function check(fname, opts, known)
   opts = opts or {}
-  if type(opts) ~= "table" then errors.argerror(fname, "#1", "table expected, got " .. type(opts), 4) end
+  if type(opts) ~= "table" then errors.argerror(fname, "#1", "table expected, got " .. type(opts)) end
   for k, v in pairs(opts) do
     local ok, why = (known[k] or function() return false, "unknown option" end)(v)
-    if not ok then errors.argerror(fname, "'" .. tostring(k) .. "'", why .. ", got " .. tostring(v), 4) end
+    if not ok then errors.argerror(fname, "'" .. tostring(k) .. "'", why .. ", got " .. tostring(v)) end
   end
   if opts.force_close and opts.keepalive_timeout then
-    errors.argerror(fname, "'keepalive_timeout'", "cannot be set together with force_close", 4)
+    errors.argerror(fname, "'keepalive_timeout'", "cannot be set together with force_close")
   end
   return opts
 end
@@ -111,7 +111,7 @@ local function parse_overrides(map)
     local fam = ip and dns.ip_family(ip)
     if not host or not fam then
       errors.argerror("connector", "'resolve'", ("\"host:port\" = \"ip[:port]\" expected, got %s = %s")
-        :format(tostring(from), tostring(to)), 4)
+        :format(tostring(from), tostring(to)))
     end
     out[host:lower() .. ":" .. port] = { ip = ip, family = fam, port = tonumber(to_port) or tonumber(port) }
   end
@@ -146,7 +146,7 @@ end
 -- request goes over that Unix socket whatever the URL's host.
 function M.unix(opts)
   opts = check("unix_connector", opts, UNIX_OPTIONS)
-  if not opts.path then errors.argerror("unix_connector", "'path'", "socket path string expected", 2) end
+  if not opts.path then errors.argerror("unix_connector", "'path'", "socket path string expected") end
   local self = new(opts)
   self.path = opts.path
   return self

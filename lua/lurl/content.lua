@@ -15,7 +15,7 @@ local M = {}
 
 local function check(fname, argn, v, want)
   if type(v) ~= want then
-    errors.argerror(fname, argn, want .. " expected, got " .. type(v), 3)
+    errors.argerror(fname, argn, want .. " expected, got " .. type(v))
   end
 end
 
@@ -317,7 +317,7 @@ function M.decode(bytes, charset, mode)
   check("decode", "#2", charset, "string")
   if mode == nil then mode = "strict" end
   if not MODES[mode] then
-    errors.argerror("decode", "#3", "'strict', 'replace' or 'ignore' expected, got " .. tostring(mode), 2)
+    errors.argerror("decode", "#3", "'strict', 'replace' or 'ignore' expected, got " .. tostring(mode))
   end
   local cs = charset:lower()
   local label = "'" .. charset .. "'"
@@ -636,7 +636,7 @@ function M.links(values, base)
   if type(values) == "string" then values = { values }
   elseif values == nil then values = {}
   elseif type(values) ~= "table" then
-    errors.argerror("links", "#1", "string or list of strings expected, got " .. type(values), 2)
+    errors.argerror("links", "#1", "string or list of strings expected, got " .. type(values))
   end
   local url
   if base ~= nil then
@@ -644,15 +644,15 @@ function M.links(values, base)
     if type(base) == "string" then
       local err
       base, err = url.parse(base)
-      if not base then errors.argerror("links", "#2", "base URL: " .. tostring(err and err.message), 2) end
+      if not base then errors.argerror("links", "#2", "base URL: " .. tostring(err and err.message)) end
     elseif type(base) ~= "table" then
-      errors.argerror("links", "#2", "URL string or table expected, got " .. type(base), 2)
+      errors.argerror("links", "#2", "URL string or table expected, got " .. type(base))
     end
   end
   local out = {}
   for n, v in ipairs(values) do
     if type(v) ~= "string" then
-      errors.argerror("links", "#1", "string expected at index " .. n .. ", got " .. type(v), 2)
+      errors.argerror("links", "#1", "string expected at index " .. n .. ", got " .. type(v))
     end
     parse_link_value(v, out, base, url)
   end
@@ -675,7 +675,7 @@ LineReader.__index = LineReader
 function M.line_reader(opts)
   local limit
   if opts ~= nil then
-    errors.check_options("line_reader", "#1", opts, { limit = "number" }, 2)
+    errors.check_options("line_reader", "#1", opts, { limit = "number" })
     limit = opts.limit
   end
   -- q[head..tail]: chunks; pos: the first unread byte of q[head];
@@ -684,7 +684,7 @@ function M.line_reader(opts)
 end
 
 function LineReader:feed(chunk)
-  if type(chunk) ~= "string" then errors.argerror("feed", "#1", "string expected, got " .. type(chunk), 2) end
+  if type(chunk) ~= "string" then errors.argerror("feed", "#1", "string expected, got " .. type(chunk)) end
   if chunk == "" then return self end
   local t = self.tail + 1
   self.q[t], self.tail, self.size = chunk, t, self.size + #chunk

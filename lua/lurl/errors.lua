@@ -64,13 +64,13 @@ end
 
 -- err:is(kind): true when err is of kind or of a kind below it.
 function Error:is(kind)
-  if not parents[kind] then error("bad argument #1 to 'is' (unknown error kind '" .. tostring(kind) .. "')", 2) end
+  if not parents[kind] then M.raise("bad argument #1 to 'is' (unknown error kind '" .. tostring(kind) .. "')") end
   return ancestors[self.kind][kind] == true
 end
 
 -- errors.new(kind, message[, context]) -> err. context fields are copied in.
 function M.new(kind, message, context)
-  if not parents[kind] then error("unknown error kind '" .. tostring(kind) .. "'", 2) end
+  if not parents[kind] then M.raise("unknown error kind '" .. tostring(kind) .. "'") end
   local e = { kind = kind, message = message }
   if context then for k, v in pairs(context) do if e[k] == nil then e[k] = v end end end
   return setmetatable(e, mt)
@@ -78,7 +78,7 @@ end
 
 -- errors.is(value, kind): like err:is, for any value (false for non-errors).
 function M.is(value, kind)
-  if not parents[kind] then error("bad argument #2 to 'is' (unknown error kind '" .. tostring(kind) .. "')", 2) end
+  if not parents[kind] then M.raise("bad argument #2 to 'is' (unknown error kind '" .. tostring(kind) .. "')") end
   return getmetatable(value) == mt and ancestors[value.kind][kind] == true
 end
 
@@ -116,6 +116,11 @@ end
 -- at the script's line.
 function M.argerror(fname, what, msg)
   error(("bad argument %s to '%s' (%s)"):format(what, fname, msg), caller_level())
+end
+
+-- Raise a misuse (a call that cannot work as made) at the script's line.
+function M.raise(msg)
+  error(msg, caller_level())
 end
 
 -- Levenshtein distance of two short strings, for "did you mean".

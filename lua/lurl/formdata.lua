@@ -61,16 +61,16 @@ end
 -- argument error here rather than a failed request later: aiohttp opens
 -- lazily, but a missing file is the caller's mistake and is best told at
 -- the line that made it.
-local function measure(path, fname, argn, level)
+local function measure(path, fname, argn)
   if type(path) ~= "string" then
-    errors.argerror(fname, argn, "file path string expected, got " .. type(path), level + 1)
+    errors.argerror(fname, argn, "file path string expected, got " .. type(path))
   end
   local f, err = io.open(path, "rb")
-  if not f then errors.argerror(fname, argn, "cannot open file: " .. tostring(err), level + 1) end
+  if not f then errors.argerror(fname, argn, "cannot open file: " .. tostring(err)) end
   local ok, rerr = f:read(0)
   if ok == nil and rerr then
     f:close()
-    errors.argerror(fname, argn, ("cannot read file '%s': %s"):format(path, rerr), level + 1)
+    errors.argerror(fname, argn, ("cannot read file '%s': %s"):format(path, rerr))
   end
   local size = f:seek("end")
   f:close()
@@ -87,7 +87,7 @@ end
 
 -- formdata.file(path) -> a file field value, measured now.
 function M.file(path)
-  return setmetatable({ path = path, size = measure(path, "file", "#1", 2) }, file_mt)
+  return setmetatable({ path = path, size = measure(path, "file", "#1") }, file_mt)
 end
 M.is_file = is_file
 
@@ -95,50 +95,50 @@ M.is_file = is_file
 
 -- A number as text (url.number_text), or an argument error for NaN and the
 -- infinities.
-local function number_text(v, what, fname, argn, level)
+local function number_text(v, what, fname, argn)
   local s = url.number_text(v)
-  if not s then errors.argerror(fname, argn, what .. " must be a finite number, got " .. tostring(v), level + 1) end
+  if not s then errors.argerror(fname, argn, what .. " must be a finite number, got " .. tostring(v)) end
   return s
 end
 
 -- value(v) -> a string or a file object. Booleans are refused, as aiohttp's
 -- multipart writer does: "true", "on" or "1" is the caller's choice.
-local function check_value(v, name, fname, argn, level)
+local function check_value(v, name, fname, argn)
   local t = type(v)
   if t == "string" or is_file(v) then return v end
   local what = ("value of field '%s'"):format(name)
   if t == "number" then
-    local s = number_text(v, what, fname, argn, level + 1)
+    local s = number_text(v, what, fname, argn)
     return s
   end
-  errors.argerror(fname, argn, what .. " must be a string, number or file, got " .. t, level + 1)
+  errors.argerror(fname, argn, what .. " must be a string, number or file, got " .. t)
 end
 
-local function check_name(name, fname, argn, level)
+local function check_name(name, fname, argn)
   if type(name) ~= "string" then
-    errors.argerror(fname, argn, "field name must be a string, got " .. type(name), level + 1)
+    errors.argerror(fname, argn, "field name must be a string, got " .. type(name))
   end
 end
 
 -- Text that goes into a part header as it is: no CR, LF or NUL, which
 -- would end the header line (RFC 9110 5.5).
-local function check_header_text(s, key, fname, level)
-  if s:find("[\r\n%z]") then errors.argerror(fname, "'" .. key .. "'", "contains CR, LF or NUL", level + 1) end
+local function check_header_text(s, key, fname)
+  if s:find("[\r\n%z]") then errors.argerror(fname, "'" .. key .. "'", "contains CR, LF or NUL") end
 end
 
 -- RFC 9110 5.6.2 token: what a charset parameter may be unquoted.
-local function check_charset(charset, fname, level)
+local function check_charset(charset, fname)
   if charset ~= nil and not (type(charset) == "string" and charset:match("^[%w!#$%%&'*+.^_`|~-]+$")) then
-    errors.argerror(fname, "'charset'", ("charset must be a token, got %q"):format(tostring(charset)), level + 1)
+    errors.argerror(fname, "'charset'", ("charset must be a token, got %q"):format(tostring(charset)))
   end
 end
 
 -- RFC 2046 5.1.1: 1 to 70 bchars, not ending in a space.
-local function check_boundary(b, fname, level)
+local function check_boundary(b, fname)
   if type(b) ~= "string" or #b < 1 or #b > 70 or b:find("[^%w'()+_,%-./:=? ]") or b:sub(-1) == " " then
     errors.argerror(fname, "'boundary'",
       ("boundary must be 1 to 70 of RFC 2046's bchars, not ending in a space, got %s"):format(
-        type(b) == "string" and ("%q"):format(b) or type(b)), level + 1)
+        type(b) == "string" and ("%q"):format(b) or type(b)))
   end
 end
 
@@ -171,10 +171,9 @@ local function html_filename(s) return (s:gsub('[\r\n"]', HTML_ESCAPES)) end
 -- part headers (aiohttp would send them). They are refused when the
 -- multipart body is made, not when the field is added: a urlencoded form
 -- carries them well.
-local function raw_quoted(s, what, fname, argn, level)
+local function raw_quoted(s, what, fname, argn)
   if s:find("[\r\n]") then
-    errors.argerror(fname, argn, ("%s %q contains CR or LF, which quote_fields = false cannot send"):format(what, s),
-      level + 1)
+    errors.argerror(fname, argn, ("%s %q contains CR or LF, which quote_fields = false cannot send"):format(what, s))
   end
   return (s:gsub('[\\"]', "\\%0"))
 end
@@ -189,18 +188,18 @@ end
 
 local FIELD_OPTIONS = { content_type = "string", filename = "string", content_transfer_encoding = "string" }
 
--- add(self, name, value, opts, fname, argn, level): the checked field, added.
+-- add(self, name, value, opts, fname, argn): the checked field, added.
 -- argn names the argument in errors: one ("#1", a table of fields) or a
 -- list for name, value and opts.
-local function add(self, name, value, opts, fname, argn, level)
+local function add(self, name, value, opts, fname, argn)
   local an, av, ao = argn, argn, argn
   if type(argn) == "table" then an, av, ao = argn[1], argn[2], argn[3] end
-  check_name(name, fname, an, level + 1)
-  local e = { name = name, value = check_value(value, name, fname, av, level + 1) }
+  check_name(name, fname, an)
+  local e = { name = name, value = check_value(value, name, fname, av) }
   if opts ~= nil then
-    errors.check_options(fname, ao, opts, FIELD_OPTIONS, level + 1)
+    errors.check_options(fname, ao, opts, FIELD_OPTIONS)
     for _, key in ipairs { "content_type", "content_transfer_encoding" } do
-      if opts[key] then check_header_text(opts[key], key, fname, level + 1) end
+      if opts[key] then check_header_text(opts[key], key, fname) end
     end
     e.content_type, e.filename, e.content_transfer_encoding = opts.content_type, opts.filename,
       opts.content_transfer_encoding
@@ -222,9 +221,9 @@ end
 -- name), content_type (default: guessed from the extension).
 function FormData:add_file(name, path, opts)
   if opts ~= nil then
-    errors.check_options("add_file", "#3", opts, { filename = "string", content_type = "string" }, 2)
+    errors.check_options("add_file", "#3", opts, { filename = "string", content_type = "string" })
   end
-  local f = setmetatable({ path = path, size = measure(path, "add_file", "#2", 2) }, file_mt)
+  local f = setmetatable({ path = path, size = measure(path, "add_file", "#2") }, file_mt)
   add(self, name, f, opts, "add_file", { "#1", "#2", "#3" }, 2)
 end
 
@@ -235,11 +234,11 @@ end
 -- A map name -> value or name -> list of values, names sorted so that the
 -- body is stable (as url.encode_form); aiohttp keeps a dict's order, which a
 -- Lua table does not have.
-local function add_map(self, map, fname, argn, level)
+local function add_map(self, map, fname, argn)
   local names = {}
   for k in pairs(map) do
     if type(k) ~= "string" then
-      errors.argerror(fname, argn, ("field names must be strings, got %s %s"):format(type(k), tostring(k)), level + 1)
+      errors.argerror(fname, argn, ("field names must be strings, got %s %s"):format(type(k), tostring(k)))
     end
     names[#names + 1] = k
   end
@@ -247,9 +246,9 @@ local function add_map(self, map, fname, argn, level)
   for _, name in ipairs(names) do
     local v = map[name]
     if is_plain_table(v) then
-      for i = 1, #v do add(self, name, v[i], nil, fname, argn, level + 1) end
+      for i = 1, #v do add(self, name, v[i], nil, fname, argn) end
     else
-      add(self, name, v, nil, fname, argn, level + 1)
+      add(self, name, v, nil, fname, argn)
     end
   end
 end
@@ -262,7 +261,7 @@ end
 -- of its fields, each with its own options; not its form options), a file (named after its base name, as aiohttp
 -- names an unnamed file "unknown" or its file name), a {name, value} pair,
 -- a list of pairs, or a map.
-local function add_any(self, rec, fname, argn, level)
+local function add_any(self, rec, fname, argn)
   if M.is(rec) then
     for _, e in ipairs(rec.fields) do
       local copy = {}
@@ -273,34 +272,34 @@ local function add_any(self, rec, fname, argn, level)
     return
   end
   if is_file(rec) then
-    add(self, base_name(rec.path), rec, nil, fname, argn, level + 1)
+    add(self, base_name(rec.path), rec, nil, fname, argn)
     return
   end
   if not is_plain_table(rec) then
     errors.argerror(fname, argn,
       "a {name, value} pair, a list of pairs, a table of fields, a file or a FormData expected, got "
-      .. type(rec), level + 1)
+      .. type(rec))
   end
   local n = #rec
   if n == 0 then
-    add_map(self, rec, fname, argn, level + 1)
+    add_map(self, rec, fname, argn)
     return
   end
   for k in pairs(rec) do
     if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
       errors.argerror(fname, argn, "a list of {name, value} pairs cannot also have named fields ('" .. tostring(k)
-        .. "')", level + 1)
+        .. "')")
     end
   end
   if is_pair(rec) then
-    add(self, rec[1], rec[2], nil, fname, argn, level + 1)
+    add(self, rec[1], rec[2], nil, fname, argn)
     return
   end
   for i = 1, n do
     if not is_pair(rec[i]) then
-      errors.argerror(fname, argn, ("item %d must be a {name, value} pair with a string name"):format(i), level + 1)
+      errors.argerror(fname, argn, ("item %d must be a {name, value} pair with a string name"):format(i))
     end
-    add(self, rec[i][1], rec[i][2], nil, fname, argn, level + 1)
+    add(self, rec[i][1], rec[i][2], nil, fname, argn)
   end
 end
 
@@ -318,10 +317,10 @@ end
 function M.new(fields, opts)
   local self = setmetatable({ fields = {}, is_multipart = false, quote_fields = true }, fd_mt)
   if opts ~= nil then
-    errors.check_options("new", "#2", opts, { quote_fields = "boolean", charset = "string", boundary = "string" }, 2)
+    errors.check_options("new", "#2", opts, { quote_fields = "boolean", charset = "string", boundary = "string" })
     if opts.quote_fields ~= nil then self.quote_fields = opts.quote_fields end
-    check_charset(opts.charset, "new", 2)
-    if opts.boundary ~= nil then check_boundary(opts.boundary, "new", 2) end
+    check_charset(opts.charset, "new")
+    if opts.boundary ~= nil then check_boundary(opts.boundary, "new") end
     self.charset, self.boundary = opts.charset, opts.boundary
   end
   if fields ~= nil then add_any(self, fields, "new", "#1", 2) end
@@ -341,11 +340,12 @@ end
 -- ---- the body ----
 
 local function urlencoded(self)
-  check_charset(self.charset, "body", 3)
+  check_charset(self.charset, "body")
   local out = {}
   for _, e in ipairs(self.fields) do
     if is_file(e.value) then
-      error(("a urlencoded form cannot carry the file of field '%s' (is_multipart was set to false)"):format(e.name), 3)
+      errors.raise(("a urlencoded form cannot carry the file of field '%s' (is_multipart was set to false)")
+        :format(e.name))
     end
     out[#out + 1] = url.form_escape(e.name) .. "=" .. url.form_escape(e.value)
   end
@@ -377,8 +377,8 @@ local function part_head(self, e)
   if self.quote_fields then
     name, filename = html_name(e.name), e.filename and html_filename(e.filename)
   else
-    name = raw_quoted(e.name, "field name", "body", "#1", 4)
-    filename = e.filename and raw_quoted(e.filename, "filename", "body", "#1", 4)
+    name = raw_quoted(e.name, "field name", "body", "#1")
+    filename = e.filename and raw_quoted(e.filename, "filename", "body", "#1")
   end
   local disp = 'form-data; name="' .. name .. '"'
   if filename then disp = disp .. '; filename="' .. filename .. '"' end
@@ -395,8 +395,8 @@ end
 
 local function multipart(self)
   if self.boundary == nil then self.boundary = M.boundary() end
-  check_boundary(self.boundary, "body", 3)
-  check_charset(self.charset, "body", 3)
+  check_boundary(self.boundary, "body")
+  check_charset(self.charset, "body")
   local b = self.boundary
   local delimiter = "--" .. b
   local parts, lit, length = {}, {}, 0
@@ -412,7 +412,7 @@ local function multipart(self)
     else
       local v = part_value(self, e)
       if v:find(delimiter, 1, true) then
-        error(("the value of field '%s' contains the boundary '%s': choose another one"):format(e.name, b), 3)
+        errors.raise(("the value of field '%s' contains the boundary '%s': choose another one"):format(e.name, b))
       end
       lit[#lit + 1] = v
     end
@@ -434,7 +434,7 @@ end
 -- total, nil when a file could not be measured. Calling it again gives the
 -- same bytes (the boundary is kept in fd.boundary).
 function FormData:body()
-  if not M.is(self) then errors.argerror("body", "#1", "FormData expected, got " .. type(self), 2) end
+  if not M.is(self) then errors.argerror("body", "#1", "FormData expected, got " .. type(self)) end
   -- not tail calls: their errors count this frame to reach the caller
   local body = self.is_multipart and multipart(self) or urlencoded(self)
   return body

@@ -23,7 +23,7 @@ M.MESSAGE, M.ERRNO = 2, 3
 function M.encode(req, head_only)
   local body = not head_only and type(req.body) == "string" and req.body or nil
   local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
-  if not bytes then errors.argerror("request", "'headers'", why, 6) end
+  if not bytes then errors.argerror("request", "'headers'", why) end
   return bytes
 end
 

@@ -71,7 +71,7 @@ end
 
 -- parse(s) -> epoch seconds, or nil when s is no date.
 function M.parse(s)
-  if type(s) ~= "string" then errors.argerror("parse", "#1", "string expected, got " .. type(s), 2) end
+  if type(s) ~= "string" then errors.argerror("parse", "#1", "string expected, got " .. type(s)) end
   local tokens = {}
   for tok in s:gmatch(DATE_TOKEN) do tokens[#tokens + 1] = tok end
   local f = date_fields(tokens)

@@ -48,19 +48,18 @@ function list_mt.__tostring(l)
   return "lurl.middlewares { " .. table.concat(parts, ", ") .. " }"
 end
 
--- list(v, fname, level) -> a lurl.middlewares list (maybe empty); raises an
+-- list(v, fname) -> a lurl.middlewares list (maybe empty); raises an
 -- argument error naming the culprit.
-function M.list(v, fname, level)
+function M.list(v, fname)
   if v == nil then return setmetatable({}, list_mt) end
   if getmetatable(v) == list_mt then return v end
   if type(v) ~= "table" then
-    errors.argerror(fname, "'middlewares'", "list of functions expected, got " .. type(v), level + 1)
+    errors.argerror(fname, "'middlewares'", "list of functions expected, got " .. type(v))
   end
   local l = setmetatable({}, list_mt)
   for i = 1, #v do
     if not callable(v[i]) then
-      errors.argerror(fname, "'middlewares'", ("item %d is a %s, not a function or callable"):format(i, type(v[i])),
-        level + 1)
+      errors.argerror(fname, "'middlewares'", ("item %d is a %s, not a function or callable"):format(i, type(v[i])))
     end
     l[i] = v[i]
   end
@@ -151,7 +150,7 @@ end
 -- lurl.trace.SIGNALS (others raise), params its table.
 function Request:emit(signal, params)
   if not trace.is_signal(signal) then
-    errors.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'", 2)
+    errors.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'")
   end
   local tr = self.trace
   if tr then tr:emit(signal, params) end

@@ -32,7 +32,7 @@ local lower_set = M.lower_set
 
 local function build_url(session, raw, params)
   local u, err
-  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw), 5) end
+  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw)) end
   if session.base_url and not raw:match("^[%a][%w+.-]*:") then
     u, err = url.join(session.base_url, raw)
   else
@@ -43,10 +43,10 @@ local function build_url(session, raw, params)
   if not u then return nil, err end
   if params ~= nil then
     if type(params) ~= "string" and type(params) ~= "table" then
-      errors.argerror("request", "'params'", "table or string expected, got " .. type(params), 5)
+      errors.argerror("request", "'params'", "table or string expected, got " .. type(params))
     end
     local ok, res = pcall(url.with_params, u, params)
-    if not ok then errors.argerror("request", "'params'", res, 5) end
+    if not ok then errors.argerror("request", "'params'", res) end
     u = res
   end
   u.fragment = nil
@@ -55,7 +55,7 @@ end
 
 local function build_body(session, opts)
   if opts.data ~= nil and opts.json ~= nil then
-    errors.argerror("request", "#2", "'data' and 'json' cannot be used together", 5)
+    errors.argerror("request", "#2", "'data' and 'json' cannot be used together")
   end
   if opts.json ~= nil then return session.json_serialize(opts.json), "application/json" end
   local data = opts.data
@@ -65,17 +65,17 @@ local function build_body(session, opts)
   if streamed then return streamed, nil end
   if formdata.is(data) then
     local ok, b = pcall(data.body, data)
-    if not ok then errors.argerror("request", "'data'", b, 5) end
+    if not ok then errors.argerror("request", "'data'", b) end
     if #b.parts == 1 and type(b.parts[1]) == "string" then return b.parts[1], b.content_type end
     return body_mod.stream(b.parts), b.content_type
   end
   if type(data) == "table" then
     local ok, res = pcall(url.encode_form, data)
-    if not ok then errors.argerror("request", "'data'", res, 5) end
+    if not ok then errors.argerror("request", "'data'", res) end
     return res, "application/x-www-form-urlencoded"
   end
   errors.argerror("request", "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
-    .. type(data), 5)
+    .. type(data))
 end
 
 local DATA_TYPES = { string = true, table = true, ["function"] = true }
@@ -110,7 +110,7 @@ local function compress_body(body, opts)
   local coding = opts.compress
   if not coding or not body then return body end
   if not CODINGS[coding] then
-    errors.argerror("request", "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding, 5)
+    errors.argerror("request", "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding)
   end
   if type(body) == "string" then
     local enc = codec.encoder(coding)
@@ -128,9 +128,9 @@ local function frame(h, streamed, chunked)
     -- RFC 9110 section 8.6: 1*DIGIT, nothing else
     local n = given:match("^%d+$") and tonumber(given)
     if not n then
-      errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given, 6)
+      errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given)
     end
-    if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header", 6) end
+    if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header") end
     return false, n
   end
   if chunked or not streamed.length then
@@ -149,10 +149,10 @@ local function asked_chunked(h, opts)
   local te = h:get("Transfer-Encoding")
   if not te then return opts.chunked end
   if not te:lower():match("^%s*chunked%s*$") then
-    errors.argerror("request", "'headers'", "Transfer-Encoding: lurl sends only chunked, got " .. te, 6)
+    errors.argerror("request", "'headers'", "Transfer-Encoding: lurl sends only chunked, got " .. te)
   end
   if h:has("Content-Length") then
-    errors.argerror("request", "'headers'", "Transfer-Encoding and Content-Length cannot be sent together", 6)
+    errors.argerror("request", "'headers'", "Transfer-Encoding and Content-Length cannot be sent together")
   end
   h:remove("Transfer-Encoding")
   return true
@@ -169,7 +169,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
   local h = headers_mod.new(session.headers)
   if opts.headers then
     local ok, err = pcall(h.update, h, opts.headers)
-    if not ok then errors.argerror("request", "'headers'", err, 5) end
+    if not ok then errors.argerror("request", "'headers'", err) end
   end
   local skip = session.skip_auto_headers
   if opts.skip_auto_headers then skip = setmetatable(lower_set(opts.skip_auto_headers), { __index = skip }) end
@@ -186,7 +186,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
   if opts.expect100 and body then h:set("Expect", "100-continue") end
   if opts.compress and body then
     if h:has("Content-Encoding") then
-      errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header", 5)
+      errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header")
     end
     h:set("Content-Encoding", opts.compress)
   end
@@ -205,7 +205,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
   end
   if creds then
     if h:has("Authorization") then
-      errors.argerror("request", "'auth'", "cannot be combined with an Authorization header", 5)
+      errors.argerror("request", "'auth'", "cannot be combined with an Authorization header")
     end
     h:set("Authorization", creds:encode())
   end
@@ -230,7 +230,7 @@ local function credentials(session, u, opts)
   local own = opts.auth
   if from_url and opts.redirected then return u, from_url end -- the server's Location names them
   if own and from_url then
-    errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL", 5)
+    errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL")
   end
   if own then return u, own end
   if from_url or own == false then return u, from_url end

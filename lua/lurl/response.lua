@@ -151,15 +151,15 @@ end
 -- complete response made in Lua, not received (a cached answer, a
 -- fallback's canned one, a mock's).
 function M.static(spec)
-  if type(spec) ~= "table" then errors.argerror("response", "#1", "table expected, got " .. type(spec), 3) end
+  if type(spec) ~= "table" then errors.argerror("response", "#1", "table expected, got " .. type(spec)) end
   local status = spec.status or 200
   if type(status) ~= "number" or status < 100 or status > 599 or status % 1 ~= 0 then
-    errors.argerror("response", "'status'", "HTTP status 100-599 expected, got " .. tostring(status), 3)
+    errors.argerror("response", "'status'", "HTTP status 100-599 expected, got " .. tostring(status))
   end
   local body = spec.body or ""
-  if type(body) ~= "string" then errors.argerror("response", "'body'", "string expected, got " .. type(body), 3) end
+  if type(body) ~= "string" then errors.argerror("response", "'body'", "string expected, got " .. type(body)) end
   local ok, h = pcall(headers.new, spec.headers)
-  if not ok then errors.argerror("response", "'headers'", h, 3) end
+  if not ok then errors.argerror("response", "'headers'", h) end
   return M.new {
     status = status, reason = spec.reason or "", url = spec.url or "", method = spec.method or "GET",
     headers = h, _major = 1, _minor = 1, _body = body, _eof = true, _error = false, static = true,
@@ -313,7 +313,7 @@ function Response:read(n)
     end
     return read_all(self)
   end
-  if type(n) ~= "number" or n < 1 then errors.argerror("read", "#1", "positive number expected", 2) end
+  if type(n) ~= "number" or n < 1 then errors.argerror("read", "#1", "positive number expected") end
   if self._body then
     local pos = self._pos or 1
     self._pos = pos + n
@@ -384,7 +384,7 @@ end
 -- for chunk in resp:iter_chunked(n) do ... end: pieces of at most n bytes,
 -- as they arrive (aiohttp's contract). Raises on failure like iter_any.
 function Response:iter_chunked(n)
-  if type(n) ~= "number" or n < 1 then errors.argerror("iter_chunked", "#1", "positive number expected", 2) end
+  if type(n) ~= "number" or n < 1 then errors.argerror("iter_chunked", "#1", "positive number expected") end
   return function()
     local c, err = self:read(n)
     if c == nil then raise(err) end
@@ -399,10 +399,10 @@ end
 -- unknown). A failure removes the partial file: nothing half-written is
 -- left looking complete.
 function Response:save(path, opts)
-  if type(path) ~= "string" then errors.argerror("save", "#1", "path string expected, got " .. type(path), 2) end
+  if type(path) ~= "string" then errors.argerror("save", "#1", "path string expected, got " .. type(path)) end
   local progress = opts and opts.progress
   if progress ~= nil and type(progress) ~= "function" then
-    errors.argerror("save", "'progress'", "function expected, got " .. type(progress), 2)
+    errors.argerror("save", "'progress'", "function expected, got " .. type(progress))
   end
   local f, ferr = fs.open(path, "w")
   if not f then return nil, errors.new("ClientError", "cannot save to '" .. path .. "': " .. tostring(ferr)) end

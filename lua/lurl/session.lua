@@ -57,13 +57,13 @@ end
 
 local function check_rfs(fname, v)
   if v ~= nil and type(v) ~= "boolean" and type(v) ~= "function" then
-    errors.argerror(fname, "'raise_for_status'", "boolean or function expected", 3)
+    errors.argerror(fname, "'raise_for_status'", "boolean or function expected")
   end
 end
 
-local function check_auth(fname, v, level)
+local function check_auth(fname, v)
   if v ~= nil and not auth.is(v) then
-    errors.argerror(fname, "'auth'", "lurl.basic_auth expected, got " .. type(v), level + 1)
+    errors.argerror(fname, "'auth'", "lurl.basic_auth expected, got " .. type(v))
   end
 end
 
@@ -71,7 +71,7 @@ local function check_trace_configs(list)
   if list == nil then return nil end
   for i, tc in ipairs(list) do
     if not trace.is(tc) then
-      errors.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config", 3)
+      errors.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config")
     end
   end
   return #list > 0 and list or nil
@@ -82,25 +82,25 @@ end
 function M.new(opts)
   opts = check_options("session", opts, SESSION_OPTIONS)
   check_rfs("session", opts.raise_for_status)
-  check_auth("session", opts.auth, 2)
+  check_auth("session", opts.auth)
   local base
   if opts.base_url then
     local b, err = url.parse(opts.base_url)
     if not b or not url.check_http(b, opts.base_url) then
       errors.argerror("session", "'base_url'", "invalid URL '" .. opts.base_url .. "'"
-        .. (err and (": " .. err.message) or ""), 2)
+        .. (err and (": " .. err.message) or ""))
     end
     base = b
   end
   local conn = opts.connector
   if conn ~= nil and not connector_mod.is(conn) then
-    errors.argerror("session", "'connector'", "lurl.connector expected", 2)
+    errors.argerror("session", "'connector'", "lurl.connector expected")
   end
   local ok, hdrs = pcall(headers_mod.new, opts.headers)
-  if not ok then errors.argerror("session", "'headers'", hdrs, 2) end
+  if not ok then errors.argerror("session", "'headers'", hdrs) end
   local jar = opts.cookie_jar
   if jar ~= nil and not cookies.is(jar) then
-    errors.argerror("session", "'cookie_jar'", "lurl.cookie_jar expected, got " .. type(jar), 2)
+    errors.argerror("session", "'cookie_jar'", "lurl.cookie_jar expected, got " .. type(jar))
   end
   jar = jar or cookies.jar()
   -- session-wide cookies go to every host (aiohttp's shared cookies)
@@ -124,7 +124,7 @@ function M.new(opts)
     max_body_size = opts.max_body_size or false,
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
     -- printable (tostring)
-    middlewares = middleware.list(opts.middlewares, "session", 2),
+    middlewares = middleware.list(opts.middlewares, "session"),
     prepared = {},
     closed = false,
   }, mt)
@@ -248,7 +248,7 @@ end
 -- session:request(method, url[, opts]) -> response, or nil, err.
 function Session:request(method, raw_url, opts)
   if type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-    errors.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method), 2)
+    errors.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method))
   end
   return request(self, method:upper(), raw_url, opts, "request")
 end
@@ -325,14 +325,14 @@ end
 -- argument errors name.
 function request(self, method, raw_url, opts, fname)
   if getmetatable(self) ~= mt then errors.argerror(fname, "#0", "call it as session:" .. fname .. "(...)") end
-  if self.closed then error("session is closed", 3) end
+  if self.closed then errors.raise("session is closed") end
   opts = check_options(fname, opts, REQUEST_OPTIONS)
   check_rfs(fname, opts.raise_for_status)
-  check_auth(fname, opts.auth, 2)
+  check_auth(fname, opts.auth)
   local ssl_ok, why = tls.check(opts.ssl)
   if not ssl_ok then errors.argerror(fname, "'ssl'", why) end
   local list = self.middlewares
-  if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, fname, 2) end
+  if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, fname) end
   if not list[1] then list = nil end
   -- under middlewares the request is prepared inside the chain: what its
   -- options alone get wrong is refused here, at the script's line

@@ -36,44 +36,43 @@ local CONTEXT_OPTIONS = {
 -- mistyped path never means a silently different trust or identity.
 -- server = true makes a server context (lurl.testing.server): certfile and
 -- keyfile required; verify = true with a cafile asks clients for certificates.
-function M.context(opts, level)
-  level = (level or 1) + 1
+function M.context(opts)
   if type(opts) ~= "table" then
-    errors.argerror("ssl_context", "#1", "options table expected, got " .. type(opts), level)
+    errors.argerror("ssl_context", "#1", "options table expected, got " .. type(opts))
   end
   for k, v in pairs(opts) do
     local want = CONTEXT_OPTIONS[k]
-    if not want then errors.argerror("ssl_context", "#1", "unknown option '" .. tostring(k) .. "'", level) end
+    if not want then errors.argerror("ssl_context", "#1", "unknown option '" .. tostring(k) .. "'") end
     if type(v) ~= want then
-      errors.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v), level)
+      errors.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v))
     end
   end
   if opts.min_version and not VERSIONS[opts.min_version] then
-    errors.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version, level)
+    errors.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version)
   end
   if opts.keyfile and not opts.certfile then
-    errors.argerror("ssl_context", "'keyfile'", "needs certfile", level)
+    errors.argerror("ssl_context", "'keyfile'", "needs certfile")
   end
   if opts.server and not opts.certfile then
-    errors.argerror("ssl_context", "'certfile'", "a server context needs a certificate", level)
+    errors.argerror("ssl_context", "'certfile'", "a server context needs a certificate")
   end
   if opts.server and opts.verify and not opts.cafile and not opts.capath then
-    errors.argerror("ssl_context", "'cafile'", "a server that verifies clients needs cafile or capath", level)
+    errors.argerror("ssl_context", "'cafile'", "a server that verifies clients needs cafile or capath")
   end
   local ctx, err = core.tls.context(opts)
-  if not ctx then errors.argerror("ssl_context", "#1", (err:gsub("^ESSL: ", "")), level) end
+  if not ctx then errors.argerror("ssl_context", "#1", (err:gsub("^ESSL: ", ""))) end
   return ctx
 end
 
 local shared = {}
 
 local function default_context()
-  shared.verified = shared.verified or M.context({}, 3)
+  shared.verified = shared.verified or M.context({})
   return shared.verified
 end
 
 local function unverified_context()
-  shared.unverified = shared.unverified or M.context({ verify = false }, 3)
+  shared.unverified = shared.unverified or M.context({ verify = false })
   return shared.unverified
 end
 
@@ -88,14 +87,14 @@ function fp_mt.__tostring(f) return "lurl.fingerprint (sha256 " .. f.digest .. "
 -- MD5 and SHA-1 digests are refused. The certificate is not verified
 -- otherwise: the pin is the trust.
 function M.fingerprint(hex)
-  if type(hex) ~= "string" then errors.argerror("fingerprint", "#1", "hex string expected, got " .. type(hex), 2) end
+  if type(hex) ~= "string" then errors.argerror("fingerprint", "#1", "hex string expected, got " .. type(hex)) end
   local digest = hex:gsub("[:%s]", ""):lower()
-  if digest:find("[^0-9a-f]") then errors.argerror("fingerprint", "#1", "not a hex digest: " .. hex, 2) end
+  if digest:find("[^0-9a-f]") then errors.argerror("fingerprint", "#1", "not a hex digest: " .. hex) end
   if #digest == 32 or #digest == 40 then
-    errors.argerror("fingerprint", "#1", "MD5 and SHA-1 are insecure and not supported, use SHA-256", 2)
+    errors.argerror("fingerprint", "#1", "MD5 and SHA-1 are insecure and not supported, use SHA-256")
   end
   if #digest ~= 64 then
-    errors.argerror("fingerprint", "#1", "SHA-256 digest of 64 hex digits expected, got " .. #digest, 2)
+    errors.argerror("fingerprint", "#1", "SHA-256 digest of 64 hex digits expected, got " .. #digest)
   end
   return setmetatable({ digest = digest }, fp_mt)
 end

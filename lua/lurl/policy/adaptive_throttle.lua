@@ -59,7 +59,7 @@ end
 -- throttle:stats([key]) -> { requests, accepts, probability } in the window
 -- now (key: the origin, run mode's "default" when none is given).
 function Throttle:stats(key)
-  local requests, accepts = self.counts[base.script_key(self, key, "stats", 2)]:sums()
+  local requests, accepts = self.counts[base.script_key(self, key, "stats")]:sums()
   return { requests = requests, accepts = accepts, probability = probability(self, requests, accepts) }
 end
 
@@ -68,7 +68,7 @@ end
 local OPTIONS = { k = "number", window = "number", per_host = "boolean", failure_on = "any", rng = "any",
   on_event = "function" }
 
-local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg, 3) end
+local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg) end
 
 -- new{ k = 2, window = 120, per_host = true, failure_on, rng, on_event }
 -- failure_on names the outcomes that are not accepts (lurl.policy.base.rules:
@@ -80,11 +80,11 @@ function M.new(opts)
   opts = base.check(FNAME, opts, OPTIONS, 2)
   local k = opts.k or 2
   if not (k >= 1 and k < math.huge) then bad("k", "number >= 1 expected, got " .. k) end
-  local span = base.seconds(FNAME, "window", opts.window, 2) or 120
+  local span = base.seconds(FNAME, "window", opts.window) or 120
   if not (span > 0 and span < math.huge) then bad("window", "seconds > 0 expected, got " .. span) end
   return setmetatable({
     kind = FNAME, k = k, window = span, failure_on = opts.failure_on, per_host = opts.per_host ~= false,
-    rules = base.rules(opts.failure_on, FNAME, "'failure_on'", 2), rng = base.rng(opts.rng, FNAME, 2),
+    rules = base.rules(opts.failure_on, FNAME, "'failure_on'"), rng = base.rng(opts.rng, FNAME),
     on_event = opts.on_event,
     counts = base.keyed(function() return window.new(span, math.ceil(span)) end),
   }, mt)

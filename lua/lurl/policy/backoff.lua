@@ -69,26 +69,25 @@ end
 
 -- ---- construction ----
 
-local function check_jitter(fname, v, level)
+local function check_jitter(fname, v)
   if v ~= nil and not JITTER[v] then
     errors.argerror(fname, "'jitter'", ("\"none\", \"full\", \"equal\" or \"decorrelated\" expected, got %s")
-      :format(tostring(v)), level + 1)
+      :format(tostring(v)))
   end
   return v
 end
 
--- A strategy of kind fname from its options table; level is the user's
--- frame seen from the caller.
-local function growing(fname, opts, known, defaults, level)
-  opts = base.check(fname, opts, known, level + 1)
-  local b = setmetatable({ kind = fname, jitter = check_jitter(fname, opts.jitter, level + 1) or defaults.jitter }, mt)
+-- A strategy of kind fname from its options table.
+local function growing(fname, opts, known, defaults)
+  opts = base.check(fname, opts, known)
+  local b = setmetatable({ kind = fname, jitter = check_jitter(fname, opts.jitter) or defaults.jitter }, mt)
   for _, k in ipairs { "base", "step", "max" } do
-    if known[k] then b[k] = base.seconds(fname, k, opts[k], level + 1) end
+    if known[k] then b[k] = base.seconds(fname, k, opts[k]) end
   end
   b.base = b.base or defaults.base
   b.max = b.max or defaults.max
   if b.max < b.base then
-    errors.argerror(fname, "'max'", ("%g is below 'base' (%g)"):format(b.max, b.base), level + 1)
+    errors.argerror(fname, "'max'", ("%g is below 'base' (%g)"):format(b.max, b.base))
   end
   return b, opts
 end
@@ -96,13 +95,13 @@ end
 -- constant(delay[, { jitter = "none" }])
 function M.constant(delay, opts)
   if type(delay) ~= "number" or delay < 0 or delay ~= delay then
-    errors.argerror("constant", "#1", "number of seconds >= 0 expected, got " .. tostring(delay), 2)
+    errors.argerror("constant", "#1", "number of seconds >= 0 expected, got " .. tostring(delay))
   end
   -- argument #2, which base.check (for #1) cannot name
-  opts = errors.check_options("constant", "#2", opts == nil and {} or opts, { jitter = "string" }, 2)
-  local jitter = check_jitter("constant", opts.jitter, 2) or "none"
+  opts = errors.check_options("constant", "#2", opts == nil and {} or opts, { jitter = "string" })
+  local jitter = check_jitter("constant", opts.jitter) or "none"
   if jitter == "decorrelated" then
-    errors.argerror("constant", "'jitter'", "decorrelated grows from the previous delay: use linear or exponential", 2)
+    errors.argerror("constant", "'jitter'", "decorrelated grows from the previous delay: use linear or exponential")
   end
   return setmetatable({ kind = "constant", seconds = delay, jitter = jitter }, mt)
 end
@@ -121,7 +120,7 @@ function M.exponential(opts)
     { base = 0.1, max = 10, jitter = "full" }, 2)
   local factor = o.factor or 2
   if factor < 1 or factor ~= factor then
-    errors.argerror("exponential", "'factor'", "number >= 1 expected, got " .. tostring(factor), 2)
+    errors.argerror("exponential", "'factor'", "number >= 1 expected, got " .. tostring(factor))
   end
   b.factor = factor
   return b
@@ -143,22 +142,22 @@ function Custom:delay(n, prev)
   return d
 end
 
--- from(v, fname, argname, level) -> a strategy for a retry's backoff
+-- from(v, fname, argname) -> a strategy for a retry's backoff
 -- option: nil (exponential with full jitter), seconds (constant), a
 -- function(n, prev), a strategy of this module or any table with a delay
 -- method.
-function M.from(v, fname, argname, level)
+function M.from(v, fname, argname)
   if v == nil then return M.exponential() end
   local t = type(v)
   if t == "number" then
     if v < 0 or v ~= v then
-      errors.argerror(fname, argname, "number of seconds >= 0 expected, got " .. tostring(v), level + 1)
+      errors.argerror(fname, argname, "number of seconds >= 0 expected, got " .. tostring(v))
     end
     return M.constant(v)
   end
   if t == "function" then return setmetatable({ fn = v }, custom_mt) end
   if t == "table" and type(v.delay) == "function" then return v end
-  errors.argerror(fname, argname, "seconds, a function(n, prev) or a lurl.backoff expected, got " .. t, level + 1)
+  errors.argerror(fname, argname, "seconds, a function(n, prev) or a lurl.backoff expected, got " .. t)
 end
 
 return M

@@ -23,7 +23,7 @@ function M.class(kind, methods, describe)
   local mt = { __name = "lurl." .. kind, __index = methods }
   mt.__call = function(self, req, handler)
     if not middleware.is_request(req) or type(handler) ~= "function" then
-      error(("lurl.%s used as a middleware must be called as (req, handler)"):format(kind), 2)
+      errors.raise(("lurl.%s used as a middleware must be called as (req, handler)"):format(kind))
     end
     return self:call(req, handler)
   end
@@ -77,12 +77,12 @@ function Context:emit() end
 -- state is kept under, default "default"), deadline (seconds for the whole
 -- run).
 function M.run(self, fn, opts)
-  if type(fn) ~= "function" then errors.argerror("run", "#1", "function expected, got " .. type(fn), 2) end
+  if type(fn) ~= "function" then errors.argerror("run", "#1", "function expected, got " .. type(fn)) end
   opts = opts or {}
-  if type(opts) ~= "table" then errors.argerror("run", "#2", "options table expected, got " .. type(opts), 2) end
+  if type(opts) ~= "table" then errors.argerror("run", "#2", "options table expected, got " .. type(opts)) end
   local d = opts.deadline
   if d ~= nil and (type(d) ~= "number" or d < 0 or d ~= d) then
-    errors.argerror("run", "'deadline'", "number of seconds >= 0 expected, got " .. tostring(d), 2)
+    errors.argerror("run", "'deadline'", "number of seconds >= 0 expected, got " .. tostring(d))
   end
   local ctx = setmetatable({ key = opts.key or "default", attempt = 1,
     deadline_at = d and sched.now() + d or false }, ctx_mt)
@@ -108,9 +108,9 @@ function M.key(self, ctx) return self.per_host and ctx:origin() or "*" end
 
 -- The key a script names in breaker:state(key) and the like: any key is
 -- the shared one without per_host; run mode's "default" when none is given.
-function M.script_key(self, key, method, level)
+function M.script_key(self, key, method)
   if key ~= nil and type(key) ~= "string" then
-    errors.argerror(method, "#1", "key (string) expected, got " .. type(key), (level or 1) + 1)
+    errors.argerror(method, "#1", "key (string) expected, got " .. type(key))
   end
   if not self.per_host then return "*" end
   return key or "default"
@@ -164,11 +164,10 @@ M.STATUSES = { 429, 502, 503, 504 }
 M.ERROR_KINDS = { "ClientConnectionError", "TimeoutError" }
 M.PERMANENT = { "ClientSSLError", "ServerFingerprintMismatch" }
 
--- rules(list | fn | nil, fname, argname, level) -> { statuses = set,
+-- rules(list | fn | nil, fname, argname) -> { statuses = set,
 -- kinds = list, predicate = fn }. A list mixes statuses (numbers) and error
 -- kind names; a function is a predicate(resp, err, attempt).
-function M.rules(spec, fname, argname, level)
-  level = (level or 1) + 1
+function M.rules(spec, fname, argname)
   if spec == nil then
     spec = {}
     for _, v in ipairs(M.STATUSES) do spec[#spec + 1] = v end
@@ -176,8 +175,7 @@ function M.rules(spec, fname, argname, level)
   end
   if type(spec) == "function" then return { statuses = {}, kinds = {}, predicate = spec, spec = spec } end
   if type(spec) ~= "table" then
-    errors.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec),
-      level)
+    errors.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec))
   end
   local r = { statuses = {}, kinds = {}, spec = spec }
   for i, v in ipairs(spec) do
@@ -186,8 +184,7 @@ function M.rules(spec, fname, argname, level)
     elseif type(v) == "string" and errors.kinds[v] then
       r.kinds[#r.kinds + 1] = v
     else
-      errors.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)),
-        level)
+      errors.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)))
     end
   end
   return r
@@ -225,19 +222,18 @@ end
 
 -- ---- what may be sent twice ----
 
--- methods(v, fname, level) -> (the value shown, the set of extra methods or
+-- methods(v, fname) -> (the value shown, the set of extra methods or
 -- true for all): v is nil, "*" or a list of method names.
-function M.methods(v, fname, level)
-  level = (level or 1) + 1
+function M.methods(v, fname)
   if v == nil then return nil, {} end
   if v == "*" then return v, true end
   if type(v) ~= "table" then
-    errors.argerror(fname, "'methods'", "list of method names or \"*\" expected, got " .. tostring(v), level)
+    errors.argerror(fname, "'methods'", "list of method names or \"*\" expected, got " .. tostring(v))
   end
   local list, set = {}, {}
   for i, m in ipairs(v) do
     if type(m) ~= "string" or not m:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-      errors.argerror(fname, "'methods'", ("item %d (%s) is not a method name"):format(i, tostring(m)), level)
+      errors.argerror(fname, "'methods'", ("item %d (%s) is not a method name"):format(i, tostring(m)))
     end
     list[i] = m:upper()
     set[list[i]] = true
@@ -255,12 +251,11 @@ end
 
 -- A retry budget (lurl.retry_budget, lurl.token_bucket or any object with
 -- their three methods), or nil.
-function M.budget(v, fname, level)
+function M.budget(v, fname)
   if v == nil then return nil end
   for _, name in ipairs { "deposit", "withdraw", "record" } do
     if type(v[name]) ~= "function" then
-      errors.argerror(fname, "'budget'", "lurl.retry_budget or lurl.token_bucket expected (no " .. name .. " method)",
-        (level or 1) + 1)
+      errors.argerror(fname, "'budget'", "lurl.retry_budget or lurl.token_bucket expected (no " .. name .. " method)")
     end
   end
   return v
@@ -286,11 +281,11 @@ end
 -- rng(v, fname) -> function() in [0, 1): v is nil (math.random), a seed
 -- (a generator of its own, the same numbers for the same seed on every
 -- machine) or a function.
-function M.rng(v, fname, level)
+function M.rng(v, fname)
   if v == nil then return math.random end
   if type(v) == "function" then return v end
   if type(v) ~= "number" or v % 1 ~= 0 then
-    errors.argerror(fname, "'rng'", "seed (integer) or function expected, got " .. tostring(v), (level or 1) + 1)
+    errors.argerror(fname, "'rng'", "seed (integer) or function expected, got " .. tostring(v))
   end
   -- Park and Miller's minimal standard generator: exact in doubles
   local state = v % 2147483646 + 1
@@ -302,19 +297,17 @@ end
 
 -- ---- checks of options ----
 
-function M.check(fname, opts, known, level)
+function M.check(fname, opts, known)
   if opts == nil then opts = {} end
-  -- not a tail call: the level counts this frame
-  local checked = errors.check_options(fname, "#1", opts, known, (level or 1) + 1)
-  return checked
+  return errors.check_options(fname, "#1", opts, known)
 end
 
 -- Seconds as messages print them: to the millisecond.
 function M.seconds_text(v) return ("%g"):format(math.floor(v * 1000 + 0.5) / 1000) end
 
-function M.seconds(fname, name, v, level)
+function M.seconds(fname, name, v)
   if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= v) then
-    errors.argerror(fname, "'" .. name .. "'", "number of seconds >= 0 expected, got " .. tostring(v), (level or 1) + 1)
+    errors.argerror(fname, "'" .. name .. "'", "number of seconds >= 0 expected, got " .. tostring(v))
   end
   return v
 end

@@ -57,9 +57,9 @@ end
 
 function RetryBudget:record() end
 
-local function positive(fname, name, v, level)
+local function positive(fname, name, v)
   if v ~= nil and not (v > 0 and v < math.huge) then
-    errors.argerror(fname, "'" .. name .. "'", "number > 0 expected, got " .. tostring(v), level + 1)
+    errors.argerror(fname, "'" .. name .. "'", "number > 0 expected, got " .. tostring(v))
   end
   return v
 end
@@ -68,11 +68,11 @@ function M.retry_budget(opts)
   opts = base.check("retry_budget", opts, { ratio = "number", min_per_second = "number", ttl = "number" }, 2)
   local ratio = opts.ratio or 0.2
   if not (ratio >= 0 and ratio < math.huge) then
-    errors.argerror("retry_budget", "'ratio'", "number >= 0 expected, got " .. tostring(ratio), 2)
+    errors.argerror("retry_budget", "'ratio'", "number >= 0 expected, got " .. tostring(ratio))
   end
-  local min = base.seconds("retry_budget", "min_per_second", opts.min_per_second, 2) or 10
-  if min == math.huge then errors.argerror("retry_budget", "'min_per_second'", "finite number expected", 2) end
-  local ttl = positive("retry_budget", "ttl", opts.ttl, 2) or 10
+  local min = base.seconds("retry_budget", "min_per_second", opts.min_per_second) or 10
+  if min == math.huge then errors.argerror("retry_budget", "'min_per_second'", "finite number expected") end
+  local ttl = positive("retry_budget", "ttl", opts.ttl) or 10
   return setmetatable({ ratio = ratio, min_per_second = min, ttl = ttl, reserve = min * ttl,
     windows = base.keyed(function() return window.new(ttl, 10) end) }, rb_mt)
 end
@@ -112,8 +112,8 @@ end
 
 function M.token_bucket(opts)
   opts = base.check("token_bucket", opts, { max_tokens = "number", token_ratio = "number" }, 2)
-  local max = positive("token_bucket", "max_tokens", opts.max_tokens, 2) or 10
-  local ratio = positive("token_bucket", "token_ratio", opts.token_ratio, 2) or 0.1
+  local max = positive("token_bucket", "max_tokens", opts.max_tokens) or 10
+  local ratio = positive("token_bucket", "token_ratio", opts.token_ratio) or 0.1
   return setmetatable({ max_tokens = max, token_ratio = ratio, max_milli = math.floor(max * MILLI + 0.5),
     ratio_milli = math.floor(ratio * MILLI + 0.5), counts = {} }, tb_mt)
 end

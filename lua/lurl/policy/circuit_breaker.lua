@@ -122,7 +122,7 @@ end
 -- breaker:state([key]) -> "closed" | "open" | "half_open": what the next
 -- call would find (an open circuit whose break is over reads "half_open").
 function Breaker:state(key)
-  local c = self.circuits[base.script_key(self, key, "state", 2)]
+  local c = self.circuits[base.script_key(self, key, "state")]
   if not c then return "closed" end
   if c.state == "open" and sched.now() >= c.open_until then return "half_open" end
   return c.state
@@ -131,7 +131,7 @@ end
 -- breaker:stats([key]) -> { total, failures, state }: the outcomes in the
 -- window now.
 function Breaker:stats(key)
-  local c = self.circuits[base.script_key(self, key, "stats", 2)]
+  local c = self.circuits[base.script_key(self, key, "stats")]
   local total, failures = 0, 0
   if c then total, failures = c.counts:sums() end
   return { total = total, failures = failures, state = self:state(key) }
@@ -153,7 +153,7 @@ function Breaker:reset(key)
     for _, c in pairs(self.circuits) do reset(self, c) end
     return
   end
-  local c = self.circuits[base.script_key(self, key, "reset", 2)]
+  local c = self.circuits[base.script_key(self, key, "reset")]
   if c then reset(self, c) end
 end
 
@@ -164,7 +164,7 @@ local OPTIONS = {
   half_open_max = "number", failure_on = "any", per_host = "boolean", on_event = "function",
 }
 
-local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg, 3) end
+local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg) end
 
 local function count(v) return v % 1 == 0 and v >= 1 and v < math.huge end
 
@@ -180,14 +180,14 @@ function M.new(opts)
   if not (ratio > 0 and ratio <= 1) then bad("failure_ratio", "number in (0, 1] expected, got " .. ratio) end
   local min = opts.min_throughput or 100
   if not count(min) then bad("min_throughput", "integer >= 1 expected, got " .. min) end
-  local span = base.seconds(FNAME, "window", opts.window, 2) or 30
+  local span = base.seconds(FNAME, "window", opts.window) or 30
   if not (span > 0 and span < math.huge) then bad("window", "seconds > 0 expected, got " .. span) end
   local max = opts.half_open_max or 1
   if not count(max) then bad("half_open_max", "integer >= 1 expected, got " .. max) end
   local self = setmetatable({
     kind = FNAME, failure_ratio = ratio, min_throughput = min, window = span,
-    break_for = base.seconds(FNAME, "break_for", opts.break_for, 2) or 5, half_open_max = max,
-    failure_on = opts.failure_on, rules = base.rules(opts.failure_on, FNAME, "'failure_on'", 2),
+    break_for = base.seconds(FNAME, "break_for", opts.break_for) or 5, half_open_max = max,
+    failure_on = opts.failure_on, rules = base.rules(opts.failure_on, FNAME, "'failure_on'"),
     any_5xx = opts.failure_on == nil, per_host = opts.per_host ~= false, on_event = opts.on_event,
     circuits = base.keyed(function(key)
       return { key = key, state = "closed", epoch = 0, probes = 0, open_until = 0, counts = window.new(span, 10) }

@@ -74,38 +74,36 @@ local function describe_alt(alt)
   return "value " .. (type(alt.value) == "table" and "table" or tostring(alt.value))
 end
 
-local function parse_url_alt(i, s, level)
+local function parse_url_alt(i, s)
   local u = url.parse(s)
   local ok = u and url.check_http(u, s)
   if not ok or (u.query and u.query ~= "") or u.fragment then
-    errors.argerror("fallback", "#1", ("alternative %d (%q) is not an http(s) base URL without query"):format(i, s),
-      level + 1)
+    errors.argerror("fallback", "#1", ("alternative %d (%q) is not an http(s) base URL without query"):format(i, s))
   end
   return { kind = "url", value = s, url = u, origin = origin_of(u), prefix = ((u.path or ""):gsub("/+$", "")) }
 end
 
 -- A table whose fields are all those of a response is a canned answer,
 -- checked now; any other table is a value for run(fn).
-local function parse_table(i, t, level)
+local function parse_table(i, t)
   for k in pairs(t) do
     if not CANNED[k] then return { kind = "value", value = t } end
   end
   local ok, why = pcall(response.static, t)
   if not ok then
     why = tostring(why):gsub("^[^:]*:%d+: ", "")
-    errors.argerror("fallback", "#1", ("alternative %d is not a valid canned answer: %s"):format(i, why),
-      level + 1)
+    errors.argerror("fallback", "#1", ("alternative %d is not a valid canned answer: %s"):format(i, why))
   end
   return { kind = "canned", value = t }
 end
 
-local function parse_alt(i, v, level)
+local function parse_alt(i, v)
   local t = type(v)
   local alt
   if t == "string" then
-    alt = parse_url_alt(i, v, level + 1)
+    alt = parse_url_alt(i, v)
   elseif t == "table" and getmetatable(v) == nil then
-    alt = parse_table(i, v, level + 1)
+    alt = parse_table(i, v)
   else
     alt = { kind = t == "function" and "function" or "value", value = v }
   end
@@ -231,26 +229,26 @@ local mt = base.class("fallback", Fallback, describe)
 -- new{ alt1, alt2, ..., on =, cooldown =, on_event = } -> a fallback policy.
 function M.new(opts)
   if type(opts) ~= "table" then
-    errors.argerror("fallback", "#1", "table of alternatives expected, got " .. type(opts), 2)
+    errors.argerror("fallback", "#1", "table of alternatives expected, got " .. type(opts))
   end
   local n, named = #opts, {}
   for k, v in pairs(opts) do
     if type(k) ~= "number" then
       named[k] = v
     elseif k % 1 ~= 0 or k < 1 or k > n then
-      errors.argerror("fallback", "#1", "alternatives must form a list without holes", 2)
+      errors.argerror("fallback", "#1", "alternatives must form a list without holes")
     end
   end
-  if n == 0 then errors.argerror("fallback", "#1", "at least one alternative expected", 2) end
+  if n == 0 then errors.argerror("fallback", "#1", "at least one alternative expected") end
   base.check("fallback", named, KNOWN, 2)
   local alts = {}
   for i = 1, n do
-    if opts[i] == nil then errors.argerror("fallback", "#1", "alternatives must form a list without holes", 2) end
+    if opts[i] == nil then errors.argerror("fallback", "#1", "alternatives must form a list without holes") end
     alts[i] = parse_alt(i, opts[i], 2)
   end
   return setmetatable({
     kind = "fallback", alts = alts,
-    on = opts.on, rules = base.rules(opts.on == nil and default_on() or opts.on, "fallback", "'on'", 2),
+    on = opts.on, rules = base.rules(opts.on == nil and default_on() or opts.on, "fallback", "'on'"),
     cooldown = opts.cooldown ~= false, cooling = {}, on_event = opts.on_event,
   }, mt)
 end

@@ -268,23 +268,23 @@ end
 local mt = base.class("hedge", Hedge, describe)
 
 -- delay: seconds, or "pNN" -> nil, NN
-local function parse_delay(v, level)
+local function parse_delay(v)
   if v == nil then return 0.05 end
   if type(v) == "number" then
-    base.seconds("hedge", "delay", v, level + 1)
+    base.seconds("hedge", "delay", v)
     return v
   end
   local p = type(v) == "string" and tonumber(v:match("^p(%d+%.?%d*)$"))
   if not p or p < 1 or p > 99.9 then
     errors.argerror("hedge", "'delay'", "seconds >= 0 or a percentile \"p1\" to \"p99.9\" expected, got "
-      .. (type(v) == "string" and ("%q"):format(v) or tostring(v)), level + 1)
+      .. (type(v) == "string" and ("%q"):format(v) or tostring(v)))
   end
   return nil, p
 end
 
-local function check_integer(name, v, min, level)
+local function check_integer(name, v, min)
   if v ~= nil and (v % 1 ~= 0 or v < min) then
-    errors.argerror("hedge", "'" .. name .. "'", ("integer >= %d expected, got %s"):format(min, tostring(v)), level + 1)
+    errors.argerror("hedge", "'" .. name .. "'", ("integer >= %d expected, got %s"):format(min, tostring(v)))
   end
   return v
 end
@@ -293,23 +293,23 @@ end
 function M.new(opts)
   opts = base.check("hedge", opts, KNOWN, 2)
   local delay, percentile = parse_delay(opts.delay, 2)
-  local methods, allowed = base.methods(opts.methods, "hedge", 2)
+  local methods, allowed = base.methods(opts.methods, "hedge")
   local self = setmetatable({
     kind = "hedge",
     delay = percentile and opts.delay or delay,
     percentile = percentile,
-    max = check_integer("max", opts.max, 1, 2) or 2,
+    max = check_integer("max", opts.max, 1) or 2,
     methods = methods,
     allowed = allowed,
     hedge_on = opts.hedge_on,
-    rules = base.rules(opts.hedge_on, "hedge", "'hedge_on'", 2),
-    budget = base.budget(opts.budget, "hedge", 2),
+    rules = base.rules(opts.hedge_on, "hedge", "'hedge_on'"),
+    budget = base.budget(opts.budget, "hedge"),
     on_event = opts.on_event,
     ring = {}, sorted = {}, ring_next = 1,
   }, mt)
   if percentile then
-    self.initial_delay = base.seconds("hedge", "initial_delay", opts.initial_delay, 2) or 0.05
-    self.min_samples = check_integer("min_samples", opts.min_samples, 1, 2) or 20
+    self.initial_delay = base.seconds("hedge", "initial_delay", opts.initial_delay) or 0.05
+    self.min_samples = check_integer("min_samples", opts.min_samples, 1) or 20
   end
   return self
 end

@@ -112,7 +112,7 @@ end
 
 local OPTIONS = { rate = "number", burst = "number", per_host = "boolean", max_wait = "number" }
 
-local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg, 3) end
+local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg) end
 
 -- new{ rate, burst = 1, per_host = true, max_wait }: rate in requests per
 -- second (> 0); max_wait, the longest wait a call may take (seconds).
@@ -127,7 +127,7 @@ function M.new(opts)
   end
   return setmetatable({
     kind = FNAME, rate = rate, burst = burst, per_host = opts.per_host ~= false,
-    max_wait = base.seconds(FNAME, "max_wait", opts.max_wait, 2),
+    max_wait = base.seconds(FNAME, "max_wait", opts.max_wait),
     interval = 1 / rate, tolerance = (burst - 1) / rate,
     buckets = base.keyed(function() return { tat = -math.huge, queue = {} } end),
   }, mt)

@@ -81,34 +81,34 @@ local OPTIONS = {
   on_event = "function", rng = "any",
 }
 
-local function check_attempts(v, level)
+local function check_attempts(v)
   if v == nil then return 3 end
   if v < 1 or v % 1 ~= 0 then
-    errors.argerror("retry", "'attempts'", "integer >= 1 expected, got " .. tostring(v), level + 1)
+    errors.argerror("retry", "'attempts'", "integer >= 1 expected, got " .. tostring(v))
   end
   return v
 end
 
 function M.new(opts)
   opts = base.check("retry", opts, OPTIONS, 2)
-  local rules = base.rules(opts.retry_on, "retry", "'retry_on'", 2)
+  local rules = base.rules(opts.retry_on, "retry", "'retry_on'")
   local self = setmetatable({
     kind = "retry",
-    attempts = check_attempts(opts.attempts, 2),
-    backoff = backoff.from(opts.backoff, "retry", "'backoff'", 2),
+    attempts = check_attempts(opts.attempts),
+    backoff = backoff.from(opts.backoff, "retry", "'backoff'"),
     rules = rules,
     retry_on = rules.spec,
     retry_after = opts.retry_after ~= false,
-    max_wait = base.seconds("retry", "max_wait", opts.max_wait, 2) or 60,
-    budget = base.budget(opts.budget, "retry", 2),
-    deadline = base.seconds("retry", "deadline", opts.deadline, 2),
-    per_try_timeout = base.seconds("retry", "per_try_timeout", opts.per_try_timeout, 2),
+    max_wait = base.seconds("retry", "max_wait", opts.max_wait) or 60,
+    budget = base.budget(opts.budget, "retry"),
+    deadline = base.seconds("retry", "deadline", opts.deadline),
+    per_try_timeout = base.seconds("retry", "per_try_timeout", opts.per_try_timeout),
     on_retry = opts.on_retry,
     on_event = opts.on_event,
-    rng = base.rng(opts.rng, "retry", 2),
+    rng = base.rng(opts.rng, "retry"),
   }, mt)
-  if self.per_try_timeout == 0 then errors.argerror("retry", "'per_try_timeout'", "seconds > 0 expected, got 0", 2) end
-  self.methods, self.method_set = base.methods(opts.methods, "retry", 2)
+  if self.per_try_timeout == 0 then errors.argerror("retry", "'per_try_timeout'", "seconds > 0 expected, got 0") end
+  self.methods, self.method_set = base.methods(opts.methods, "retry")
   return self
 end
 

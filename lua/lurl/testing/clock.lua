@@ -21,6 +21,7 @@
 -- Unreferenced timers (timer:ref(false), like the pool's sweeper) fire when
 -- time passes them, but neither autojump nor run_until_idle waits for them.
 local core = require "lurl.core"
+local errors = require "lurl.errors"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -80,7 +81,7 @@ function Timer:start(secs, cb)
   end
   if self.real then return self.real:start(secs, cb) end
   if type(secs) ~= "number" or secs < 0 or secs ~= secs then
-    error("bad argument #1 to 'start' (seconds >= 0 expected)", 2)
+    errors.raise("bad argument #1 to 'start' (seconds >= 0 expected)")
   end
   self:stop()
   local clock = self.clock
@@ -160,7 +161,7 @@ local function run_to(self, target, referenced_only, limit)
     if not e or e.due > target then break end
     fired = fired + 1
     if fired > limit then
-      error(("lurl.testing.clock: more than %d timers fired without getting idle"):format(limit), 3)
+      errors.raise(("lurl.testing.clock: more than %d timers fired without getting idle"):format(limit))
     end
     fire(self, e)
     settle()
@@ -176,9 +177,9 @@ local LIMIT = 1000000
 -- order and letting tasks run after each. Returns how many fired.
 function Clock:advance(secs)
   if type(secs) ~= "number" or secs < 0 or secs ~= secs then
-    error("bad argument #1 to 'advance' (seconds >= 0 expected)", 2)
+    errors.raise("bad argument #1 to 'advance' (seconds >= 0 expected)")
   end
-  if self.closed then error("the clock is closed", 2) end
+  if self.closed then errors.raise("the clock is closed") end
   return run_to(self, self.t + secs, false, LIMIT)
 end
 
@@ -186,7 +187,7 @@ end
 -- referenced timer is left and no task is ready; returns the seconds that
 -- passed. More than limit (1e6) firings raise: something re-arms forever.
 function Clock:run_until_idle(limit)
-  if self.closed then error("the clock is closed", 2) end
+  if self.closed then errors.raise("the clock is closed") end
   local t0 = self.t
   run_to(self, math.huge, true, limit or LIMIT)
   return self.t - t0
@@ -240,15 +241,15 @@ end
 -- start: the virtual sched.now(); wall: the epoch seconds it stands for.
 function M.new(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("bad argument #1 to 'clock' (options table expected)", 2) end
+  if type(opts) ~= "table" then errors.raise("bad argument #1 to 'clock' (options table expected)") end
   local aj = opts.autojump or false
   if aj ~= false and aj ~= true and (type(aj) ~= "number" or aj < 0) then
-    error("bad argument #1 to 'clock' ('autojump' must be a boolean or seconds >= 0)", 2)
+    errors.raise("bad argument #1 to 'clock' ('autojump' must be a boolean or seconds >= 0)")
   end
   local start = opts.start or 0
-  if type(start) ~= "number" then error("bad argument #1 to 'clock' ('start' must be a number)", 2) end
+  if type(start) ~= "number" then errors.raise("bad argument #1 to 'clock' ('start' must be a number)") end
   local wall = opts.wall or os.time()
-  if type(wall) ~= "number" then error("bad argument #1 to 'clock' ('wall' must be epoch seconds)", 2) end
+  if type(wall) ~= "number" then errors.raise("bad argument #1 to 'clock' ('wall' must be epoch seconds)") end
   local self = setmetatable({ t = start, start = start, wall = wall, heap = {}, seq = 0, active = 0, autojump = aj,
     closed = false }, mt)
   if aj then
