@@ -1,9 +1,30 @@
--- What the lurl benchmark scripts share. A script loads it from its own
--- directory:
---   local lib = dofile((arg[0]:match("^(.*/)") or "") .. "lib.lua")
+-- What the lurl benchmark scripts share. A script loads it by its own path:
+--   local lib = dofile((arg[0]:match("^(.*/)") or "") .. "../lib.lua")   -- bench/clients/
+--   local lib = dofile((arg[0]:match("^(.*/)") or "") .. "lib.lua")      -- bench/
 local lurl = require "lurl"
+local cjson = require "cjson"
 
 local M = {}
+
+-- The workload as scripts/bench hands it to an adapter (bench/README.md,
+-- "Adapters"): BENCH_URL, and the numbers and files that go with it.
+function M.params()
+  local env = os.getenv
+  return {
+    url = assert(env("BENCH_URL"), "BENCH_URL is not set: scripts/bench runs this adapter"),
+    requests = tonumber(env("BENCH_REQUESTS")) or 1,
+    conns = tonumber(env("BENCH_CONNS")) or 1,
+    bytes = tonumber(env("BENCH_BYTES")),
+    cafile = env("BENCH_CAFILE"),
+    file = env("BENCH_FILE"),
+    resume = env("BENCH_RESUME"),
+  }
+end
+
+-- The adapter's result: one JSON line on stdout.
+function M.print_json(t)
+  io.write(cjson.encode(t), "\n")
+end
 
 -- This process's resident set (VmRSS), in bytes.
 function M.vmrss()
@@ -46,6 +67,33 @@ function M.get(session, url, len, t, i)
       body and #body or "no", tostring(rerr)), 0)
   end
   return resp
+end
+
+-- p.requests GETs of p.url over p.conns keep-alive connections, each body
+-- streamed (stream = true, iter_chunked(chunk)) and dropped, every byte
+-- counted: each must come to p.bytes, decoded (auto_decompress, the default)
+-- when the body is encoded. Prints requests, seconds (the load phase) and bytes.
+function M.stream_load(p, chunk)
+  local session = lurl.session { connector = lurl.connector { limit = p.conns, keepalive_timeout = 300 } }
+  local t0 = lurl.now()
+  local done, bytes = 0, 0
+  M.run_tasks(p.conns, function(t)
+    for i = 1, M.share(p.requests, p.conns, t) do
+      local resp, err = session:get(p.url, { stream = true })
+      if not resp then error(("task %d request %d: %s"):format(t, i, tostring(err)), 0) end
+      local got = 0
+      for piece in resp:iter_chunked(chunk) do got = got + #piece end
+      if resp.status ~= 200 or got ~= p.bytes then
+        error(("task %d request %d: status %s, %d bytes"):format(t, i, tostring(resp.status), got), 0)
+      end
+      done, bytes = done + 1, bytes + got
+    end
+  end)
+  local elapsed = lurl.now() - t0
+  session:close()
+  assert(done == p.requests and bytes == p.requests * p.bytes,
+    ("%d of %d requests, %d bytes"):format(done, p.requests, bytes))
+  M.print_json { requests = done, seconds = elapsed, bytes = bytes }
 end
 
 return M

@@ -1,43 +1,75 @@
 # Turns scripts/bench's raw results into the markdown table (medians over runs).
-#   python3 bench/report.py RESULTS META
-# RESULTS: one line per run, "w=W1 client=lurl run=1 status=ok requests=..
-# seconds=.. cpu=.. rss_kb=.." (W4 adds conns= bytes_per_conn= fds= idle=; W6
-# and W7 resumed= logged= tls=, what nginx logged of the client's handshakes;
-# W8 and W9 bytes=, those uploaded or decoded),
-# or "status=missing|failed reason=free text to the end of the line".
+#   python3 bench/report.py WORKLOADS RESULTS META
+# WORKLOADS: the rows of bench/workloads.txt as run (scaled, bytes in bytes).
+# RESULTS: one JSON object per run: w, client, adapter, run, status (ok,
+# missing, failed), and reason, or for ok: result (the adapter's JSON line:
+# requests, seconds, and what else its kind shows), time (GNU time's
+# elapsed, user, system seconds and peak RSS kB of the adapter's process) and
+# for handshake servers nginx (logged, resumed, multi, tls: what nginx logged
+# of the run's requests).
 # META: key=value lines (machine, versions, parameters).
+import json
 import statistics
 import sys
 import time
 
-ORDER = ["lurl", "wrk", "curl", "undici", "aiohttp", "lua-http", "zcat"]
-ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9"]
 MIB = 1048576
 
 
-def parse_line(line):
-    rec = {}
-    head, sep, reason = line.partition(" reason=")
-    for tok in head.split():
-        k, _, v = tok.partition("=")
-        rec[k] = v
-    if sep:
-        rec["reason"] = reason.strip()
-    return rec
-
-
-def load(path):
+def load_rows(path):
+    rows = []
     with open(path) as f:
-        return [parse_line(l) for l in f if l.strip()]
+        for line in f:
+            id_, kind, server, nbytes, requests, conns, seconds, ref, clients, title = line.split(None, 9)
+            rows.append({"id": id_, "kind": kind, "server": server, "bytes": int(nbytes),
+                         "requests": int(requests), "conns": int(conns), "seconds": seconds,
+                         "ref": None if ref == "-" else ref,
+                         "adapters": clients.split(","), "title": title.strip()})
+    return rows
 
 
 def meta_of(path):
     meta = {}
     with open(path) as f:
-        for l in f:
-            k, _, v = l.rstrip("\n").partition("=")
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("=")
             meta[k] = v
     return meta
+
+
+def handshake_problem(rec, row):
+    """Why nginx's log of a run on a handshake server contradicts it, or None."""
+    ng, res = rec["nginx"], rec["result"]
+    if ng["logged"] < res["requests"]:
+        return f"nginx logged {ng['logged']} of {res['requests']} requests"
+    if ng["multi"]:
+        return f"{ng['multi']} of {ng['logged']} requests shared a connection with another"
+    if row["server"] == "https-full" and ng["resumed"]:
+        return f"nginx logged resumed={ng['resumed']} on the server without tickets or session cache"
+    if "resumed" in res and res["resumed"] != ng["resumed"]:
+        return f"{rec['client']} counted resumed={res['resumed']}, nginx logged {ng['resumed']}"
+    return None
+
+
+def flatten(rec, row):
+    """A run's record as one flat dict: status, reason, and for a good run its
+    result with cpu (seconds) and rss_kb: the adapter's own when it measured
+    its client itself, else GNU time's of the adapter's process."""
+    if rec["status"] != "ok":
+        return rec
+    res = rec["result"]
+    if "requests" not in res or "seconds" not in res:
+        return dict(rec, status="failed", reason="its line has no requests or seconds: " + json.dumps(res)[:120])
+    why = handshake_problem(rec, row) if "nginx" in rec else None
+    if why:
+        return dict(rec, status="failed", reason=why)
+    _, user, system, rss_kb = rec["time"]
+    flat = dict(res, w=rec["w"], client=rec["client"], run=rec["run"], status="ok")
+    flat.setdefault("cpu_seconds", user + system)
+    flat.setdefault("rss_kb", rss_kb)
+    if "nginx" in rec:
+        flat.update(logged=rec["nginx"]["logged"], resumed=rec["nginx"]["resumed"], tls=rec["nginx"]["tls"])
+    return flat
 
 
 def med(xs):
@@ -56,6 +88,11 @@ def fmt_int(x):
     return f"{x:,.0f}"
 
 
+def fmt_mib(n):
+    mib = n / MIB
+    return f"{mib:,.0f}" if mib == int(mib) or mib >= 100 else f"{mib:.1f}"
+
+
 def fmt_rss(kb):
     if not kb:
         return "—"
@@ -69,9 +106,9 @@ def fmt_cpu(us):
 
 
 def resumed_share(rs):
-    """W6, W7: the median share of nginx's logged requests that resumed a TLS
-    session, as the result column says it."""
-    shares = [int(r["resumed"]) / int(r["logged"]) for r in rs if int(r.get("logged", 0))]
+    """Handshakes: the median share of nginx's logged requests that resumed a
+    TLS session, as the result column says it."""
+    shares = [r["resumed"] / r["logged"] for r in rs if r.get("logged")]
     if not shares:
         return "resumed: ?"
     if max(shares) == 0:
@@ -79,130 +116,94 @@ def resumed_share(rs):
     return f"{med(shares) * 100:.1f}% resumed"
 
 
-def main():
-    recs = load(sys.argv[1])
-    meta = meta_of(sys.argv[2])
-    runs = int(meta.get("runs", "3"))
-    w1_n, w1_c = meta["w1"].split()
-    w2_n, w2_c = meta["w2"].split()
-    w5_n, w5_c = meta.get("w5", "100000 64").split()
-    hs_n, hs_c, hs_wrk_s = meta.get("hs", "2000 16 3").split()
-    w8_mb = int(meta.get("w8", "1024"))
-    w9_mb, w9_gz = (int(x) for x in meta.get("w9", "1024 0").split())
-    wrk_s, wrk2_s = meta["wrk_s"].split()
-    curl_w1 = meta.get("curl_w1", w1_n)
-    label = {"lua-http": meta.get("lua-http-label", "lua-http")}
+def title_of(row, meta):
+    t = row["title"].format(requests=f"{row['requests']:,}", conns=f"{row['conns']:,}", mib=fmt_mib(row["bytes"]))
+    wire = int(meta.get("wire_" + row["id"], "0"))
+    if wire:
+        t += f" ({fmt_mib(wire)} MiB on the wire)"
+    return f"{row['id']} {t}"
 
-    by = {}
-    for r in recs:
-        by.setdefault((r["w"], r["client"]), []).append(r)
 
-    def ok(w, c):
-        return [r for r in by.get((w, c), []) if r.get("status") == "ok"]
+class Table:
+    """The runs of every workload and client, and the rows they make."""
 
-    def problem(w, c):
+    def __init__(self, rows, recs, meta):
+        self.meta = meta
+        self.runs = int(meta.get("runs", "3"))
+        self.label = {"luahttp": meta.get("luahttp_label", "lua-http")}
+        by_id = {r["id"]: r for r in rows}
+        self.by = {}
+        for rec in recs:
+            flat = flatten(rec, by_id[rec["w"]])
+            self.by.setdefault((rec["w"], rec["client"]), []).append(flat)
+        self.partial_failures = []
+
+    def ok(self, w, c):
+        return [r for r in self.by.get((w, c), []) if r.get("status") == "ok"]
+
+    def problem(self, w, c):
         """'missing: why' / 'failed: why' when no run succeeded, else None."""
-        rs = by.get((w, c), [])
-        if not rs:
-            return None
-        if ok(w, c):
+        rs = self.by.get((w, c), [])
+        if not rs or self.ok(w, c):
             return None
         r = rs[0]
         return f"{r['status']}: {r.get('reason', '?')}"
 
-    def rate(r, w):
-        n, s = float(r["requests"]), float(r["seconds"])
-        return n / s  # W1, W5: req/s; W2: MiB/s, the bodies being 1 MiB each; W6, W7: handshakes/s
+    def ref_median(self, row, value):
+        ref = self.ok(row["id"], row["ref"]) if row["ref"] else []
+        return med([value(r) for r in ref]) if ref else None
 
-    titles = {
-        "W1": f"W1 1 KiB GET ×{int(w1_n):,}, {w1_c} conns",
-        "W2": f"W2 1 MiB GET ×{int(w2_n):,}, {w2_c} conns",
-        "W3": "W3 start + 1 GET + exit",
-        "W4": f"W4 {int(meta['w4']):,} idle keep-alive conns",
-        "W5": f"W5 HTTPS 1 KiB GET ×{int(w5_n):,}, {w5_c} conns",
-        "W6": f"W6 TLS full handshakes ×{int(hs_n):,}, {hs_c} at once",
-        "W7": f"W7 TLS resumed handshakes ×{int(hs_n):,}, {hs_c} at once",
-        "W8": f"W8 upload (POST) of a {w8_mb:,} MiB file",
-        "W9": f"W9 gzip download, {w9_mb:,} MiB decoded" + (f" ({w9_gz / MIB:,.0f} MiB on the wire)" if w9_gz else ""),
-    }
-    rows = []
-    partial_failures = []
-
-    def note_failures(w, c, name):
-        for r in by.get((w, c), []):
-            if r.get("status") == "failed" and ok(w, c):
-                partial_failures.append(f"{w} {name}: run {r.get('run', '?')} failed: {r.get('reason', '?')}")
-
-    def throughput(w, rs, ref_client):
-        """Runs rs of workload w: their rates, the median rate, ref_client's
-        median rate (None without a successful run), CPU us per request and
-        peak RSS (medians)."""
-        ref = ok(w, ref_client)
-        ref_rate = med([rate(r, w) for r in ref]) if ref else None
-        rates = [rate(r, w) for r in rs]
-        cpu = med([float(r["cpu"]) / float(r["requests"]) * 1e6 for r in rs])
-        rss = med([float(r["rss_kb"]) for r in rs])
-        return rates, med(rates), ref_rate, cpu, rss
-
-    def load_result(w, c, rs):
-        """W1, W2, W5: throughput, and its ratio to wrk's."""
-        rates, rt, ref_rate, cpu, rss = throughput(w, rs, "wrk")
-        unit = "MiB/s" if w == "W2" else "req/s"
-        res = f"{fmt_int(rt)} {unit}{spread(rates)}"
-        if c == "curl" and w == "W1" and curl_w1 != w1_n:
-            res += f" ({int(curl_w1):,} requests)"
-        ratio = "1.00× wrk" if c == "wrk" and ref_rate else (f"{rt / ref_rate:.2f}× wrk" if ref_rate else "—")
-        return res, ratio, cpu, rss
-
-    def handshake_result(w, c, rs):
-        """W6, W7: new TLS connections per second, the share nginx saw resumed,
-        and the rate's ratio to curl's."""
-        rates, rt, ref_rate, cpu, rss = throughput(w, rs, "curl")
-        res = f"{fmt_int(rt)} handshakes/s{spread(rates)} ({resumed_share(rs)})"
-        ratio = f"{rt / ref_rate:.2f}× curl" if ref_rate else "—"
-        return res, ratio, cpu, rss
-
-    def start_result(w, c, rs):
-        """W3: the time of one process, and its ratio to curl's."""
-        ref = ok(w, "curl")
-        ref_t = med([float(r["seconds"]) for r in ref]) if ref else None
-        ts = [float(r["seconds"]) for r in rs]
-        t = med(ts)
-        cpu = med([float(r["cpu"]) * 1e6 for r in rs])
-        rss = med([float(r["rss_kb"]) for r in rs if float(r["rss_kb"]) > 0])
-        res = f"{t * 1000:.1f} ms{spread(ts)}"
-        ratio = f"{t / ref_t:.2f}× curl" if ref_t else "—"
-        return res, ratio, cpu, rss
-
-    def transfer_result(w, c, rs):
-        """W8, W9: MiB/s of one big transfer (uploaded, decoded), CPU us per
-        MiB; W8 against curl's MiB/s, W9 time against zcat's."""
-        def mibs(r):
-            return float(r["bytes"]) / MIB / float(r["seconds"])
-        ref_client = "curl" if w == "W8" else "zcat"
-        ref = ok(w, ref_client)
-        ref_rate = med([mibs(r) for r in ref]) if ref else None
-        rates = [mibs(r) for r in rs]
+    def rate_result(self, row, c, rs, rate, unit, cpu_per):
+        """requests, bodies, handshakes, upload: a rate, its ratio to ref's."""
+        rates = [rate(r) for r in rs]
         rt = med(rates)
-        cpu = med([float(r["cpu"]) / (float(r["bytes"]) / MIB) * 1e6 for r in rs])
+        ref_rate = self.ref_median(row, rate)
+        cpu = med([r["cpu_seconds"] / cpu_per(r) * 1e6 for r in rs])
         rss = med([float(r["rss_kb"]) for r in rs])
-        res = f"{fmt_int(rt)} MiB/s{spread(rates)}"
-        if not ref_rate:
-            ratio = "—"
-        elif w == "W8":
-            ratio = f"{rt / ref_rate:.2f}× curl"
-        else:
-            ratio = f"time {ref_rate / rt:.2f}× zcat"
-        return res, ratio, cpu, rss
+        ratio = f"{rt / ref_rate:.2f}× {row['ref']}" if ref_rate else "—"
+        return f"{fmt_int(rt)} {unit}{spread(rates)}", ratio, cpu, rss
 
-    def memory_result(w, c, rs):
-        """W4: memory per open connection, against the 8 KiB target."""
+    def requests_result(self, row, c, rs):
+        return self.rate_result(row, c, rs, lambda r: r["requests"] / r["seconds"], "req/s", lambda r: r["requests"])
+
+    def bodies_result(self, row, c, rs):
+        return self.rate_result(row, c, rs, lambda r: r["requests"] * row["bytes"] / MIB / r["seconds"], "MiB/s",
+                                lambda r: r["requests"])
+
+    def handshakes_result(self, row, c, rs):
+        res, ratio, cpu, rss = self.rate_result(row, c, rs, lambda r: r["requests"] / r["seconds"], "handshakes/s",
+                                                lambda r: r["requests"])
+        return f"{res} ({resumed_share(rs)})", ratio, cpu, rss
+
+    def upload_result(self, row, c, rs):
+        return self.rate_result(row, c, rs, lambda r: r["bytes"] / MIB / r["seconds"], "MiB/s",
+                                lambda r: r["bytes"] / MIB)
+
+    def gunzip_result(self, row, c, rs):
+        """MiB/s of decoded output; time (lower is better) against ref's."""
+        res, _, cpu, rss = self.upload_result(row, c, rs)
+        rt = med([r["bytes"] / MIB / r["seconds"] for r in rs])
+        ref_rate = self.ref_median(row, lambda r: r["bytes"] / MIB / r["seconds"])
+        return res, f"time {ref_rate / rt:.2f}× {row['ref']}" if ref_rate else "—", cpu, rss
+
+    def start_result(self, row, c, rs):
+        """The time of one process, and its ratio to ref's."""
+        ts = [r["seconds"] for r in rs]
+        t = med(ts)
+        ref_t = self.ref_median(row, lambda r: r["seconds"])
+        cpu = med([r["cpu_seconds"] * 1e6 for r in rs])
+        rss = med([float(r["rss_kb"]) for r in rs if r["rss_kb"]])
+        ratio = f"{t / ref_t:.2f}× {row['ref']}" if ref_t else "—"
+        return f"{t * 1000:.1f} ms{spread(ts)}", ratio, cpu, rss
+
+    def memory_result(self, row, c, rs):
+        """Memory per open connection, against the 8 KiB target."""
         pers = [float(r["bytes_per_conn"]) for r in rs]
         per = med(pers)
         fds = min(int(r["fds"]) for r in rs)
         idle = min(int(r["idle"]) for r in rs)
         conns = int(rs[0]["conns"])
-        cpu = med([float(r["cpu"]) / conns * 1e6 for r in rs])
+        cpu = med([r["cpu_seconds"] / conns * 1e6 for r in rs])
         rss = med([float(r["rss_kb"]) for r in rs])
         heap = med([float(r["lua_heap_per_conn"]) for r in rs if "lua_heap_per_conn" in r])
         heap_s = f"Lua heap {heap / 1024:.1f} KiB of it; " if heap is not None else ""
@@ -210,55 +211,42 @@ def main():
         verdict = "meets target < 8 KiB" if per < 8192 else "over target 8 KiB"
         return res, verdict, cpu, rss
 
-    def add_rows(w, result, ref_if_none):
-        """One row per client of workload w: result(w, c, rs) -> (result, vs ref,
-        CPU us, peak RSS kB) over its successful runs rs; a client with none gets
-        its problem, and ref_if_none in the vs ref column."""
-        for c in [c for c in ORDER if (w, c) in by]:
-            name = label.get(c, c)
-            p = problem(w, c)
+    def rows_of(self, row):
+        """One table row per client of the workload, in the order of its adapters;
+        a client without a good run gets its problem."""
+        out = []
+        w = row["id"]
+        title = title_of(row, self.meta)
+        result = getattr(self, row["kind"] + "_result")
+        clients = list(dict.fromkeys(a.split("_")[0] for a in row["adapters"]))
+        for c in [c for c in clients if (w, c) in self.by]:
+            name = self.label.get(c, c)
+            p = self.problem(w, c)
             if p:
-                rows.append((titles[w], name, p, ref_if_none, "—", "—"))
+                out.append((title, name, p, "target < 8 KiB" if row["kind"] == "memory" else "—", "—", "—"))
                 continue
-            rs = ok(w, c)
-            res, ratio, cpu, rss = result(w, c, rs)
-            if len(rs) < runs:
-                res += f" ({len(rs)}/{runs} runs ok)"
-                note_failures(w, c, name)
-            rows.append((titles[w], name, res, ratio, fmt_cpu(cpu), fmt_rss(rss)))
+            rs = self.ok(w, c)
+            res, ratio, cpu, rss = result(row, c, rs)
+            if len(rs) < self.runs:
+                res += f" ({len(rs)}/{self.runs} runs ok)"
+                self.partial_failures += [f"{w} {name}: run {r.get('run', '?')} failed: {r.get('reason', '?')}"
+                                          for r in self.by[(w, c)] if r.get("status") == "failed"]
+            out.append((title, name, res, ratio, fmt_cpu(cpu), fmt_rss(rss)))
+        return out
 
-    results = {"W1": load_result, "W2": load_result, "W3": start_result, "W4": memory_result,
-               "W5": load_result, "W6": handshake_result, "W7": handshake_result,
-               "W8": transfer_result, "W9": transfer_result}
-    for w in ALL_WORKLOADS:
-        if any(k[0] == w for k in by):
-            add_rows(w, results[w], "target < 8 KiB" if w == "W4" else "—")
 
-    out = []
-    out.append("## Benchmarks")
-    out.append("")
-    out.append(
-        f"Machine: {meta['nproc']} × {meta['cpu']}; {meta['os']}; loopback, {meta['pinning']}. "
-        f"Medians of {runs} run{'s' if runs != 1 else ''}; `scripts/bench`, {time.strftime('%Y-%m-%d')}, "
-        f"{int(meta['elapsed']) // 60} min {int(meta['elapsed']) % 60} s; "
-        f"load average before / after: {meta.get('load_before', '?')} / {meta.get('load_after', '?')}."
-    )
-    out.append("")
-    out.append(
-        f"Versions: {meta['lurl']}; server {meta['nginx']} (1 worker, access_log off); "
-        f"wrk: {meta['wrk']}; curl: {meta['curl']}; undici: {meta['undici']}; "
-        f"aiohttp: {meta['aiohttp']}; lua-http: {meta['lua-http']}; hyperfine: {meta['hyperfine']}"
-        + (f"; zcat: {meta['zcat']}." if "zcat" in meta else ".")
-    )
-    if meta.get("only") != " ".join(ALL_WORKLOADS) or meta.get("peers") != " ".join(ORDER):
-        out.append("")
-        out.append(f"Partial run: workloads {meta.get('only')}; clients {meta.get('peers')}.")
-    out.append("")
-    out.append("| workload | client | result | vs ref | CPU us/req | peak RSS |")
-    out.append("|---|---|---|---|---|---|")
-    for r in rows:
-        out.append("| " + " | ".join(x.replace("|", "/") for x in r) + " |")
-    out.append("")
+def wrk_durations(rows):
+    """'10 s in W1 and W5, 5 s in W2': how long wrk ran in the load workloads."""
+    ids_by_s = {}
+    for row in rows:
+        if row["kind"] in ("requests", "bodies") and any(a.startswith("wrk_") for a in row["adapters"]):
+            ids_by_s.setdefault(row["seconds"], []).append(row["id"])
+    return ", ".join(f"{s} s in {' and '.join(ids)}" for s, ids in ids_by_s.items())
+
+
+def notes_of(rows, recs, meta):
+    kinds = {r["kind"] for r in rows}
+    hs = [r for r in rows if r["kind"] == "handshakes"]
     notes = [
         "result: W1, W5 requests/s, W2 MiB/s of response bodies, W3 wall time of one process "
         "(hyperfine median), W4 growth of VmRSS per open connection, W6 and W7 new TLS "
@@ -273,23 +261,23 @@ def main():
         "process start-up. W3: CPU of one whole run; W4: per connection opened (one GET each); "
         "W6, W7: per handshake (= per request); W8, W9: per MiB (uploaded, decoded).",
         "peak RSS: the client's maximum resident set (GNU time).",
-        f"lurl, undici, aiohttp and lua-http time their load phase themselves; curl's figure is "
-        f"its process wall time; wrk runs for a duration ({wrk_s} s in W1 and W5, {wrk2_s} s in W2) "
-        "and its own req/s is used.",
+        "lurl, undici, aiohttp and lua-http time their load phase themselves; curl's figure is "
+        f"its process wall time; wrk runs for a duration ({wrk_durations(rows)}) and its own req/s is used.",
         "lurl: one session, N tasks looping session:get (W2 streams with iter_chunked(65536)); "
         "undici: Pool{connections: N}, N loops; aiohttp: TCPConnector(limit=N), N tasks; "
         "lua-http: N cqueues coroutines each with its own http.client connection (0.4 has no pool); "
         "curl: --parallel --parallel-max N over a URL glob (`?[1-N]` query, ignored by nginx), "
         "-o /dev/null, -w status/size checked.",
     ]
-    if any(k[0] in ("W5", "W6", "W7") for k in by):
+    if any(r["server"].startswith("https") for r in rows):
         notes.append(
             "W5-W7 (HTTPS): nginx serves TLS 1.2 and 1.3 with a throwaway "
             "EC P-256 certificate from spec/tls/make_certs.sh; lurl, curl, undici and aiohttp verify "
             "it against the throwaway CA (lurl.ssl_context{cafile}, --cacert, connect.ca, "
             "ssl.create_default_context(cafile=)); wrk does not verify certificates. lua-http is not "
             "run over HTTPS.")
-    if any(k[0] in ("W6", "W7") for k in by):
+    if hs:
+        protocols = sorted({p for r in recs if r.get("nginx") for p in r["nginx"]["tls"].split("+") if p})
         notes.append(
             "W6, W7: each GET on a new TLS connection: lurl connector{force_close = true}, curl "
             "-H 'Connection: close' (and --parallel-max N), undici 'connection: close', aiohttp "
@@ -297,32 +285,68 @@ def main():
             "(keepalive_timeout 0). W6's server has no session tickets or cache (full handshakes "
             "only); W7's has nginx's tickets. % resumed: nginx's $ssl_session_reused over the run's "
             "requests (median of runs); every logged request was its connection's first. "
-            f"wrk runs {hs_wrk_s} s; the others make {int(hs_n):,} connections, {hs_c} at a time. "
-            "Protocols nginx logged: " + (", ".join(sorted({r["tls"] for r in recs if r.get("tls")})) or "?") + ".")
-    if any(k[0] == "W8" for k in by):
+            f"wrk runs {hs[0]['seconds']} s; the others make {hs[0]['requests']:,} connections, "
+            f"{hs[0]['conns']} at a time. Protocols nginx logged: {', '.join(protocols) or '?'}.")
+    if "upload" in kinds:
+        mib = fmt_mib(next(r["bytes"] for r in rows if r["kind"] == "upload"))
         notes.append(
-            f"W8: one POST of a {w8_mb:,} MiB file of random bytes (made at bench time, in the page "
+            f"W8: one POST of a {mib} MiB file of random bytes (made at bench time, in the page "
             "cache) to bench/upload_server.py (Python, pinned like nginx), which reads the body to "
             "the end and answers with its byte count; each client checks that count. lurl: "
-            "data = lurl.file(path) (read 256 KiB at a time through libuv's thread pool); curl: "
+            "data = lurl.file(path) (read 124 KiB at a time through libuv's thread pool); curl: "
             "-X POST -T file (streamed; it sends Expect: 100-continue, answered at once); aiohttp: "
             "data=open(file, 'rb'). Each client times its request (curl: time_total). Targets: lurl "
             "≥ curl's MiB/s, peak RSS < 32 MiB.")
-    if any(k[0] == "W9" for k in by):
+    if "gunzip" in kinds:
+        mib = fmt_mib(next(r["bytes"] for r in rows if r["kind"] == "gunzip"))
         notes.append(
-            f"W9: nginx serves {w9_mb:,} MiB of access-log lines (bench/make_gzip.py, deflate level 6) "
+            f"W9: nginx serves {mib} MiB of access-log lines (bench/make_gzip.py, deflate level 6) "
             "precompressed (gzip_static, Content-Encoding: gzip) to clients that accept gzip. lurl: "
             "auto_decompress (default), stream = true, iter_chunked(262144), decoded bytes counted "
             "and checked; aiohttp: auto_decompress, iter_chunked(262144), counted; curl: --compressed "
             "-o /dev/null (status, Content-Encoding and wire size checked; zlib checks the gzip "
             "trailer's CRC-32 and length), time_total; zcat: `zcat file.gz > /dev/null` on nginx's "
             "file, process wall time (GNU time), no network. Target: lurl's time ≤ 1.2× zcat's.")
-    if curl_w1 != w1_n:
-        notes.append(f"curl's W1 row is {int(curl_w1):,} requests instead of {int(w1_n):,}.")
-    notes.extend(partial_failures)
+    return notes
+
+
+def main():
+    rows = load_rows(sys.argv[1])
+    with open(sys.argv[2]) as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    meta = meta_of(sys.argv[3])
+    table = Table(rows, recs, meta)
+    ran = [r for r in rows if any(k[0] == r["id"] for k in table.by)]
+    lines = [table_row for row in ran for table_row in table.rows_of(row)]
+    runs = table.runs
+
+    out = ["## Benchmarks", ""]
+    out.append(
+        f"Machine: {meta['nproc']} × {meta['cpu']}; {meta['os']}; loopback, {meta['pinning']}. "
+        f"Medians of {runs} run{'s' if runs != 1 else ''}; `scripts/bench`, {time.strftime('%Y-%m-%d')}, "
+        f"{int(meta['elapsed']) // 60} min {int(meta['elapsed']) % 60} s; "
+        f"load average before / after: {meta.get('load_before', '?')} / {meta.get('load_after', '?')}."
+    )
+    out.append("")
+    out.append(
+        f"Versions: {meta['lurl']}; server {meta['nginx']} (1 worker, access_log off); "
+        f"wrk: {meta['wrk']}; curl: {meta['curl']}; undici: {meta['undici']}; "
+        f"aiohttp: {meta['aiohttp']}; lua-http: {meta['luahttp']}; hyperfine: {meta['hyperfine']}; "
+        f"zcat: {meta['zcat']}."
+    )
+    if meta["only"] != meta["all"] or meta["clients"] != meta["all_clients"] or meta["scale"] != "1":
+        out.append("")
+        out.append(f"Partial run: workloads {meta['only']}; clients {meta['clients']}"
+                   + (f"; requests scaled by {meta['scale']}." if meta["scale"] != "1" else "."))
+    out.append("")
+    out.append("| workload | client | result | vs ref | CPU us/req | peak RSS |")
+    out.append("|---|---|---|---|---|---|")
+    for r in lines:
+        out.append("| " + " | ".join(x.replace("|", "/") for x in r) + " |")
+    out.append("")
     out.append("Notes:")
     out.append("")
-    for n in notes:
+    for n in notes_of(ran, recs, meta) + table.partial_failures:
         out.append(f"- {n}")
     print("\n".join(out))
 

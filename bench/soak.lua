@@ -44,7 +44,8 @@ session:close()
 assert(done == TOTAL, ("%d of %d requests done"):format(done, TOTAL))
 assert(rss_warm, "fewer requests than the warm-up")
 local growth = (rss_end - rss_warm) / rss_warm
-print(("soak: %d requests in %.1f s (%.0f req/s) over %d connections; VmRSS after warm-up %.2f MiB, at the end %.2f MiB: %+.2f%% (limit %.0f%%)")
+print(("soak: %d requests in %.1f s (%.0f req/s) over %d connections; VmRSS after warm-up %.2f MiB, "
+  .. "at the end %.2f MiB: %+.2f%% (limit %.0f%%)")
   :format(done, elapsed, done / elapsed, stats.idle, mib(rss_warm), mib(rss_end), growth * 100, MAX_GROWTH * 100))
 if math.abs(growth) > MAX_GROWTH then
   print("soak: FAIL: memory changed by more than the limit")

@@ -42,7 +42,7 @@ setup --tests -DLURL_SANITIZE=ON
 [[ $args == *-DLURL_SANITIZE=ON* && $args != *--tests* ]] || problem "cmake got: $args"
 
 hits=$(grep -rnwE 'pkill|killall' "$ROOT/scripts") && problem "scripts end processes by name: $hits"
-grep -q scripts/packages/build.txt "$ROOT/scripts/bench" || problem "scripts/bench does not read the build list"
+grep -q -- "scripts/setup --tests --bench" "$ROOT/scripts/bench" || problem "scripts/bench does not install through scripts/setup"
 
 ((failed == 0)) && echo "setup_test: ok"
 ((failed == 0))

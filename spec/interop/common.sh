@@ -1,12 +1,16 @@
+# shellcheck shell=bash
 # Shared by spec/interop_*_test.sh, sourced as
 #   . "$(dirname "$0")/interop/common.sh" NAME
 # after the test's skip checks, with LURL set: makes LURL absolute, moves to the
-# repository root, creates the scratch directory T, and provides pass/fail
-# counting and stopping the peer server. The test sets SERVER_PID, and
-# SERVER_LOG for the log whose tail is shown when something failed.
+# repository root, creates the scratch directory T, loads the nginx harness
+# (spec/interop/nginx.sh, which scripts/bench uses too), and provides pass/fail
+# counting, checks of nginx's logs and stopping the peer server. The test sets
+# SERVER_PID (start_nginx does), and SERVER_LOG for the log whose tail is
+# shown when something failed.
 LURL=$(cd "$(dirname "$LURL")" && pwd)/$(basename "$LURL")
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 T=$(mktemp -d "${TMPDIR:-/tmp}/lurl-$1.XXXXXX") || exit 1
+. spec/interop/nginx.sh
 
 FAILED=0
 PASSED=0
@@ -16,16 +20,36 @@ SERVER_LOG=
 pass() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $1"; }
 
-# stop_server [SIGNAL]: ask politely (default TERM), wait up to 5 s, then kill.
+# stop_server [SIGNAL]: the peer server, as stop_pid stops it.
 stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -"${1:-TERM}" "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SERVER_PID" 2>/dev/null && kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
-  wait "$SERVER_PID" 2>/dev/null
+  stop_pid "$SERVER_PID" "${1:-TERM}"
   SERVER_PID=
+}
+
+# check_error_log LEVELS: a pass or a fail for nginx's error log holding no
+# line at these levels (an extended regex such as "alert|crit|emerg").
+check_error_log() {
+  if grep -aE "\[($1)\]" "$T/error.log" >/dev/null; then
+    fail "error.log has [$1] lines"; grep -aE "\[($1)\]" "$T/error.log" | head
+  else
+    pass "error.log: no [$1] lines"
+  fi
+}
+
+# check_keepalive_log UA FIELD WHAT: the access log lines whose User-Agent
+# is UA must be 20 requests on one connection (its id in field FIELD of the
+# log format); WHAT names the connection in the pass line. Leaves the lines
+# in KA for the caller's own checks.
+check_keepalive_log() {
+  KA=$(grep -a "\"$1\"\$" "$T/access.log" 2>/dev/null)
+  local n conns
+  n=$(printf '%s\n' "$KA" | grep -c . )
+  conns=$(printf '%s\n' "$KA" | awk -v f="$2" 'NF { print $f }' | sort -u | wc -l)
+  if [ "$n" -eq 20 ] && [ "$conns" -eq 1 ]; then
+    pass "access log: 20 keep-alive requests on 1 $3"
+  else
+    fail "access log: want 20 requests on 1 connection, got $n requests on $conns connection(s)"
+  fi
 }
 
 cleanup() {

@@ -1,22 +1,36 @@
-# Shared by the nginx interop tests, sourced after interop/common.sh (which
-# sets T, SERVER_PID and stop_server). The test defines write_conf PORT...
-# to write $T/nginx.conf, using NGINX_MAIN (the top of the file) and
-# NGINX_HTTP (lines for its http block), then calls start_nginx N: N free
-# ports land in PORTS and nginx ($NGINX) runs on them (NGINX is unset for it:
-# nginx reads a variable of that name as inherited sockets).
+# shellcheck shell=bash
+# The nginx harness of the interop tests and scripts/bench: nginx runs as
+# the current user from a config written into the scratch directory T, on
+# free 127.0.0.1 ports, and is started and stopped by its PID.
+#
+# Source it with T set (spec/interop/common.sh does, for every test). The
+# caller defines write_conf PORT... to write $T/nginx.conf, using NGINX_MAIN
+# (the top of the file) and NGINX_HTTP (lines for its http block), then
+# calls start_nginx N: N free ports land in PORTS and nginx runs on them
+# with its PID in SERVER_PID; stop_pid "$SERVER_PID" QUIT stops it.
+#
+# Read when sourced, all optional:
+#   NGINX              the binary (default /usr/sbin/nginx)
+#   NGINX_CPU          an array to start nginx under, e.g. (taskset -c 1)
+#   NGINX_EVENTS       the events block's directives (default: 128 connections)
+#   NGINX_NOFILE       worker_rlimit_nofile, when set
+#   NGINX_ERROR_LEVEL  error_log's level (default info)
+
+NGINX=${NGINX:-/usr/sbin/nginx}
+[ -n "${NGINX_CPU+set}" ] || NGINX_CPU=()
 
 # Running as root, nginx workers would switch to "nobody", who cannot read
 # the mktemp -d directory: keep them as the current user.
-USER_LINE=
-if [ "$(id -u)" -eq 0 ]; then USER_LINE="user $(id -un) $(id -gn);"; fi
-mkdir -p "$T/tmp"
+NGINX_USER_LINE=
+if [ "$(id -u)" -eq 0 ]; then NGINX_USER_LINE="user $(id -un) $(id -gn);"; fi
 
-NGINX_MAIN="$USER_LINE
+NGINX_MAIN="$NGINX_USER_LINE
 worker_processes 1;
+${NGINX_NOFILE:+worker_rlimit_nofile $NGINX_NOFILE;}
 daemon off;
 pid $T/nginx.pid;
-error_log $T/error.log info;
-events { worker_connections 128; }"
+error_log $T/error.log ${NGINX_ERROR_LEVEL:-info};
+events { ${NGINX_EVENTS:-worker_connections 128;} }"
 
 NGINX_HTTP="client_body_temp_path $T/tmp/body;
   proxy_temp_path $T/tmp/proxy;
@@ -27,6 +41,18 @@ NGINX_HTTP="client_body_temp_path $T/tmp/body;
   keepalive_timeout 30s;
   keepalive_requests 1000;
   gzip off;"
+
+# stop_pid PID [SIGNAL]: ask politely (default TERM), wait up to 5 s, then
+# kill; reaps it. Only ever a process this shell started.
+stop_pid() {
+  [ -n "$1" ] || return 0
+  if kill -0 "$1" 2>/dev/null; then
+    kill -"${2:-TERM}" "$1" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$1" 2>/dev/null; then kill -KILL "$1" 2>/dev/null || true; fi
+  fi
+  wait "$1" 2>/dev/null || true
+}
 
 free_port() {
   local py
@@ -53,6 +79,7 @@ all_up() {
 # (having said why) when nginx would not start.
 start_nginx() {
   local n=$1 attempt p up
+  mkdir -p "$T/tmp"
   for attempt in 1 2 3; do
     PORTS=()
     for _ in $(seq "$n"); do
@@ -61,11 +88,12 @@ start_nginx() {
     done
     [ "$(printf '%s\n' "${PORTS[@]}" | sort -u | wc -l)" -eq "$n" ] || continue
     write_conf "${PORTS[@]}"
+    # NGINX is unset for nginx itself: it reads a variable of that name as inherited sockets
     if ! env -u NGINX "$NGINX" -t -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >"$T/configtest.log" 2>&1; then
       cat "$T/configtest.log"; echo "nginx -t rejects the generated config"; return 1
     fi
     : > "$T/error.log"
-    env -u NGINX "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
+    "${NGINX_CPU[@]}" env -u NGINX "$NGINX" -p "$T" -e "$T/error.log" -c "$T/nginx.conf" >>"$T/nginx.out" 2>&1 &
     SERVER_PID=$!
     up=0
     for _ in $(seq 100); do          # up to ~10 s
@@ -75,33 +103,8 @@ start_nginx() {
     done
     [ "$up" -eq 1 ] && return 0
     echo "nginx did not come up on ports ${PORTS[*]} (attempt $attempt):"; tail -n 5 "$T/error.log" "$T/nginx.out" 2>/dev/null
-    stop_server
+    stop_pid "$SERVER_PID" QUIT
+    SERVER_PID=
   done
   return 1
-}
-
-# check_error_log LEVELS: a pass or a fail for nginx's error log holding no
-# line at these levels (an extended regex such as "alert|crit|emerg").
-check_error_log() {
-  if grep -aE "\[($1)\]" "$T/error.log" >/dev/null; then
-    fail "error.log has [$1] lines"; grep -aE "\[($1)\]" "$T/error.log" | head
-  else
-    pass "error.log: no [$1] lines"
-  fi
-}
-
-# check_keepalive_log UA FIELD WHAT: the access log lines whose User-Agent
-# is UA must be 20 requests on one connection (its id in field FIELD of the
-# log format); WHAT names the connection in the pass line. Leaves the lines
-# in KA for the caller's own checks.
-check_keepalive_log() {
-  KA=$(grep -a "\"$1\"\$" "$T/access.log" 2>/dev/null)
-  local n conns
-  n=$(printf '%s\n' "$KA" | grep -c . )
-  conns=$(printf '%s\n' "$KA" | awk -v f="$2" 'NF { print $f }' | sort -u | wc -l)
-  if [ "$n" -eq 20 ] && [ "$conns" -eq 1 ]; then
-    pass "access log: 20 keep-alive requests on 1 $3"
-  else
-    fail "access log: want 20 requests on 1 connection, got $n requests on $conns connection(s)"
-  fi
 }

@@ -1,20 +1,20 @@
--- W1/W2 peer: lua-http (cqueues) with CONNS keep-alive connections, one
--- coroutine each doing its share of TOTAL GETs in sequence on its own
--- http.client connection; every status and body length checked. lua-http 0.4
--- has no connection pool, so each coroutine keeps its connection itself.
---   luajit bench/w1_luahttp.lua URL [TOTAL] [CONNS] [BODY_LEN]
--- Prints "requests=N seconds=S" (the load phase only).
+-- lua-http (cqueues): BENCH_CONNS keep-alive connections, one coroutine each
+-- doing its share of BENCH_REQUESTS GETs of BENCH_URL in sequence on its own
+-- http.client connection; every status and body length (BENCH_BYTES)
+-- checked. lua-http 0.4 has no connection pool, so each coroutine keeps its
+-- connection itself. Runs on LuaJIT or Lua 5.1 (scripts/bench picks).
+-- Prints requests and seconds (the load phase only).
 local cqueues = require "cqueues"
 local client = require "http.client"
 local new_headers = require "http.headers".new
 local http_util = require "http.util"
 
-local URL = assert(arg[1], "usage: w1_luahttp.lua URL [TOTAL] [CONNS] [BODY_LEN]")
-local TOTAL = tonumber(arg[2]) or 200000
-local CONNS = tonumber(arg[3]) or 64
-local LEN = tonumber(arg[4]) or 1024
+local URL = assert(os.getenv("BENCH_URL"), "BENCH_URL is not set: scripts/bench runs this adapter")
+local TOTAL = tonumber(os.getenv("BENCH_REQUESTS"))
+local CONNS = tonumber(os.getenv("BENCH_CONNS"))
+local LEN = tonumber(os.getenv("BENCH_BYTES"))
 local host, port, path = URL:match("^http://([^:/]+):(%d+)(/.*)$")
-assert(host, "URL must be http://HOST:PORT/PATH")
+assert(host, "BENCH_URL must be http://HOST:PORT/PATH")
 
 local done, failure = 0, nil
 local cq = cqueues.new()
@@ -49,4 +49,4 @@ local elapsed = cqueues.monotime() - t0
 if not ok then error(err, 0) end
 if failure then error(failure, 0) end
 assert(done == TOTAL, ("%d of %d requests done"):format(done, TOTAL))
-print(("requests=%d seconds=%.4f"):format(done, elapsed))
+print(('{"requests":%d,"seconds":%.6f}'):format(done, elapsed))

@@ -1,6 +1,7 @@
-# W3 peer: start, one GET with aiohttp, check it, exit.
-#   /usr/bin/python3 bench/w3_aiohttp.py URL [BODY_LEN]
+# aiohttp: one GET of BENCH_URL, its status and body length (BENCH_BYTES)
+# checked; aiohttp_start.sh times this whole process.
 import asyncio
+import os
 import sys
 
 import aiohttp
@@ -14,4 +15,4 @@ async def main(url, length):
                 sys.exit(f"status {resp.status}, {len(body)} bytes")
 
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1024))
+asyncio.run(main(os.environ["BENCH_URL"], int(os.environ["BENCH_BYTES"])))

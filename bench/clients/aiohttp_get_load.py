@@ -1,19 +1,24 @@
-# W1/W2/W5/W6/W7 peer: aiohttp ClientSession with TCPConnector(limit=CONNS),
-# TOTAL GETs from CONNS tasks, every body read and its length checked. With
-# CAFILE (W5, an https URL) the server is verified against that CA. With
-# close (W6, W7) every GET is on a new connection (TCPConnector(force_close=True)).
-#   /usr/bin/python3 bench/w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN] [CAFILE [close]]
-# Prints "requests=N seconds=S bytes=B" (the load phase only). W9 calls main()
-# from bench/w8_aiohttp.py with decompress: the bodies are then decoded
-# (auto_decompress) and BODY_LEN is the decoded length.
+# aiohttp: a ClientSession with TCPConnector(limit=BENCH_CONNS) makes
+# BENCH_REQUESTS GETs of BENCH_URL from BENCH_CONNS tasks, every body read
+# (iter_chunked) and its length (BENCH_BYTES) checked. With BENCH_CAFILE (an
+# https URL) the server is verified against that CA. Prints requests, seconds
+# (the load phase only) and bytes. aiohttp_handshakes.py and
+# aiohttp_gunzip.py run load() in their own way.
 import asyncio
+import json
+import os
 import ssl
-import sys
 import time
 
 import aiohttp
 
-USAGE = "usage: w1_aiohttp.py URL [TOTAL] [CONNS] [BODY_LEN] [CAFILE [close]]"
+
+def params():
+    """The workload as scripts/bench hands it to an adapter (bench/README.md, "Adapters")."""
+    env = os.environ
+    return {"url": env["BENCH_URL"], "total": int(env.get("BENCH_REQUESTS", "1")),
+            "conns": int(env.get("BENCH_CONNS", "1")), "length": int(env["BENCH_BYTES"]),
+            "cafile": env.get("BENCH_CAFILE")}
 
 
 def connector(conns, cafile, close):
@@ -23,7 +28,7 @@ def connector(conns, cafile, close):
     return aiohttp.TCPConnector(limit=conns, ssl=tls, **reuse)
 
 
-async def main(url, total, conns, length, cafile=None, close=False, decompress=False, chunk_size=65536):
+async def load(url, total, conns, length, cafile=None, close=False, decompress=False, chunk_size=65536):
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(connector=connector(conns, cafile, close), timeout=timeout,
                                      auto_decompress=decompress) as session:
@@ -42,14 +47,9 @@ async def main(url, total, conns, length, cafile=None, close=False, decompress=F
         done = sum(await asyncio.gather(*(loop(n) for n in counts)))
         seconds = time.perf_counter() - t0
     if done != total:
-        sys.exit(f"{done} of {total} done")
-    print(f"requests={done} seconds={seconds:.4f} bytes={done * length}")
+        raise RuntimeError(f"{done} of {total} done")
+    print(json.dumps({"requests": done, "seconds": seconds, "bytes": done * length}))
 
 
 if __name__ == "__main__":
-    a = sys.argv[1:]
-    if not a or len(a) > 6 or (len(a) == 6 and a[5] != "close"):
-        sys.exit(USAGE)
-    asyncio.run(main(a[0], int(a[1]) if len(a) > 1 else 200000,
-                     int(a[2]) if len(a) > 2 else 64, int(a[3]) if len(a) > 3 else 1024,
-                     a[4] if len(a) > 4 else None, len(a) > 5))
+    asyncio.run(load(**params()))

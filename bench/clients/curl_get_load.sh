@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# curl: BENCH_REQUESTS GETs, BENCH_CONNS at a time (--parallel
+# --parallel-max over a URL glob), each status and size (BENCH_BYTES)
+# checked. Its time is the process's wall time. Prints requests, seconds,
+# cpu_seconds and rss_kb.
+# shellcheck source=bench/clients/lib.sh
+. "$(dirname "$0")/lib.sh"
+curl_parallel
+good=$(awk -v len="$BENCH_BYTES" '$1 == 200 && $2 == len { g++ } END { print g + 0 }' "$OUT/transfers")
+[ "$good" = "$BENCH_REQUESTS" ] || fail "curl: $good of $BENCH_REQUESTS transfers were 200 with $BENCH_BYTES bytes"
+json requests="$BENCH_REQUESTS" seconds="$ELAPSED"

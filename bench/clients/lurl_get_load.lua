@@ -1,0 +1,39 @@
+-- lurl: BENCH_REQUESTS GETs of BENCH_URL from BENCH_CONNS tasks on one
+-- session whose pool holds exactly BENCH_CONNS keep-alive connections; every
+-- status and body length (BENCH_BYTES) checked. With BENCH_CAFILE (an https
+-- URL) the connector verifies the server against that CA
+-- (lurl.ssl_context{ cafile }) and each task's first response must have come
+-- over TLS. Prints requests, seconds (the load phase only), conns (the
+-- connections the pool holds at the end) and, over TLS, tls (the first
+-- response's protocol/cipher).
+local lurl = require "lurl"
+local lib = dofile((arg[0]:match("^(.*/)") or "") .. "../lib.lua")
+
+local p = lib.params()
+local ssl = p.cafile and lurl.ssl_context { cafile = p.cafile } or nil
+local session = lurl.session { connector = lurl.connector { limit = p.conns, ssl = ssl, keepalive_timeout = 300 } }
+
+local first_tls
+-- over TLS: task t's first response came over TLS
+local function check_tls(resp, t)
+  if not resp.tls then error(("task %d request 1: not over TLS"):format(t), 0) end
+  first_tls = first_tls or resp.tls
+end
+
+local t0 = lurl.now()
+local done = 0
+lib.run_tasks(p.conns, function(t)
+  for i = 1, lib.share(p.requests, p.conns, t) do
+    local resp = lib.get(session, p.url, p.bytes, t, i)
+    if ssl and i == 1 then check_tls(resp, t) end
+    done = done + 1
+  end
+end)
+local elapsed = lurl.now() - t0
+local stats = session.connector:stats()
+session:close()
+assert(done == p.requests, ("%d of %d requests done"):format(done, p.requests))
+lib.print_json {
+  requests = done, seconds = elapsed, conns = stats.idle + stats.in_use,
+  tls = first_tls and ("%s/%s"):format(first_tls.protocol, first_tls.cipher) or nil,
+}
