@@ -17,8 +17,8 @@ files["spec/"] = { std = "+busted" }
 -- Standalone scripts the interop checks run with lurl, outside busted.
 files["spec/interop/"] = { std = "luajit" }
 -- These specs swap io.stderr for a recorder to check what is written to it.
-files["spec/trace_spec.lua"] = { std = "+busted", globals = { "io.stderr" } }
-files["spec/testing_server_spec.lua"] = { std = "+busted", globals = { "io.stderr" } }
+files["spec/loopback/trace_spec.lua"] = { std = "+busted", globals = { "io.stderr" } }
+files["spec/loopback/testing_server_spec.lua"] = { std = "+busted", globals = { "io.stderr" } }
 
 -- The fuzz harness (fuzz/harness.c) registers fuzz_split for the targets.
 files["fuzz/"] = { read_globals = { "fuzz_split" } }

@@ -1,7 +1,7 @@
 -- The cookie parser suites (spec/vectors/cookies): reading the
 -- cases, the RFC 6265bis cases whose expectations are not RFC 6265's, and a
 -- busted runner that counts and prints the passes. Used by the jar-level
--- spec (spec/cookies_spec.lua) and the HTTP harness (cookies_http_spec.lua).
+-- spec (spec/unit/cookies_spec.lua) and the HTTP harness (cookies_http_spec.lua).
 local lfs = require "lfs"
 local url = require "lurl.url"
 

@@ -1,5 +1,5 @@
 -- What an aiohttp-like client must make of each hostile response that
--- spec/hostile_responses_spec.lua replays: one row per case, the case id
+-- spec/loopback/hostile_responses_spec.lua replays: one row per case, the case id
 -- first ("llhttp/<file>/<heading>" for llhttp-response/<file>.md,
 -- "curl/testN" for curl-tests/testN), then either
 --   ok = status     with body = exact body (or body_len = its length),

@@ -36,7 +36,7 @@ end
 -- Cases whose response is not valid HTTP: a NUL or a bare CR in a field
 -- value (RFC 9110 section 5.5; RFC 9112 section 2.2). The HTTP parser
 -- rejects the response, so no cookie is set; Chromium had disabled them too.
--- At the jar level (spec/cookies_spec.lua) they pass.
+-- At the jar level (spec/unit/cookies_spec.lua) they pass.
 local INVALID_FIELD = "not HTTP: a NUL or bare CR in a field value is refused (RFC 9110 5.5)"
 local REJECTED = {
   ["disabled-chromium0022"] = INVALID_FIELD .. " (NUL)",
