@@ -69,6 +69,24 @@ function M.get(session, url, len, t, i)
   return resp
 end
 
+-- load(session, p, check) -> the load phase's seconds and the pool's stats
+-- at its end: p.requests GETs of p.url (M.get) from p.conns tasks, each
+-- response given to check(resp, t, i). The session is closed after.
+function M.load(session, p, check)
+  local t0, done = lurl.now(), 0
+  M.run_tasks(p.conns, function(t)
+    for i = 1, M.share(p.requests, p.conns, t) do
+      check(M.get(session, p.url, p.bytes, t, i), t, i)
+      done = done + 1
+    end
+  end)
+  local elapsed = lurl.now() - t0
+  local stats = session.connector:stats()
+  session:close()
+  assert(done == p.requests, ("%d of %d requests done"):format(done, p.requests))
+  return elapsed, stats
+end
+
 -- p.requests GETs of p.url over p.conns keep-alive connections, each body
 -- streamed (stream = true, iter_chunked(chunk)) and dropped, every byte
 -- counted: each must come to p.bytes, decoded (auto_decompress, the default)

@@ -20,20 +20,10 @@ local function check_tls(resp, t)
   first_tls = first_tls or resp.tls
 end
 
-local t0 = lurl.now()
-local done = 0
-lib.run_tasks(p.conns, function(t)
-  for i = 1, lib.share(p.requests, p.conns, t) do
-    local resp = lib.get(session, p.url, p.bytes, t, i)
-    if ssl and i == 1 then check_tls(resp, t) end
-    done = done + 1
-  end
+local elapsed, stats = lib.load(session, p, function(resp, t, i)
+  if ssl and i == 1 then check_tls(resp, t) end
 end)
-local elapsed = lurl.now() - t0
-local stats = session.connector:stats()
-session:close()
-assert(done == p.requests, ("%d of %d requests done"):format(done, p.requests))
 lib.print_json {
-  requests = done, seconds = elapsed, conns = stats.idle + stats.in_use,
+  requests = p.requests, seconds = elapsed, conns = stats.idle + stats.in_use,
   tls = first_tls and ("%s/%s"):format(first_tls.protocol, first_tls.cipher) or nil,
 }

@@ -41,17 +41,6 @@ local function check_resumed(stats)
   end
 end
 
-local t0 = lurl.now()
-local done = 0
-lib.run_tasks(p.conns, function(t)
-  for i = 1, lib.share(p.requests, p.conns, t) do
-    check_new_tls(lib.get(session, p.url, p.bytes, t, i), t, i)
-    done = done + 1
-  end
-end)
-local elapsed = lurl.now() - t0
-local stats = session.connector:stats()
-session:close()
-assert(done == p.requests, ("%d of %d requests done"):format(done, p.requests))
+local elapsed, stats = lib.load(session, p, check_new_tls)
 check_resumed(stats)
-lib.print_json { requests = done, seconds = elapsed, resumed = resumed, tls = protocol }
+lib.print_json { requests = p.requests, seconds = elapsed, resumed = resumed, tls = protocol }
