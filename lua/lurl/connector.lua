@@ -420,63 +420,64 @@ local function connector_error(host, port, msg, errno, ctx)
 end
 
 -- The addresses (and port) to connect to for host:port.
-local function resolve(self, host, port, deadline, opts)
+local function resolve(self, host, port, deadline, ex)
   local override = self.resolve and self.resolve[host .. ":" .. port]
   if override then return { override }, override.port end
   local fam = dns.ip_family(host)
   if not fam then
-    local addrs, err = self.dns:resolve(host, port, self.family, deadline, opts.context, opts.trace)
+    local addrs, err = self.dns:resolve(host, port, self.family, deadline, ex.context, ex.trace)
     if not addrs then return nil, err end
     return addrs, port
   end
   if self.family ~= 0 and self.family ~= fam then
-    return nil, connector_error(host, port, "address is not of family " .. self.family, "EAI_ADDRFAMILY", opts.context)
+    return nil, connector_error(host, port, "address is not of family " .. self.family, "EAI_ADDRFAMILY", ex.context)
   end
   return { { ip = host, family = fam } }, port
 end
 
 -- A new transport stream to host:port (or the Unix socket), with the time
--- spent resolving and connecting noted in opts (the request's timings).
-local function open_stream(self, host, port, deadline, opts)
-  local ctx = opts.context
+-- spent resolving and connecting noted in ex (the request's timings).
+local function open_stream(self, host, port, deadline, ex)
+  local ctx = ex.context
   local t0 = sched.now()
   -- a transport without sockets (lurl.testing.mock)
   if self.dialer then
     deadline:enter("connect", t0)
-    return self.dialer(host, port, deadline, opts)
+    return self.dialer(host, port, deadline, ex)
   end
   if self.path then
     deadline:enter("connect", t0)
     deadline:begin_sock_connect()
     local s, e, en = dial.unix(self.path, deadline, ctx)
-    opts.connect = sched.now() - t0
+    ex.connect = sched.now() - t0
     if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
     return s, e
   end
   deadline:enter("dns", t0)
-  local addrs, to_port = resolve(self, host, port, deadline, opts)
+  local addrs, to_port = resolve(self, host, port, deadline, ex)
   if not addrs then return nil, to_port end
   local t1 = sched.now()
-  opts.dns = t1 - t0
+  ex.dns = t1 - t0
   deadline:enter("connect", t1)
   deadline:begin_sock_connect()
   local s, a, en = dial.tcp(addrs, to_port, deadline, self.dial_opts, ctx)
-  opts.connect = sched.now() - t1
+  ex.connect = sched.now() - t1
   if not s and type(a) ~= "table" then return nil, connector_error(host, port, a, en, ctx) end
   return s, a
 end
 
-local function open(self, key, host, port, deadline, opts)
-  local trace = opts.trace
+local function open(self, ex, deadline)
+  local host, port = ex.url.host, ex.port
+  local trace = ex.trace
   if trace then trace:emit("connection_create_start", {}) end
-  local s, addr = open_stream(self, host, port, deadline, opts)
+  local s, addr = open_stream(self, host, port, deadline, ex)
   if not s then return nil, addr end
   local info, err
-  if opts.ssl and not self.dialer then
+  if ex.ssl and not self.dialer then
     local t0 = sched.now()
     deadline:enter("tls", t0)
-    info, err = tls.handshake(s, opts.ssl, host, port, deadline, opts.context)
-    opts.handshake = sched.now() - t0
+    info, err = tls.handshake(s, ex.ssl, host, port, deadline, ex.context)
+    ex.handshake = sched.now() - t0
     if not info then
       if not s:closed() then s:close() end
       return nil, err
@@ -484,11 +485,11 @@ local function open(self, key, host, port, deadline, opts)
   end
   if self.closed then
     s:close()
-    return nil, closed_error(opts.context)
+    return nil, closed_error(ex.context)
   end
-  local c = conn.new(s, key, {
-    max_line_size = opts.max_line_size or self.max_line_size,
-    max_field_size = opts.max_field_size or self.max_field_size,
+  local c = conn.new(s, ex.key, {
+    max_line_size = ex.max_line_size or self.max_line_size,
+    max_field_size = ex.max_field_size or self.max_field_size,
     on_close = self.on_close,
   })
   c.ip = addr and addr.ip
@@ -497,31 +498,33 @@ local function open(self, key, host, port, deadline, opts)
   return c
 end
 
--- acquire(key, host, port, deadline, opts) -> conn, reused; or nil, err.
--- opts: context (error context), trace, fresh (skip idle connections),
--- max_line_size, max_field_size, ssl (the TLS settings of an https request,
+-- acquire(ex, deadline) -> conn, reused; or nil, err. ex: the exchange
+-- record (lurl.exchange.new): key (the pool key), url.host, port, context
+-- (error context), trace, fresh (skip idle connections), max_line_size,
+-- max_field_size, ssl (the TLS settings of an https request,
 -- Connector:tls_for); the time spent waiting, resolving, connecting and in
--- the TLS handshake is written to opts.queue, dns, connect and handshake.
-function Connector:acquire(key, host, port, deadline, opts)
-  if self.closed then return nil, closed_error(opts.context) end
+-- the TLS handshake is written to ex.queue, dns, connect and handshake.
+function Connector:acquire(ex, deadline)
+  local key = ex.key
+  if self.closed then return nil, closed_error(ex.context) end
   deadline:begin_connect()
   local g, err
-  if can_grant(self, key, opts.fresh) then
-    g = grant(self, key, opts.fresh)
+  if can_grant(self, key, ex.fresh) then
+    g = grant(self, key, ex.fresh)
   else
     local t0 = sched.now()
     deadline:enter("pool", t0)
-    g, err = queue_wait(self, key, opts.fresh, deadline, opts.context, opts.trace)
-    opts.queue = sched.now() - t0
+    g, err = queue_wait(self, key, ex.fresh, deadline, ex.context, ex.trace)
+    ex.queue = sched.now() - t0
   end
   if g ~= SLOT then
     deadline:end_connect()
     if not g then return nil, err end
-    if opts.trace then opts.trace:emit("connection_reuseconn", {}) end
+    if ex.trace then ex.trace:emit("connection_reuseconn", {}) end
     return hold(self, g), true
   end
   local ok, c
-  ok, c, err = pcall(open, self, key, host, port, deadline, opts)
+  ok, c, err = pcall(open, self, ex, deadline)
   deadline:end_connect()
   deadline:end_sock_connect()
   if not ok or not c then

@@ -49,10 +49,10 @@ local function read_head(c, deadline, ctx)
   return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at
 end
 
-local function emit_sent(tr, req)
-  tr:emit("request_headers_sent", { method = req.method, url = req.url_string, headers = req.headers:copy() })
-  if type(req.body) == "string" then
-    tr:emit("request_chunk_sent", { method = req.method, url = req.url_string, chunk = req.body })
+local function emit_sent(tr, ex)
+  tr:emit("request_headers_sent", { method = ex.method, url = ex.url_string, headers = ex.headers:copy() })
+  if type(ex.body) == "string" then
+    tr:emit("request_chunk_sent", { method = ex.method, url = ex.url_string, chunk = ex.body })
   end
 end
 
@@ -73,24 +73,24 @@ end
 local EXPECT_WAIT = 1
 
 -- The body after a head that went alone.
-local function send_body(c, req, deadline, ctx)
-  if type(req.body) == "string" then return send_on(c, req.body, deadline, ctx) end
+local function send_body(c, ex, deadline, ctx)
+  if type(ex.body) == "string" then return send_on(c, ex.body, deadline, ctx) end
   local function left() return (deadline:limit("write")) end
   local function send(data)
     local secs, _, why = deadline:limit("write")
     if secs == 0 then return nil, deadline:error(why, ctx) end
     return send_on(c, data, deadline, ctx)
   end
-  return body_mod.send(req.body, send, left, req.chunked, req.declared, ctx)
+  return body_mod.send(ex.body, send, left, ex.chunked, ex.declared, ctx)
 end
 
 -- Expect: 100-continue (RFC 9110 section 10.1.1): the head, then the body
 -- once the server said 100 (or did not answer within EXPECT_WAIT); a final
 -- answer instead means the body is not sent, and the connection, whose
 -- request stays incomplete, is not reused.
-local function send_expecting(c, req, deadline, ctx)
+local function send_expecting(c, ex, deadline, ctx)
   c.expecting = true
-  local ok, err = send_on(c, h1.encode(req, true), deadline, ctx)
+  local ok, err = send_on(c, h1.encode(ex, true), deadline, ctx)
   if not ok then return nil, err end
   local got
   got, err = c:await_continue(EXPECT_WAIT, deadline, ctx)
@@ -99,31 +99,32 @@ local function send_expecting(c, req, deadline, ctx)
     c.reusable = false
     return true
   end
-  return send_body(c, req, deadline, ctx)
+  return send_body(c, ex, deadline, ctx)
 end
 
 -- The head, then a streamed body part by part.
-local function send_request(c, req, deadline, ctx)
-  if req.expect100 then return send_expecting(c, req, deadline, ctx) end
-  local ok, err = send_on(c, req.bytes or h1.encode(req), deadline, ctx)
-  if not ok or type(req.body) ~= "table" then return ok, err end
-  return send_body(c, req, deadline, ctx)
+local function send_request(c, ex, deadline, ctx)
+  if ex.expect100 then return send_expecting(c, ex, deadline, ctx) end
+  local ok, err = send_on(c, ex.bytes or h1.encode(ex), deadline, ctx)
+  if not ok or type(ex.body) ~= "table" then return ok, err end
+  return send_body(c, ex, deadline, ctx)
 end
 
-local function exchange(c, req, deadline, ctx, tr)
-  c:begin(req.method == "HEAD")
-  req.t_send = sched.now()
-  deadline:enter("send", req.t_send)
-  local ok, err = send_request(c, req, deadline, ctx)
-  req.t_sent = sched.now()
-  deadline:enter("head", req.t_sent)
+local function exchange(c, ex, deadline)
+  local ctx, tr = ex.context, ex.trace
+  c:begin(ex.method == "HEAD")
+  ex.t_send = sched.now()
+  deadline:enter("send", ex.t_send)
+  local ok, err = send_request(c, ex, deadline, ctx)
+  ex.t_sent = sched.now()
+  deadline:enter("head", ex.t_sent)
   if not ok then
     -- the peer may have answered and closed before reading everything
     local ev = c.queue[c.queue.head]
     if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
     return nil, err, not c.first_byte_at and err.kind ~= "TimeoutError" and err.kind ~= "ClientPayloadError"
   end
-  if tr then emit_sent(tr, req) end
+  if tr then emit_sent(tr, ex) end
   return read_head(c, deadline, ctx)
 end
 
@@ -131,40 +132,40 @@ end
 local function release(resp, ok)
   local c = resp._conn
   local now = sched.now()
-  resp._stamps.t_end = now
+  resp._exchange.t_end = now
   resp._connector:release(c, ok and c:can_reuse(resp._keep_alive), now)
 end
 
 -- The decoders for a response's Content-Encoding (false: none), when the
 -- request decodes and the response has a body (RFC 9110 sections 6.4.1 and
 -- 9.3.2: none for HEAD, 204 and 304); or false and why they cannot be made.
-local function decoder_for(req, status, content_encoding)
-  if not content_encoding or not req.decode or req.method == "HEAD" or status == 204 or status == 304 then
+local function decoder_for(ex, status, content_encoding)
+  if not content_encoding or not ex.decode or ex.method == "HEAD" or status == 204 or status == 304 then
     return false
   end
-  local chain, err = decompress.chain(content_encoding, req.max_decompressed)
+  local chain, err = decompress.chain(content_encoding, ex.max_decompressed)
   return chain or false, err
 end
 
-local function make_response(session, req, head, c, deadline, tr)
+local function make_response(session, ex, head, c, deadline)
   local status, reason, major, minor = head[h1.STATUS], head[h1.REASON], head[h1.MAJOR], head[h1.MINOR]
   local connector = session.connector
-  local decode, refused = decoder_for(req, status, head[h1.CODINGS])
+  local decode, refused = decoder_for(ex, status, head[h1.CODINGS])
   local resp = response.new {
     status = status, reason = reason, _major = major, _minor = minor,
-    method = req.method, url = req.url_string,
+    method = ex.method, url = ex.url_string,
     _fields_block = head[h1.FIELDS], -- resp.headers is made from it when first read
-    _conn = c, _stamps = req, _trace = tr or false, _release = release, _connector = connector,
+    _conn = c, _exchange = ex, _trace = ex.trace, _release = release, _connector = connector,
     _keep_alive = head[h1.KEEP_ALIVE], _tls = c.tls or false, _sets_cookies = head[h1.SETS_COOKIES] or false,
     _decode = decode,
-    _max_body = req.max_body, _charset_resolver = session.fallback_charset_resolver,
+    _max_body = ex.max_body, _charset_resolver = session.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     _received = 0,
     -- total covers a streamed body too, until it is read, released or closed (aiohttp)
     _deadline = deadline,
   }
-  req.t_first = c.first_byte_at
+  ex.t_first = c.first_byte_at
   if refused then
     resp._eof = true
     response.fail(resp, refused)
@@ -189,8 +190,8 @@ end
 -- A body that only the end of the connection delimits (RFC 9112 section
 -- 6.3, rule 8): no Content-Length, not chunked, and a status and method
 -- that have a body.
-local function close_delimited(resp, req)
-  if req.method == "HEAD" or resp.status == 204 or resp.status == 304 or resp.status < 200 then return false end
+local function close_delimited(resp, ex)
+  if ex.method == "HEAD" or resp.status == 204 or resp.status == 304 or resp.status < 200 then return false end
   local h = resp.headers
   local te = h["transfer-encoding"]
   return not h["content-length"] and not (te and te:lower():find("chunked", 1, true))
@@ -216,46 +217,47 @@ end
 -- (the server closed it while it sat idle) is sent once more on a new
 -- connection, when that is safe: the method is idempotent, or the socket
 -- refused the request so none of it reached the server.
-local function may_replay(connector, req, c, reused, replayable)
-  local body = req.body
-  return reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[req.method] or c.unsent)
+local function may_replay(connector, ex, c, reused, replayable)
+  local body = ex.body
+  return reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[ex.method] or c.unsent)
     and (type(body) ~= "table" or body.replayable)
 end
 
 -- One try: a connection and the exchange of the request on it. Returns the
 -- connection and the head event, or nil, err and whether a retry on a new
 -- connection is allowed (may_replay).
-local function attempt(session, req, deadline, ctx, tr)
+local function attempt(session, ex, deadline)
   local connector = session.connector
-  local c, reused = connector:acquire(req.key, req.url.host, req.port, deadline, req)
+  local c, reused = connector:acquire(ex, deadline)
   if not c then return nil, reused end
-  req.reused = reused
-  local ok, head, herr, replayable = pcall(exchange, c, req, deadline, ctx, tr)
+  ex.reused = reused
+  local ok, head, herr, replayable = pcall(exchange, c, ex, deadline)
   if ok and head then return c, head end
   -- a timeout, cancellation or failure leaves the connection in an unknown state
   connector:release(c, false)
   if not ok then error(head, 0) end
-  return nil, herr, not req.fresh and may_replay(connector, req, c, reused, replayable)
+  return nil, herr, not ex.fresh and may_replay(connector, ex, c, reused, replayable)
 end
 
-local function perform(session, req, deadline, ctx, tr)
+local function perform(session, ex, deadline)
   local connector = session.connector
-  local c, head, retry = attempt(session, req, deadline, ctx, tr)
+  local c, head, retry = attempt(session, ex, deadline)
   if not c then
     if not retry then return nil, head end
-    req.fresh = true
-    if tr then tr:emit("request_stale_retry", { method = req.method, url = req.url_string, exception = head }) end
-    c, head = attempt(session, req, deadline, ctx, tr)
+    ex.fresh = true
+    local tr = ex.trace
+    if tr then tr:emit("request_stale_retry", { method = ex.method, url = ex.url_string, exception = head }) end
+    c, head = attempt(session, ex, deadline)
     if not c then return nil, head end
   end
-  local resp = make_response(session, req, head, c, deadline, tr)
+  local resp = make_response(session, ex, head, c, deadline)
   deadline:enter("body")
   if resp._eof then -- it came whole with its head
     if resp._error then return nil, resp._error end
     return resp
   end
-  if req.read_until_eof == false and close_delimited(resp, req) then return skip_until_eof(resp) end
-  if req.stream then return guard(resp) end
+  if ex.read_until_eof == false and close_delimited(resp, ex) then return skip_until_eof(resp) end
+  if ex.stream then return guard(resp) end
   local body_ok, body, berr = pcall(response.read_all, resp)
   if not body_ok then
     connector:release(c, false)
@@ -265,6 +267,33 @@ local function perform(session, req, deadline, ctx, tr)
   return resp
 end
 
+-- new(session, method, p, opts, headers, bytes, tr) -> the exchange record
+-- of one hop: what lurl.prepare made (p) with the hop's own headers and
+-- encoded bytes (the cookies added), the options that shape the exchange,
+-- the error context and the trace, and the record of its timings (t_*,
+-- queue, dns, connect, handshake) that resp.timings reads. The connector
+-- takes it too (key, url, port, ssl, fresh, sizes). Every field it gets
+-- later is here from the start, so it never grows.
+function M.new(session, method, p, opts, headers, bytes, tr)
+  local decode = opts.auto_decompress
+  if decode == nil then decode = session.auto_decompress end
+  return {
+    method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
+    headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
+    chunked = p.chunked, declared = p.declared, decode = decode, expect100 = p.expect100,
+    max_body = opts.max_body_size or session.max_body_size,
+    max_decompressed = opts.max_decompressed_size or session.max_decompressed_size,
+    read_until_eof = opts.read_until_eof,
+    max_line_size = opts.max_line_size or session.max_line_size,
+    max_field_size = opts.max_field_size or session.max_field_size,
+    context = { url = p.url_string, method = method }, trace = tr or false, reused = false, fresh = false,
+    t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
+    queue = false, dns = false, connect = false, handshake = false,
+  }
+end
+
+-- perform(session, ex, deadline) -> the response, its body read unless
+-- ex.stream; or nil and the error.
 M.perform = perform
 
 return M

@@ -20,15 +20,15 @@ M.methods = Response
 -- is true. Until a streamed body is finished, body and total are nil.
 -- Built when first read, so nobody pays for it otherwise.
 local function timings(r)
-  local s = r._stamps
-  local first = s.t_first or s.t_sent
+  local ex = r._exchange
+  local first = ex.t_first or ex.t_sent
   local t = {
-    queue = s.queue or 0, dns = s.dns or 0, connect = s.connect or 0, tls = s.handshake or 0,
-    request = s.t_sent - s.t_send, ttfb = first - s.t_start, reused = s.reused or false,
+    queue = ex.queue or 0, dns = ex.dns or 0, connect = ex.connect or 0, tls = ex.handshake or 0,
+    request = ex.t_sent - ex.t_send, ttfb = first - ex.t_start, reused = ex.reused or false,
   }
-  if s.t_end then
-    t.body = s.t_end - first
-    t.total = s.t_end - s.t_start
+  if ex.t_end then
+    t.body = ex.t_end - first
+    t.total = ex.t_end - ex.t_start
     rawset(r, "timings", t)
   end
   return t
@@ -43,7 +43,7 @@ function lazy.headers(r)
   return h
 end
 
-function lazy.timings(r) return rawget(r, "_stamps") and timings(r) end
+function lazy.timings(r) return rawget(r, "_exchange") and timings(r) end
 
 -- The one Content-Type parser (lurl.content's), so that resp.charset is
 -- the charset text() decodes with.
@@ -117,9 +117,9 @@ end
 
 -- aiohttp's RequestInfo; headers is a copy the script may change freely
 function lazy.request_info(r)
-  local s = r._stamps
-  if not s then return nil end
-  local info = { method = s.method, url = s.url_string, real_url = s.url_string, headers = s.headers:copy() }
+  local ex = r._exchange
+  if not ex then return nil end
+  local info = { method = ex.method, url = ex.url_string, real_url = ex.url_string, headers = ex.headers:copy() }
   rawset(r, "request_info", info)
   return info
 end

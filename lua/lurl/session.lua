@@ -158,29 +158,10 @@ end
 -- One hop of a request: p (what prepare made) sent and its response read;
 -- the jar learns the cookies it set.
 local function hop(self, method, p, opts, deadline, tr)
-  local ctx = { url = p.url_string, method = method }
-  local decoding = opts.auto_decompress
-  if decoding == nil then decoding = self.auto_decompress end
   local headers, bytes = with_cookies(self, p, opts)
-  -- The request is what connector:acquire takes (context, trace, sizes,
-  -- fresh, ssl) and the record of its own timings (t_*, queue, dns,
-  -- connect, handshake); every field it gets later is here from the start,
-  -- so it never grows.
-  local req = {
-    method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
-    headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
-    chunked = p.chunked, declared = p.declared, decode = decoding, expect100 = p.expect100,
-    max_body = opts.max_body_size or self.max_body_size,
-    max_decompressed = opts.max_decompressed_size or self.max_decompressed_size,
-    read_until_eof = opts.read_until_eof,
-    max_line_size = opts.max_line_size or self.max_line_size,
-    max_field_size = opts.max_field_size or self.max_field_size,
-    context = ctx, trace = tr or false, reused = false, fresh = false,
-    t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
-    queue = false, dns = false, connect = false, handshake = false,
-  }
-  local resp, err = exchange.perform(self, req, deadline, ctx, tr)
-  if not resp then return nil, errors.annotate(err, ctx) end
+  local ex = exchange.new(self, method, p, opts, headers, bytes, tr)
+  local resp, err = exchange.perform(self, ex, deadline)
+  if not resp then return nil, errors.annotate(err, ex.context) end
   -- the parser said whether the head has Set-Cookie: most do not, and
   -- then their headers need not be built
   if resp._sets_cookies then self.cookie_jar:update_from_headers(resp.headers:get_all("set-cookie"), p.u) end
