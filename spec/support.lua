@@ -306,4 +306,35 @@ function M.bad_options(make, cases)
   for _, case in ipairs(cases) do M.raises(case[2], make, case[1]) end
 end
 
+
+-- ---- a raw TCP peer, for specs that script the bytes a server sends ----
+
+-- A loopback listener that accepts every connection and keeps what each
+-- sends: srv.peers[i] = { tcp =, data = (all bytes so far), eof = }.
+-- on_data(peer, data), when given, runs in the read callback (it cannot
+-- sleep) to answer at once; otherwise the spec writes to peer.tcp itself.
+-- srv:close() closes the listener and every peer.
+function M.raw_server(on_data)
+  local srv = { peers = {} }
+  local listener
+  listener = assert(core.tcp.listen("127.0.0.1", 0, function()
+    local tcp = listener:accept()
+    if not tcp then return end
+    local peer = { tcp = tcp, data = "", eof = false }
+    srv.peers[#srv.peers + 1] = peer
+    tcp:read_start(function(data)
+      if not data then peer.eof = true; return end
+      peer.data = peer.data .. data
+      if on_data then on_data(peer, data) end
+    end)
+  end))
+  listener:ref(false)
+  srv.port = select(2, listener:sockname())
+  function srv.close()
+    for _, peer in ipairs(srv.peers) do if not peer.tcp:closed() then peer.tcp:close() end end
+    listener:close()
+  end
+  return srv
+end
+
 return M
