@@ -86,7 +86,10 @@ describe("lurl.exchange", function()
   describe("Expect: 100-continue", function()
     local raw
 
-    after_each(function() if raw then raw.close() end end)
+    after_each(function()
+      if raw then raw.close() end
+      raw = nil
+    end)
 
     -- A raw server that answers a request head with `first` as soon as it
     -- has the head, and with `after_body` once the body came too.
