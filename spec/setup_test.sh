@@ -41,7 +41,7 @@ setup --tests -DLURL_SANITIZE=ON
     problem "--tests does not ask for both lists: $err"
 [[ $args == *-DLURL_SANITIZE=ON* && $args != *--tests* ]] || problem "cmake got: $args"
 
-hits=$(grep -rnwE 'pkill|killall' "$ROOT/scripts") && problem "scripts end processes by name: $hits"
+hits=$(grep -rnwE 'p[k]ill|kill[a]ll' "$ROOT/scripts") && problem "scripts end processes by name: $hits"
 grep -q -- "scripts/setup --tests --bench" "$ROOT/scripts/bench" || problem "scripts/bench does not install through scripts/setup"
 
 ((failed == 0)) && echo "setup_test: ok"

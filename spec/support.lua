@@ -34,6 +34,12 @@ function M.write_file(path, data)
   f:close()
 end
 
+-- s gzip-compressed, for routes that answer with Content-Encoding: gzip.
+function M.gzip(s)
+  local enc = core.codec.encoder("gzip")
+  return enc:feed(s) .. enc:finish()
+end
+
 function M.random_bytes(n)
   local f = assert(io.open("/dev/urandom", "rb"))
   local data = f:read(n)

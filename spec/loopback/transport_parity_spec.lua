@@ -2,14 +2,8 @@
 -- real loopback sockets and lurl.testing.mock's Lua streams. Each case must
 -- give the same outcome on both, so the mock cannot drift from what a
 -- session sees over the network.
-local core = require "lurl.core"
 local testing = require "lurl.testing"
 local support = require "spec.support"
-
-local function gzip(s)
-  local enc = core.codec.encoder("gzip")
-  return enc:feed(s) .. enc:finish()
-end
 
 -- routes: path -> answer (anything both transports take, or a function of
 -- the request: both give it method, path, query and body); request: method,
@@ -29,7 +23,7 @@ local CASES = {
     expect = { status = 200, body = "dripping" } },
   { "Connection: close", routes = { ["/x"] = { body = "bye", close = true } },
     expect = { status = 200, body = "bye", headers = { connection = "close" } } },
-  { "gzip decoded", routes = { ["/x"] = { body = gzip("plain"), headers = { ["Content-Encoding"] = "gzip" } } },
+  { "gzip decoded", routes = { ["/x"] = { body = support.gzip("plain"), headers = { ["Content-Encoding"] = "gzip" } } },
     expect = { status = 200, body = "plain" } },
   { "the request body", routes = { ["/x"] = function(req) return req.method .. " " .. req.body end },
     request = { method = "POST", opts = { data = "payload" } }, expect = { status = 200, body = "POST payload" } },

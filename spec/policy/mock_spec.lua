@@ -2,14 +2,8 @@
 -- (pool, parser, redirects, cookies, decompression, timeouts), with exact
 -- timelines under the virtual clock.
 local lurl = require "lurl"
-local core = require "lurl.core"
 local testing = require "lurl.testing"
 local support = require "spec.support"
-
-local function gzip(s)
-  local enc = core.codec.encoder("gzip")
-  return enc:feed(s) .. enc:finish()
-end
 
 describe("lurl.testing.mock", function()
   local env = support.policy_env()
@@ -465,7 +459,8 @@ describe("lurl.testing.mock", function()
     end)
 
     it("decodes a gzip body", function()
-      mock:on("GET", "http://api.test/gz", { headers = { ["Content-Encoding"] = "gzip" }, body = gzip("zipped text") })
+      mock:on("GET", "http://api.test/gz",
+        { headers = { ["Content-Encoding"] = "gzip" }, body = support.gzip("zipped text") })
       assert.are.equal("zipped text", body(s:get("http://api.test/gz")))
       assert.matches("gzip", mock.calls[1].headers["accept-encoding"], 1, true)
     end)
