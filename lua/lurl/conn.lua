@@ -197,14 +197,16 @@ end
 -- timer on every data_received): bytes that made no event yet, such as a
 -- head arriving a byte at a time, move the window on.
 local function await_event(self, deadline, ctx)
-  local since = sched.now()
+  local since -- the window's start: now at first, read here only on expiry
   while true do
     self.reader, self.reader_seq = sched.prepare()
     local secs, _, why = deadline:limit("read", since)
     if sched.park(self.reader, secs) ~= sched.TIMEOUT then return true end
     self.reader = nil
     local read_at = self.read_at
-    if why ~= "sock_read" or not read_at or read_at <= since then return nil, deadline:error(why, ctx) end
+    if why ~= "sock_read" or not read_at or read_at <= (since or sched.now() - secs) then
+      return nil, deadline:error(why, ctx)
+    end
     since = read_at
   end
 end
