@@ -8,6 +8,7 @@
 -- encoding ("latin1" by default, as aiohttp; "utf-8" is what RFC 7617
 -- section 2.1 recommends servers announce; "ascii").
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local url = require "lurl.url"
 
 local M = {}
@@ -136,11 +137,11 @@ local ALIASES = {
 local function codec(fname, encoding, argn)
   if encoding == nil then return "latin1" end
   if type(encoding) ~= "string" then
-    errors.argerror(fname, argn, "encoding must be a string, got " .. type(encoding))
+    check.argerror(fname, argn, "encoding must be a string, got " .. type(encoding))
   end
   local c = ALIASES[encoding:lower()]
   if not c then
-    errors.argerror(fname, argn, "unknown encoding '" .. encoding .. "' (latin1, utf-8 or ascii)")
+    check.argerror(fname, argn, "unknown encoding '" .. encoding .. "' (latin1, utf-8 or ascii)")
   end
   return c
 end
@@ -173,23 +174,23 @@ end
 -- The Authorization header value (RFC 7617 section 2).
 function BasicAuth:encode()
   local creds, why = credentials(self.login, self.password, self.encoding)
-  if not creds then errors.argerror("encode", "#0", why) end
+  if not creds then check.argerror("encode", "#0", why) end
   return "Basic " .. M.b64encode(creds)
 end
 
 local function new(fname, login, password, encoding)
-  if type(login) ~= "string" then errors.argerror(fname, "#1", "login must be a string, got " .. type(login)) end
+  if type(login) ~= "string" then check.argerror(fname, "#1", "login must be a string, got " .. type(login)) end
   if password == nil then password = "" end
   if type(password) ~= "string" then
-    errors.argerror(fname, "#2", "password must be a string, got " .. type(password))
+    check.argerror(fname, "#2", "password must be a string, got " .. type(password))
   end
   -- RFC 7617 section 2: the user-id cannot contain a colon
   if login:find(":", 1, true) then
-    errors.argerror(fname, "#1", "a ':' is not allowed in login (RFC 7617 section 2)")
+    check.argerror(fname, "#1", "a ':' is not allowed in login (RFC 7617 section 2)")
   end
   local c = codec(fname, encoding, "#3")
   local ok, why = credentials(login, password, c)
-  if not ok then errors.argerror(fname, "#1", "cannot encode credentials in " .. c .. " (" .. why .. ")") end
+  if not ok then check.argerror(fname, "#1", "cannot encode credentials in " .. c .. " (" .. why .. ")") end
   return setmetatable({ login = login, password = password, encoding = encoding or "latin1" }, mt)
 end
 
@@ -205,21 +206,21 @@ function M.is(v) return getmetatable(v) == mt end
 -- auth.decode(header[, encoding]) -> BasicAuth from an Authorization value.
 -- A header that is not Basic credentials raises, as aiohttp's ValueError.
 function M.decode(header, encoding)
-  if type(header) ~= "string" then errors.argerror("decode", "#1", "string expected, got " .. type(header)) end
+  if type(header) ~= "string" then check.argerror("decode", "#1", "string expected, got " .. type(header)) end
   local c = codec("decode", encoding, "#2")
   local scheme, b64 = header:match("^([^ ]*) (.*)$")
-  if not scheme then errors.argerror("decode", "#1", "could not parse authorization header") end
+  if not scheme then check.argerror("decode", "#1", "could not parse authorization header") end
   -- RFC 7235 section 2.1: the scheme is case-insensitive
   if scheme:lower() ~= "basic" then
-    errors.argerror("decode", "#1", "unknown authorization method '" .. scheme .. "'")
+    check.argerror("decode", "#1", "unknown authorization method '" .. scheme .. "'")
   end
   local bytes, why = M.b64decode(b64)
-  if not bytes then errors.argerror("decode", "#1", "invalid base64 encoding (" .. why .. ")") end
+  if not bytes then check.argerror("decode", "#1", "invalid base64 encoding (" .. why .. ")") end
   local text
   text, why = from_bytes[c](bytes)
-  if not text then errors.argerror("decode", "#1", "credentials are not " .. c .. " (" .. why .. ")") end
+  if not text then check.argerror("decode", "#1", "credentials are not " .. c .. " (" .. why .. ")") end
   local login, password = text:match("^([^:]*):(.*)$")
-  if not login then errors.argerror("decode", "#1", "invalid credentials (no ':')") end
+  if not login then check.argerror("decode", "#1", "invalid credentials (no ':')") end
   return setmetatable({ login = login, password = password, encoding = encoding or "latin1" }, mt)
 end
 
@@ -233,7 +234,7 @@ function M.from_url(u, encoding)
     u, err = url.parse(u)
     if not u then return nil, err end
   elseif type(u) ~= "table" then
-    errors.argerror("from_url", "#1", "URL string or table expected, got " .. type(u))
+    check.argerror("from_url", "#1", "URL string or table expected, got " .. type(u))
   end
   codec("from_url", encoding, "#2")
   if u.user == nil and u.password == nil then return nil end

@@ -8,6 +8,7 @@
 -- flat: one chunk of a file is in memory at a time.
 local codec = require("lurl.core").codec
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local fs = require "lurl.fs"
 local sched = require "lurl.sched"
 
@@ -27,13 +28,13 @@ function file_mt.__tostring(f) return ("lurl.body_file (%s, %d bytes)"):format(f
 -- can carry a Content-Length: that many bytes are sent, and a file that
 -- shrank before they were fails the request rather than sending less.
 function M.file(path)
-  if type(path) ~= "string" then errors.argerror("file", "#1", "path string expected, got " .. type(path)) end
+  if type(path) ~= "string" then check.argerror("file", "#1", "path string expected, got " .. type(path)) end
   local f, err = io.open(path, "rb")
-  if not f then errors.argerror("file", "#1", "cannot open '" .. path .. "': " .. tostring(err)) end
+  if not f then check.argerror("file", "#1", "cannot open '" .. path .. "': " .. tostring(err)) end
   local readable, why = f:read(0)
   if not readable and why then
     f:close()
-    errors.argerror("file", "#1", "cannot read '" .. path .. "': " .. tostring(why))
+    check.argerror("file", "#1", "cannot read '" .. path .. "': " .. tostring(why))
   end
   local size = f:seek("end")
   f:close()

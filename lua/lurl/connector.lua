@@ -16,6 +16,7 @@ local conn = require "lurl.conn"
 local dial = require "lurl.dial"
 local dns = require "lurl.dns"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 local tls = require "lurl.tls"
 
@@ -31,8 +32,10 @@ end
 -- ---- options ----
 
 local function integer(v) return type(v) == "number" and v >= 0 and v % 1 == 0, "integer >= 0 expected" end
-local function seconds(v) return type(v) == "number" and v >= 0 and v == v, "number of seconds >= 0 expected" end
-local function seconds_or_false(v) return v == false or seconds(v), "number of seconds >= 0 or false expected" end
+local function seconds(v) return check.is_seconds(v), "number of seconds >= 0 expected" end
+local function seconds_or_false(v)
+  return v == false or check.is_seconds(v), "number of seconds >= 0 or false expected"
+end
 local function boolean(v) return type(v) == "boolean", "boolean expected" end
 
 local POOL_OPTIONS = {
@@ -59,15 +62,15 @@ local UNIX_OPTIONS = setmetatable({
   end,
 }, { __index = POOL_OPTIONS })
 
-local function check(fname, opts, known)
+local function check_options(fname, opts, known)
   opts = opts or {}
-  if type(opts) ~= "table" then errors.argerror(fname, "#1", "table expected, got " .. type(opts)) end
+  if type(opts) ~= "table" then check.argerror(fname, "#1", "table expected, got " .. type(opts)) end
   for k, v in pairs(opts) do
     local ok, why = (known[k] or function() return false, "unknown option" end)(v)
-    if not ok then errors.argerror(fname, "'" .. tostring(k) .. "'", why .. ", got " .. tostring(v)) end
+    if not ok then check.argerror(fname, "'" .. tostring(k) .. "'", why .. ", got " .. tostring(v)) end
   end
   if opts.force_close and opts.keepalive_timeout then
-    errors.argerror(fname, "'keepalive_timeout'", "cannot be set together with force_close")
+    check.argerror(fname, "'keepalive_timeout'", "cannot be set together with force_close")
   end
   return opts
 end
@@ -110,7 +113,7 @@ local function parse_overrides(map)
     if not ip then ip = tostring(to):match("^%[?([^%]]-)%]?$") end
     local fam = ip and dns.ip_family(ip)
     if not host or not fam then
-      errors.argerror("connector", "'resolve'", ("\"host:port\" = \"ip[:port]\" expected, got %s = %s")
+      check.argerror("connector", "'resolve'", ("\"host:port\" = \"ip[:port]\" expected, got %s = %s")
         :format(tostring(from), tostring(to)))
     end
     out[host:lower() .. ":" .. port] = { ip = ip, family = fam, port = tonumber(to_port) or tonumber(port) }
@@ -124,7 +127,7 @@ end
 --   happy_eyeballs_delay = 0.25, resolver = fn, retry_stale = true,
 --   resolve = { ["host:port"] = "ip[:port]" }, ssl = true }
 function M.new(opts)
-  opts = check("connector", opts, TCP_OPTIONS)
+  opts = check_options("connector", opts, TCP_OPTIONS)
   local self = new(opts)
   self.family = opts.family or 0
   local ttl = opts.ttl_dns_cache
@@ -145,8 +148,8 @@ end
 -- lurl.unix_connector{ path = "/run/app.sock", ...pool options }: every
 -- request goes over that Unix socket whatever the URL's host.
 function M.unix(opts)
-  opts = check("unix_connector", opts, UNIX_OPTIONS)
-  if not opts.path then errors.argerror("unix_connector", "'path'", "socket path string expected") end
+  opts = check_options("unix_connector", opts, UNIX_OPTIONS)
+  if not opts.path then check.argerror("unix_connector", "'path'", "socket path string expected") end
   local self = new(opts)
   self.path = opts.path
   return self

@@ -8,16 +8,10 @@
 -- number where a string belongs, an unknown errors mode) raise argument
 -- errors; what a server sends never raises: a malformed header gives nil, an
 -- undecodable body nil and a message.
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local ffi = require "ffi"
 
 local M = {}
-
-local function check(fname, argn, v, want)
-  if type(v) ~= want then
-    errors.argerror(fname, argn, want .. " expected, got " .. type(v))
-  end
-end
 
 -- RFC 9110 5.6.2: tchar, as a pattern class
 local TCHAR = "[%w!#%$%%&'%*%+%-%.%^_`|~]"
@@ -312,12 +306,12 @@ local MODES = { strict = true, replace = true, ignore = true }
 -- ASCII text in an ASCII-compatible charset comes back as it is: no FFI
 -- call for either. A UTF-8 byte order mark is kept, as Python's "utf-8" does.
 function M.decode(bytes, charset, mode)
-  check("decode", "#1", bytes, "string")
+  check.arg("decode", "#1", bytes, "string")
   if charset == nil then charset = "utf-8" end
-  check("decode", "#2", charset, "string")
+  check.arg("decode", "#2", charset, "string")
   if mode == nil then mode = "strict" end
   if not MODES[mode] then
-    errors.argerror("decode", "#3", "'strict', 'replace' or 'ignore' expected, got " .. tostring(mode))
+    check.argerror("decode", "#3", "'strict', 'replace' or 'ignore' expected, got " .. tostring(mode))
   end
   local cs = charset:lower()
   local label = "'" .. charset .. "'"
@@ -339,7 +333,7 @@ end
 
 -- known_charset(name) -> true when decode() can convert from it.
 function M.known_charset(name)
-  check("known_charset", "#1", name, "string")
+  check.arg("known_charset", "#1", name, "string")
   local cs = name:lower()
   if cs == "utf-8" or cs == "utf8" then return true end
   if not sniffs_order(cs) then return open(cs) ~= nil end
@@ -355,7 +349,7 @@ end
 -- compared case-insensitively).
 function M.mime_type(value)
   if value == nil then return nil end
-  check("mime_type", "#1", value, "string")
+  check.arg("mime_type", "#1", value, "string")
   local t, i = value:match("^[ \t]*(" .. TOKEN .. "/" .. TOKEN .. ")[ \t]*()")
   if not t or (i <= #value and value:byte(i) ~= 59) then return nil end
   return t:lower()
@@ -366,7 +360,7 @@ end
 -- value does not hide the charset.
 function M.charset_of(value)
   if value == nil then return nil end
-  check("charset_of", "#1", value, "string")
+  check.arg("charset_of", "#1", value, "string")
   local i = value:find(";", 1, true)
   if not i then return nil end
   for _, p in ipairs(parse_params(value, i, false)) do
@@ -379,7 +373,7 @@ end
 -- included), else nil: a fallback_charset_resolver that never guesses
 -- wrong, where aiohttp's default says "utf-8" whatever the bytes are.
 function M.guess_encoding(bytes)
-  check("guess_encoding", "#1", bytes, "string")
+  check.arg("guess_encoding", "#1", bytes, "string")
   return utf8_decode(bytes, "strict", "") and "utf-8" or nil
 end
 
@@ -399,7 +393,7 @@ function M.get_encoding(content_type, body, fallback)
     if sub == "json" or sub == "rdap" then return "utf-8" end
   end
   if fallback ~= nil then
-    check("get_encoding", "#3", fallback, "function")
+    check.arg("get_encoding", "#3", fallback, "function")
     local guess = fallback(body)
     if type(guess) == "string" and guess ~= "" then return guess end
   end
@@ -423,8 +417,8 @@ end
 function M.json_type_ok(content_type, expected)
   if expected == nil then expected = "application/json" end
   if expected == false or expected == "" then return true end
-  check("json_type_ok", "#2", expected, "string")
-  if content_type ~= nil then check("json_type_ok", "#1", content_type, "string") end
+  check.arg("json_type_ok", "#2", expected, "string")
+  if content_type ~= nil then check.arg("json_type_ok", "#1", content_type, "string") end
   local got = content_type and bare_type(content_type) or ""
   if got == "" then got = "application/octet-stream" end
   local want = bare_type(expected)
@@ -509,7 +503,7 @@ end
 -- (RFC 6266 section 4.3, "../" included).
 function M.content_disposition(header)
   if header == nil then return nil end
-  check("content_disposition", "#1", header, "string")
+  check.arg("content_disposition", "#1", header, "string")
   local dtype, i = header:match("^[ \t]*(" .. TOKEN .. ")()")
   if not dtype then return nil end
   local list = parse_params(header, i, true)
@@ -636,7 +630,7 @@ function M.links(values, base)
   if type(values) == "string" then values = { values }
   elseif values == nil then values = {}
   elseif type(values) ~= "table" then
-    errors.argerror("links", "#1", "string or list of strings expected, got " .. type(values))
+    check.argerror("links", "#1", "string or list of strings expected, got " .. type(values))
   end
   local url
   if base ~= nil then
@@ -644,15 +638,15 @@ function M.links(values, base)
     if type(base) == "string" then
       local err
       base, err = url.parse(base)
-      if not base then errors.argerror("links", "#2", "base URL: " .. tostring(err and err.message)) end
+      if not base then check.argerror("links", "#2", "base URL: " .. tostring(err and err.message)) end
     elseif type(base) ~= "table" then
-      errors.argerror("links", "#2", "URL string or table expected, got " .. type(base))
+      check.argerror("links", "#2", "URL string or table expected, got " .. type(base))
     end
   end
   local out = {}
   for n, v in ipairs(values) do
     if type(v) ~= "string" then
-      errors.argerror("links", "#1", "string expected at index " .. n .. ", got " .. type(v))
+      check.argerror("links", "#1", "string expected at index " .. n .. ", got " .. type(v))
     end
     parse_link_value(v, out, base, url)
   end
@@ -675,7 +669,7 @@ LineReader.__index = LineReader
 function M.line_reader(opts)
   local limit
   if opts ~= nil then
-    errors.check_options("line_reader", "#1", opts, { limit = "number" })
+    check.options("line_reader", "#1", opts, { limit = "number" })
     limit = opts.limit
   end
   -- q[head..tail]: chunks; pos: the first unread byte of q[head];
@@ -684,7 +678,7 @@ function M.line_reader(opts)
 end
 
 function LineReader:feed(chunk)
-  if type(chunk) ~= "string" then errors.argerror("feed", "#1", "string expected, got " .. type(chunk)) end
+  if type(chunk) ~= "string" then check.argerror("feed", "#1", "string expected, got " .. type(chunk)) end
   if chunk == "" then return self end
   local t = self.tail + 1
   self.q[t], self.tail, self.size = chunk, t, self.size + #chunk

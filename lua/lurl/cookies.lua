@@ -18,7 +18,7 @@
 -- jar returns hold its own cookie tables: read them, do not change them.
 -- The jar is a userdata proxy, so that #jar works under LuaJIT.
 local core = require "lurl.core"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local httpdate = require "lurl.httpdate"
 local url = require "lurl.url"
 
@@ -87,14 +87,14 @@ local function target(fname, u, argn)
   if t == "string" then
     local parsed, err = url.parse(u)
     if not parsed then
-      errors.argerror(fname, argn, "invalid URL '" .. u .. "': " .. tostring(err and err.message))
+      check.argerror(fname, argn, "invalid URL '" .. u .. "': " .. tostring(err and err.message))
     end
     u = parsed
   elseif t ~= "table" then
-    errors.argerror(fname, argn, "URL string or table expected, got " .. t)
+    check.argerror(fname, argn, "URL string or table expected, got " .. t)
   end
   if type(u.host) ~= "string" or u.host == "" or type(u.scheme) ~= "string" then
-    errors.argerror(fname, argn, "absolute URL with a host expected")
+    check.argerror(fname, argn, "absolute URL with a host expected")
   end
   local host = canonical_host(u.host)
   local path = type(u.path) == "string" and normalize_path(u.path) or ""
@@ -190,9 +190,9 @@ end
 -- seconds), domain, path (false: the default path), secure, http_only,
 -- same_site }, each the last valid one.
 function M.parse_set_cookie(s, now)
-  if type(s) ~= "string" then errors.argerror("parse_set_cookie", "#1", "string expected, got " .. type(s)) end
+  if type(s) ~= "string" then check.argerror("parse_set_cookie", "#1", "string expected, got " .. type(s)) end
   if now ~= nil and type(now) ~= "number" then
-    errors.argerror("parse_set_cookie", "#2", "number expected, got " .. type(now))
+    check.argerror("parse_set_cookie", "#2", "number expected, got " .. type(now))
   end
   return parse_set_cookie(s, now or os.time())
 end
@@ -204,7 +204,7 @@ local states = setmetatable({}, { __mode = "k" }) -- proxy -> state
 
 local function state_of(self, fname)
   local st = states[self]
-  if not st then errors.argerror(fname, "#1", "cookie jar expected, got " .. type(self)) end
+  if not st then check.argerror(fname, "#1", "cookie jar expected, got " .. type(self)) end
   return st
 end
 
@@ -212,7 +212,7 @@ local function key_of(name, path) return name .. "\0" .. path end
 
 local function now_of(st)
   local t = st.clock()
-  if type(t) ~= "number" then errors.raise("cookie jar clock returned " .. type(t) .. ", not a number") end
+  if type(t) ~= "number" then check.raise("cookie jar clock returned " .. type(t) .. ", not a number") end
   return t
 end
 
@@ -339,11 +339,11 @@ function Jar:update_from_headers(values, u)
   local st = state_of(self, "update_from_headers")
   if type(values) == "string" then values = { values } end
   if type(values) ~= "table" then
-    errors.argerror("update_from_headers", "#1", "list of Set-Cookie values expected, got " .. type(values))
+    check.argerror("update_from_headers", "#1", "list of Set-Cookie values expected, got " .. type(values))
   end
   for i, v in ipairs(values) do
     if type(v) ~= "string" then
-      errors.argerror("update_from_headers", "#1", ("item %d is a %s, not a string"):format(i, type(v)))
+      check.argerror("update_from_headers", "#1", ("item %d is a %s, not a string"):format(i, type(v)))
     end
   end
   local t = target("update_from_headers", u, "#2")
@@ -366,14 +366,14 @@ local function shown(v) return type(v) == "string" and ("%q"):format(v) or type(
 
 local function check_name(fname, name, what)
   if type(name) ~= "string" or name == "" or name:find("[%z\1-\32\127;=,]") then
-    errors.argerror(fname, what, "invalid cookie name " .. shown(name))
+    check.argerror(fname, what, "invalid cookie name " .. shown(name))
   end
 end
 
 local function check_value(fname, value, what)
   if type(value) == "number" then value = tostring(value) end
   if type(value) ~= "string" or value:find("[%z\1-\8\10-\31\127]") then
-    errors.argerror(fname, what, "invalid cookie value " .. shown(value))
+    check.argerror(fname, what, "invalid cookie value " .. shown(value))
   end
   return value
 end
@@ -381,7 +381,7 @@ end
 -- A cookie-like table's optional field k must be of type want.
 local function check_field(fname, item, k, want, what)
   if item[k] ~= nil and type(item[k]) ~= want then
-    errors.argerror(fname, what, k .. " must be a " .. want .. ", got " .. type(item[k]))
+    check.argerror(fname, what, k .. " must be a " .. want .. ", got " .. type(item[k]))
   end
 end
 
@@ -390,7 +390,7 @@ end
 local function normalize_input(cookies, now, fname, argn)
   local out = {}
   if type(cookies) ~= "table" then
-    errors.argerror(fname, argn, "table of cookies expected, got " .. type(cookies))
+    check.argerror(fname, argn, "table of cookies expected, got " .. type(cookies))
   end
   if next(cookies) ~= nil and #cookies == 0 then
     local names = {}
@@ -406,7 +406,7 @@ local function normalize_input(cookies, now, fname, argn)
   for i, item in ipairs(cookies) do
     local what = "item " .. i
     if type(item) ~= "table" then
-      errors.argerror(fname, argn, what .. " is a " .. type(item) .. ", not a cookie or pair")
+      check.argerror(fname, argn, what .. " is a " .. type(item) .. ", not a cookie or pair")
     end
     local c
     if item[1] ~= nil then
@@ -655,7 +655,7 @@ end
 function Jar:clear(predicate)
   local st = state_of(self, "clear")
   if predicate ~= nil and type(predicate) ~= "function" then
-    errors.argerror("clear", "#1", "function or nil expected, got " .. type(predicate))
+    check.argerror("clear", "#1", "function or nil expected, got " .. type(predicate))
   end
   if predicate == nil then
     st.domains, st.n, st.next_expiry = {}, 0, math.huge
@@ -669,7 +669,7 @@ end
 function Jar:clear_domain(d)
   state_of(self, "clear_domain") -- a bad self is reported as clear_domain's, not clear's
   if type(d) ~= "string" or d == "" then
-    errors.argerror("clear_domain", "#1", "domain name expected, got " .. type(d))
+    check.argerror("clear_domain", "#1", "domain name expected, got " .. type(d))
   end
   d = canonical_host((d:gsub("^%.", ""))) or d:lower()
   self:clear(function(c) return c.domain ~= "" and domain_match(c.domain, d) end)
@@ -698,7 +698,7 @@ end
 -- renamed over path, so a reader never sees half a file.
 function Jar:save(path)
   local st = state_of(self, "save")
-  if type(path) ~= "string" then errors.argerror("save", "#1", "file name expected, got " .. type(path)) end
+  if type(path) ~= "string" then check.argerror("save", "#1", "file name expected, got " .. type(path)) end
   if st.n > 0 then purge(st, now_of(st)) end
   local tmp = path .. ".lurl-tmp"
   local f, err = io.open(tmp, "wb")
@@ -745,7 +745,7 @@ end
 -- order), so creation order survives a save and load.
 function Jar:load(path)
   local st = state_of(self, "load")
-  if type(path) ~= "string" then errors.argerror("load", "#1", "file name expected, got " .. type(path)) end
+  if type(path) ~= "string" then check.argerror("load", "#1", "file name expected, got " .. type(path)) end
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
   local text = f:read("*a")
@@ -770,14 +770,14 @@ local function secure_origins(list)
   if list == nil then return {} end
   if type(list) == "string" or (type(list) == "table" and list.host) then list = { list } end
   if type(list) ~= "table" then
-    errors.argerror("jar", "'treat_as_secure_origin'", "URL or list of URLs expected, got " .. type(list))
+    check.argerror("jar", "'treat_as_secure_origin'", "URL or list of URLs expected, got " .. type(list))
   end
   local set = {}
   for i, item in ipairs(list) do
     local u = item
     if type(item) == "string" then u = url.parse(item) end
     if type(u) ~= "table" or type(u.scheme) ~= "string" or type(u.host) ~= "string" or u.host == "" then
-      errors.argerror("jar", "'treat_as_secure_origin'",
+      check.argerror("jar", "'treat_as_secure_origin'",
         ("item %d is not an absolute URL: %s"):format(i, tostring(item)))
     end
     local scheme = u.scheme:lower()
@@ -789,7 +789,7 @@ end
 local function make(opts, dummy)
   local fname = dummy and "dummy" or "jar"
   if opts == nil then opts = {} end
-  errors.check_options(fname, "#1", opts, JAR_OPTIONS)
+  check.options(fname, "#1", opts, JAR_OPTIONS)
   local st = {
     dummy = dummy, unsafe = opts.unsafe == true, quote_cookie = opts.quote_cookie ~= false,
     secure_origins = secure_origins(opts.treat_as_secure_origin),

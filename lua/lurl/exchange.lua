@@ -267,14 +267,15 @@ local function perform(session, ex, deadline)
   return resp
 end
 
--- new(session, method, p, opts, headers, bytes, tr) -> the exchange record
+-- new(session, p, opts, headers, bytes, tr) -> the exchange record
 -- of one hop: what lurl.prepare made (p) with the hop's own headers and
 -- encoded bytes (the cookies added), the options that shape the exchange,
 -- the error context and the trace, and the record of its timings (t_*,
 -- queue, dns, connect, handshake) that resp.timings reads. The connector
 -- takes it too (key, url, port, ssl, fresh, sizes). Every field it gets
 -- later is here from the start, so it never grows.
-function M.new(session, method, p, opts, headers, bytes, tr)
+function M.new(session, p, opts, headers, bytes, tr)
+  local method = p.method
   local decode = opts.auto_decompress
   if decode == nil then decode = session.auto_decompress end
   return {

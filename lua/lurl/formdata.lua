@@ -24,7 +24,7 @@
 -- false; see the escaping section below. Lua strings are bytes: they are
 -- sent as given, never transcoded to charset.
 local core = require "lurl.core"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local url = require "lurl.url"
 
 local M = {}
@@ -63,14 +63,14 @@ end
 -- the line that made it.
 local function measure(path, fname, argn)
   if type(path) ~= "string" then
-    errors.argerror(fname, argn, "file path string expected, got " .. type(path))
+    check.argerror(fname, argn, "file path string expected, got " .. type(path))
   end
   local f, err = io.open(path, "rb")
-  if not f then errors.argerror(fname, argn, "cannot open file: " .. tostring(err)) end
+  if not f then check.argerror(fname, argn, "cannot open file: " .. tostring(err)) end
   local ok, rerr = f:read(0)
   if ok == nil and rerr then
     f:close()
-    errors.argerror(fname, argn, ("cannot read file '%s': %s"):format(path, rerr))
+    check.argerror(fname, argn, ("cannot read file '%s': %s"):format(path, rerr))
   end
   local size = f:seek("end")
   f:close()
@@ -97,7 +97,7 @@ M.is_file = is_file
 -- infinities.
 local function number_text(v, what, fname, argn)
   local s = url.number_text(v)
-  if not s then errors.argerror(fname, argn, what .. " must be a finite number, got " .. tostring(v)) end
+  if not s then check.argerror(fname, argn, what .. " must be a finite number, got " .. tostring(v)) end
   return s
 end
 
@@ -111,32 +111,32 @@ local function check_value(v, name, fname, argn)
     local s = number_text(v, what, fname, argn)
     return s
   end
-  errors.argerror(fname, argn, what .. " must be a string, number or file, got " .. t)
+  check.argerror(fname, argn, what .. " must be a string, number or file, got " .. t)
 end
 
 local function check_name(name, fname, argn)
   if type(name) ~= "string" then
-    errors.argerror(fname, argn, "field name must be a string, got " .. type(name))
+    check.argerror(fname, argn, "field name must be a string, got " .. type(name))
   end
 end
 
 -- Text that goes into a part header as it is: no CR, LF or NUL, which
 -- would end the header line (RFC 9110 5.5).
 local function check_header_text(s, key, fname)
-  if s:find("[\r\n%z]") then errors.argerror(fname, "'" .. key .. "'", "contains CR, LF or NUL") end
+  if s:find("[\r\n%z]") then check.argerror(fname, "'" .. key .. "'", "contains CR, LF or NUL") end
 end
 
 -- RFC 9110 5.6.2 token: what a charset parameter may be unquoted.
 local function check_charset(charset, fname)
   if charset ~= nil and not (type(charset) == "string" and charset:match("^[%w!#$%%&'*+.^_`|~-]+$")) then
-    errors.argerror(fname, "'charset'", ("charset must be a token, got %q"):format(tostring(charset)))
+    check.argerror(fname, "'charset'", ("charset must be a token, got %q"):format(tostring(charset)))
   end
 end
 
 -- RFC 2046 5.1.1: 1 to 70 bchars, not ending in a space.
 local function check_boundary(b, fname)
   if type(b) ~= "string" or #b < 1 or #b > 70 or b:find("[^%w'()+_,%-./:=? ]") or b:sub(-1) == " " then
-    errors.argerror(fname, "'boundary'",
+    check.argerror(fname, "'boundary'",
       ("boundary must be 1 to 70 of RFC 2046's bchars, not ending in a space, got %s"):format(
         type(b) == "string" and ("%q"):format(b) or type(b)))
   end
@@ -173,7 +173,7 @@ local function html_filename(s) return (s:gsub('[\r\n"]', HTML_ESCAPES)) end
 -- carries them well.
 local function raw_quoted(s, what, fname, argn)
   if s:find("[\r\n]") then
-    errors.argerror(fname, argn, ("%s %q contains CR or LF, which quote_fields = false cannot send"):format(what, s))
+    check.argerror(fname, argn, ("%s %q contains CR or LF, which quote_fields = false cannot send"):format(what, s))
   end
   return (s:gsub('[\\"]', "\\%0"))
 end
@@ -197,7 +197,7 @@ local function add(self, name, value, opts, fname, argn)
   check_name(name, fname, an)
   local e = { name = name, value = check_value(value, name, fname, av) }
   if opts ~= nil then
-    errors.check_options(fname, ao, opts, FIELD_OPTIONS)
+    check.options(fname, ao, opts, FIELD_OPTIONS)
     for _, key in ipairs { "content_type", "content_transfer_encoding" } do
       if opts[key] then check_header_text(opts[key], key, fname) end
     end
@@ -221,7 +221,7 @@ end
 -- name), content_type (default: guessed from the extension).
 function FormData:add_file(name, path, opts)
   if opts ~= nil then
-    errors.check_options("add_file", "#3", opts, { filename = "string", content_type = "string" })
+    check.options("add_file", "#3", opts, { filename = "string", content_type = "string" })
   end
   local f = setmetatable({ path = path, size = measure(path, "add_file", "#2") }, file_mt)
   add(self, name, f, opts, "add_file", { "#1", "#2", "#3" }, 2)
@@ -238,7 +238,7 @@ local function add_map(self, map, fname, argn)
   local names = {}
   for k in pairs(map) do
     if type(k) ~= "string" then
-      errors.argerror(fname, argn, ("field names must be strings, got %s %s"):format(type(k), tostring(k)))
+      check.argerror(fname, argn, ("field names must be strings, got %s %s"):format(type(k), tostring(k)))
     end
     names[#names + 1] = k
   end
@@ -276,7 +276,7 @@ local function add_any(self, rec, fname, argn)
     return
   end
   if not is_plain_table(rec) then
-    errors.argerror(fname, argn,
+    check.argerror(fname, argn,
       "a {name, value} pair, a list of pairs, a table of fields, a file or a FormData expected, got "
       .. type(rec))
   end
@@ -287,7 +287,7 @@ local function add_any(self, rec, fname, argn)
   end
   for k in pairs(rec) do
     if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
-      errors.argerror(fname, argn, "a list of {name, value} pairs cannot also have named fields ('" .. tostring(k)
+      check.argerror(fname, argn, "a list of {name, value} pairs cannot also have named fields ('" .. tostring(k)
         .. "')")
     end
   end
@@ -297,7 +297,7 @@ local function add_any(self, rec, fname, argn)
   end
   for i = 1, n do
     if not is_pair(rec[i]) then
-      errors.argerror(fname, argn, ("item %d must be a {name, value} pair with a string name"):format(i))
+      check.argerror(fname, argn, ("item %d must be a {name, value} pair with a string name"):format(i))
     end
     add(self, rec[i][1], rec[i][2], nil, fname, argn)
   end
@@ -317,7 +317,7 @@ end
 function M.new(fields, opts)
   local self = setmetatable({ fields = {}, is_multipart = false, quote_fields = true }, fd_mt)
   if opts ~= nil then
-    errors.check_options("new", "#2", opts, { quote_fields = "boolean", charset = "string", boundary = "string" })
+    check.options("new", "#2", opts, { quote_fields = "boolean", charset = "string", boundary = "string" })
     if opts.quote_fields ~= nil then self.quote_fields = opts.quote_fields end
     check_charset(opts.charset, "new")
     if opts.boundary ~= nil then check_boundary(opts.boundary, "new") end
@@ -344,7 +344,7 @@ local function urlencoded(self)
   local out = {}
   for _, e in ipairs(self.fields) do
     if is_file(e.value) then
-      errors.raise(("a urlencoded form cannot carry the file of field '%s' (is_multipart was set to false)")
+      check.raise(("a urlencoded form cannot carry the file of field '%s' (is_multipart was set to false)")
         :format(e.name))
     end
     out[#out + 1] = url.form_escape(e.name) .. "=" .. url.form_escape(e.value)
@@ -412,7 +412,7 @@ local function multipart(self)
     else
       local v = part_value(self, e)
       if v:find(delimiter, 1, true) then
-        errors.raise(("the value of field '%s' contains the boundary '%s': choose another one"):format(e.name, b))
+        check.raise(("the value of field '%s' contains the boundary '%s': choose another one"):format(e.name, b))
       end
       lit[#lit + 1] = v
     end
@@ -434,7 +434,7 @@ end
 -- total, nil when a file could not be measured. Calling it again gives the
 -- same bytes (the boundary is kept in fd.boundary).
 function FormData:body()
-  if not M.is(self) then errors.argerror("body", "#1", "FormData expected, got " .. type(self)) end
+  if not M.is(self) then check.argerror("body", "#1", "FormData expected, got " .. type(self)) end
   -- not tail calls: their errors count this frame to reach the caller
   local body = self.is_multipart and multipart(self) or urlencoded(self)
   return body

@@ -2,7 +2,7 @@
 --   h["content-type"]        first value, any case
 --   h:get_all("set-cookie")  every value, in order
 --   for name, value in h:items() do ... end   wire order, original case
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 
 local M = {}
 
@@ -20,7 +20,7 @@ mt.__index = function(h, key)
 end
 
 mt.__newindex = function(h, key, value)
-  if type(key) ~= "string" then errors.raise("header names must be strings") end
+  if type(key) ~= "string" then check.raise("header names must be strings") end
   if value == nil then Headers.remove(h, key) else Headers.set(h, key, value) end
 end
 
@@ -49,15 +49,15 @@ end
 local function check_value(name, value)
   local t = type(value)
   if t == "number" then return tostring(value) end
-  if t ~= "string" then errors.raise(("header '%s' must be a string or number, got %s"):format(name, t)) end
-  if value:find("[\r\n%z]") then errors.raise(("header '%s' contains CR, LF or NUL"):format(name)) end
+  if t ~= "string" then check.raise(("header '%s' must be a string or number, got %s"):format(name, t)) end
+  if value:find("[\r\n%z]") then check.raise(("header '%s' contains CR, LF or NUL"):format(name)) end
   return value
 end
 
 -- RFC 9110 5.1: a field name is a token.
 local function check_name(name)
   if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-    errors.raise(("invalid header name %q: must be a non-empty token"):format(tostring(name)))
+    check.raise(("invalid header name %q: must be a non-empty token"):format(tostring(name)))
   end
 end
 
@@ -164,17 +164,17 @@ function M.new(src)
   if getmetatable(src) == mt then return Headers.copy(src) end
   local h = new()
   if src == nil then return h end
-  if type(src) ~= "table" then errors.raise("headers must be a table, got " .. type(src)) end
+  if type(src) ~= "table" then check.raise("headers must be a table, got " .. type(src)) end
   if #src > 0 then
     for i, pair in ipairs(src) do
-      if type(pair) ~= "table" then errors.raise(("headers item %d must be a {name, value} pair"):format(i)) end
+      if type(pair) ~= "table" then check.raise(("headers item %d must be a {name, value} pair"):format(i)) end
       Headers.add(h, pair[1], pair[2])
     end
     return h
   end
   local keys = {}
   for k in pairs(src) do
-    if type(k) ~= "string" then errors.raise("header names must be strings") end
+    if type(k) ~= "string" then check.raise("header names must be strings") end
     keys[#keys + 1] = k
   end
   table.sort(keys)

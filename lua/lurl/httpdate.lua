@@ -4,7 +4,7 @@
 -- writing IMF-fixdate. Used by the cookie jar (Expires) and the policies
 -- (Retry-After). Times are epoch seconds, UTC: os.time would use the local
 -- time zone.
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 
 local M = {}
 
@@ -71,7 +71,7 @@ end
 
 -- parse(s) -> epoch seconds, or nil when s is no date.
 function M.parse(s)
-  if type(s) ~= "string" then errors.argerror("parse", "#1", "string expected, got " .. type(s)) end
+  if type(s) ~= "string" then check.argerror("parse", "#1", "string expected, got " .. type(s)) end
   local tokens = {}
   for tok in s:gmatch(DATE_TOKEN) do tokens[#tokens + 1] = tok end
   local f = date_fields(tokens)

@@ -9,7 +9,7 @@
 -- The first middleware of the list is the outermost. req is a lurl.request:
 -- a mutable description of the request (method, url, headers, options,
 -- timeout, attempt) that the next handler reads when it is called.
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
 local response = require "lurl.response"
@@ -21,13 +21,6 @@ local M = {}
 
 -- ---- the list ----
 
--- A function, or a table whose metatable has __call.
-local function callable(v)
-  if type(v) == "function" then return true end
-  local m = getmetatable(v)
-  return type(m) == "table" and m.__call ~= nil
-end
-M.callable = callable
 
 -- How a middleware prints: its own __tostring, or where a function is defined.
 local function describe(mw)
@@ -54,12 +47,12 @@ function M.list(v, fname)
   if v == nil then return setmetatable({}, list_mt) end
   if getmetatable(v) == list_mt then return v end
   if type(v) ~= "table" then
-    errors.argerror(fname, "'middlewares'", "list of functions expected, got " .. type(v))
+    check.argerror(fname, "'middlewares'", "list of functions expected, got " .. type(v))
   end
   local l = setmetatable({}, list_mt)
   for i = 1, #v do
-    if not callable(v[i]) then
-      errors.argerror(fname, "'middlewares'", ("item %d is a %s, not a function or callable"):format(i, type(v[i])))
+    if not check.is_callable(v[i]) then
+      check.argerror(fname, "'middlewares'", ("item %d is a %s, not a function or callable"):format(i, type(v[i])))
     end
     l[i] = v[i]
   end
@@ -89,7 +82,8 @@ function req_mt.__tostring(r)
   return ("lurl.request (%s %s, attempt %d)"):format(r.method, r.url, r.attempt)
 end
 
--- new{ method, url, headers, options, session, trace, deadline_at, timeout }
+-- new{ method, url, headers, options, session, trace, deadline_at, timeout,
+--      fname (the function the script called, which argument errors name) }
 function M.request(fields)
   fields.attempt = fields.attempt or 1
   return setmetatable(fields, req_mt)
@@ -150,7 +144,7 @@ end
 -- lurl.trace.SIGNALS (others raise), params its table.
 function Request:emit(signal, params)
   if not trace.is_signal(signal) then
-    errors.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'")
+    check.argerror("emit", "#1", "unknown signal '" .. tostring(signal) .. "'")
   end
   local tr = self.trace
   if tr then tr:emit(signal, params) end

@@ -6,7 +6,7 @@ local body_mod = require "lurl.body"
 local codec = require("lurl.core").codec
 local core = require "lurl.core"
 local decompress = require "lurl.decompress"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local formdata = require "lurl.formdata"
 local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
@@ -30,9 +30,9 @@ function M.lower_set(list)
 end
 local lower_set = M.lower_set
 
-local function build_url(session, raw, params)
+local function build_url(session, raw, params, fname)
   local u, err
-  if type(raw) ~= "string" then errors.argerror("request", "#2", "URL string expected, got " .. type(raw)) end
+  if type(raw) ~= "string" then check.argerror(fname, "#2", "URL string expected, got " .. type(raw)) end
   if session.base_url and not raw:match("^[%a][%w+.-]*:") then
     u, err = url.join(session.base_url, raw)
   else
@@ -43,19 +43,19 @@ local function build_url(session, raw, params)
   if not u then return nil, err end
   if params ~= nil then
     if type(params) ~= "string" and type(params) ~= "table" then
-      errors.argerror("request", "'params'", "table or string expected, got " .. type(params))
+      check.argerror(fname, "'params'", "table or string expected, got " .. type(params))
     end
     local ok, res = pcall(url.with_params, u, params)
-    if not ok then errors.argerror("request", "'params'", res) end
+    if not ok then check.argerror(fname, "'params'", res) end
     u = res
   end
   u.fragment = nil
   return u
 end
 
-local function build_body(session, opts)
+local function build_body(session, opts, fname)
   if opts.data ~= nil and opts.json ~= nil then
-    errors.argerror("request", "#2", "'data' and 'json' cannot be used together")
+    check.argerror(fname, "#2", "'data' and 'json' cannot be used together")
   end
   if opts.json ~= nil then return session.json_serialize(opts.json), "application/json" end
   local data = opts.data
@@ -65,16 +65,16 @@ local function build_body(session, opts)
   if streamed then return streamed, nil end
   if formdata.is(data) then
     local ok, b = pcall(data.body, data)
-    if not ok then errors.argerror("request", "'data'", b) end
+    if not ok then check.argerror(fname, "'data'", b) end
     if #b.parts == 1 and type(b.parts[1]) == "string" then return b.parts[1], b.content_type end
     return body_mod.stream(b.parts), b.content_type
   end
   if type(data) == "table" then
     local ok, res = pcall(url.encode_form, data)
-    if not ok then errors.argerror("request", "'data'", res) end
+    if not ok then check.argerror(fname, "'data'", res) end
     return res, "application/x-www-form-urlencoded"
   end
-  errors.argerror("request", "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
+  check.argerror(fname, "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
     .. type(data))
 end
 
@@ -85,32 +85,32 @@ local CODINGS = { gzip = true, deflate = true }
 -- refused before a middleware chain, which prepares the request inside.
 function M.check(opts, fname)
   if opts.data ~= nil and opts.json ~= nil then
-    errors.argerror(fname, "#2", "'data' and 'json' cannot be used together")
+    check.argerror(fname, "#2", "'data' and 'json' cannot be used together")
   end
   local data = opts.data
   if data ~= nil and not DATA_TYPES[type(data)] and not body_mod.from_data(data) and not formdata.is(data) then
-    errors.argerror(fname, "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
+    check.argerror(fname, "'data'", "string, table, lurl.formdata, lurl.file or generator function expected, got "
       .. type(data))
   end
   local params = opts.params
   if params ~= nil and type(params) ~= "string" and type(params) ~= "table" then
-    errors.argerror(fname, "'params'", "table or string expected, got " .. type(params))
+    check.argerror(fname, "'params'", "table or string expected, got " .. type(params))
   end
   if opts.compress ~= nil and not CODINGS[opts.compress] then
-    errors.argerror(fname, "'compress'", "\"gzip\" or \"deflate\" expected, got " .. opts.compress)
+    check.argerror(fname, "'compress'", "\"gzip\" or \"deflate\" expected, got " .. opts.compress)
   end
-  if opts.timeout ~= nil then timeout.merge(timeout.default, opts.timeout) end
+  if opts.timeout ~= nil then timeout.merge(timeout.default, opts.timeout, fname) end
 end
 
 -- compress = "gzip" | "deflate": the body compressed with Content-Encoding
 -- (RFC 9110 section 8.4). A string at once (its length stays known); a
 -- streamed body as it goes out, chunked.
 
-local function compress_body(body, opts)
+local function compress_body(body, opts, fname)
   local coding = opts.compress
   if not coding or not body then return body end
   if not CODINGS[coding] then
-    errors.argerror("request", "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding)
+    check.argerror(fname, "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding)
   end
   if type(body) == "string" then
     local enc = codec.encoder(coding)
@@ -122,15 +122,15 @@ end
 -- The framing of a streamed body (RFC 9112 section 6): the Content-Length
 -- the script set, else its known length, else chunked (always with
 -- chunked = true). Returns whether it is chunked and the length declared.
-local function frame(h, streamed, chunked)
+local function frame(h, streamed, chunked, fname)
   local given = h:get("Content-Length")
   if given then
     -- RFC 9110 section 8.6: 1*DIGIT, nothing else
     local n = given:match("^%d+$") and tonumber(given)
     if not n then
-      errors.argerror("request", "'headers'", "Content-Length must be a byte count, got " .. given)
+      check.argerror(fname, "'headers'", "Content-Length must be a byte count, got " .. given)
     end
-    if chunked then errors.argerror("request", "'chunked'", "cannot be combined with a Content-Length header") end
+    if chunked then check.argerror(fname, "'chunked'", "cannot be combined with a Content-Length header") end
     return false, n
   end
   if chunked or not streamed.length then
@@ -145,14 +145,14 @@ end
 -- other coding, and never sends it beside a Content-Length (RFC 9112
 -- section 6.1: an intermediary that honours Transfer-Encoding would misread
 -- the request). Returns whether the body goes chunked.
-local function asked_chunked(h, opts)
+local function asked_chunked(h, opts, fname)
   local te = h:get("Transfer-Encoding")
   if not te then return opts.chunked end
   if not te:lower():match("^%s*chunked%s*$") then
-    errors.argerror("request", "'headers'", "Transfer-Encoding: lurl sends only chunked, got " .. te)
+    check.argerror(fname, "'headers'", "Transfer-Encoding: lurl sends only chunked, got " .. te)
   end
   if h:has("Content-Length") then
-    errors.argerror("request", "'headers'", "Transfer-Encoding and Content-Length cannot be sent together")
+    check.argerror(fname, "'headers'", "Transfer-Encoding and Content-Length cannot be sent together")
   end
   h:remove("Transfer-Encoding")
   return true
@@ -165,11 +165,11 @@ local function auto(h, skip, name, value)
   if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
 end
 
-local function build_headers(session, method, u, opts, body, ctype, creds)
+local function build_headers(session, method, u, opts, body, ctype, creds, fname)
   local h = headers_mod.new(session.headers)
   if opts.headers then
     local ok, err = pcall(h.update, h, opts.headers)
-    if not ok then errors.argerror("request", "'headers'", err) end
+    if not ok then check.argerror(fname, "'headers'", err) end
   end
   local skip = session.skip_auto_headers
   if opts.skip_auto_headers then skip = setmetatable(lower_set(opts.skip_auto_headers), { __index = skip }) end
@@ -181,17 +181,17 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
   -- advertise exactly what is decoded: nothing when the script takes the bytes as they come
   if decoding then auto(h, skip, "Accept-Encoding", M.ACCEPT_ENCODING) end
   local chunked, declared = false, nil
-  local chunk = asked_chunked(h, opts)
+  local chunk = asked_chunked(h, opts, fname)
   if chunk and type(body) == "string" then body = body_mod.stream({ body }) end
   if opts.expect100 and body then h:set("Expect", "100-continue") end
   if opts.compress and body then
     if h:has("Content-Encoding") then
-      errors.argerror("request", "'compress'", "cannot be combined with a Content-Encoding header")
+      check.argerror(fname, "'compress'", "cannot be combined with a Content-Encoding header")
     end
     h:set("Content-Encoding", opts.compress)
   end
   if type(body) == "table" then
-    chunked, declared = frame(h, body, chunk)
+    chunked, declared = frame(h, body, chunk, fname)
     if ctype then auto(h, skip, "Content-Type", ctype) end
   elseif body then
     h:set("Content-Length", tostring(#body))
@@ -205,7 +205,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds)
   end
   if creds then
     if h:has("Authorization") then
-      errors.argerror("request", "'auth'", "cannot be combined with an Authorization header")
+      check.argerror(fname, "'auth'", "cannot be combined with an Authorization header")
     end
     h:set("Authorization", creds:encode())
   end
@@ -223,14 +223,14 @@ end
 -- Location count there (aiohttp would send the session's again; they stay
 -- behind). Returns the URL and the credentials, or nil and
 -- InvalidUrlClientError.
-local function credentials(session, u, opts)
+local function credentials(session, u, opts, fname)
   local from_url, err = auth.from_url(u)
   if err then return nil, err end
   if from_url then u = url.strip_userinfo(u) end
   local own = opts.auth
   if from_url and opts.redirected then return u, from_url end -- the server's Location names them
   if own and from_url then
-    errors.argerror("request", "'auth'", "cannot be combined with credentials in the URL")
+    check.argerror(fname, "'auth'", "cannot be combined with credentials in the URL")
   end
   if own then return u, own end
   if from_url or own == false then return u, from_url end
@@ -239,25 +239,28 @@ local function credentials(session, u, opts)
   return u, nil
 end
 
--- What a request needs before it is sent: { u, url_string, port, key,
--- headers, body, bytes (the encoded request, when it can be reused) }, or
--- nil and an InvalidURL error.
-local function prepare(session, method, raw_url, opts)
-  local u, err = build_url(session, raw_url, opts.params)
+-- prepare(session, method, raw_url, opts, fname) -> what a request needs
+-- before it is sent: { method, u, url_string, port, key, headers, body,
+-- bytes (the encoded request, when it can be reused) }, or nil and an
+-- InvalidURL error. fname: the function the script called (get, post, ...,
+-- request), which argument errors name.
+local function prepare(session, method, raw_url, opts, fname)
+  local u, err = build_url(session, raw_url, opts.params, fname)
   if not u then return nil, err end
   local creds
-  u, creds = credentials(session, u, opts)
+  u, creds = credentials(session, u, opts, fname)
   if not u then return nil, creds end
-  local body, ctype = build_body(session, opts)
-  body = compress_body(body, opts)
+  local body, ctype = build_body(session, opts, fname)
+  body = compress_body(body, opts, fname)
   local headers, chunked, declared
-  headers, chunked, declared, body = build_headers(session, method, u, opts, body, ctype, creds)
+  headers, chunked, declared, body = build_headers(session, method, u, opts, body, ctype, creds, fname)
   local port = u.port or url.default_ports[u.scheme]
   local connector = session.connector
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
   return {
-    u = u, url_string = url.tostring(u), port = port, key = connector:key(u.scheme, u.host, port, ssl or nil),
-    ssl = ssl, headers = headers, body = body, auth = creds or false, chunked = chunked, declared = declared,
+    method = method, u = u, url_string = url.tostring(u), port = port,
+    key = connector:key(u.scheme, u.host, port, ssl or nil), ssl = ssl, headers = headers, body = body,
+    auth = creds or false, chunked = chunked, declared = declared,
     expect100 = opts.expect100 and body ~= nil or false,
   }
 end
@@ -268,7 +271,7 @@ end
 -- when full; a change to session.headers makes it start over too.
 local PREPARED_MAX = 256
 
-local function prepared(session, method, raw_url)
+local function prepared(session, method, raw_url, fname)
   local cache, h = session.prepared, session.headers
   local changes = headers_mod.changes(h)
   if cache.headers ~= h or cache.changes ~= changes or cache.size >= PREPARED_MAX then
@@ -280,10 +283,9 @@ local function prepared(session, method, raw_url)
   local p = urls[raw_url]
   if p then return p end
   local err
-  p, err = prepare(session, method, raw_url, NO_OPTIONS)
+  p, err = prepare(session, method, raw_url, NO_OPTIONS, fname)
   if not p then return nil, err end
   p.bytes = h1.encode { method = method, url = p.u, headers = p.headers, body = p.body }
-  p.method = method
   urls[raw_url], cache.size = p, cache.size + 1
   return p
 end

@@ -3,6 +3,7 @@
 local content = require "lurl.content"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local fs = require "lurl.fs"
 local h1 = require "lurl.h1"
 local headers = require "lurl.headers"
@@ -151,15 +152,15 @@ end
 -- complete response made in Lua, not received (a cached answer, a
 -- fallback's canned one, a mock's).
 function M.static(spec)
-  if type(spec) ~= "table" then errors.argerror("response", "#1", "table expected, got " .. type(spec)) end
+  if type(spec) ~= "table" then check.argerror("response", "#1", "table expected, got " .. type(spec)) end
   local status = spec.status or 200
   if type(status) ~= "number" or status < 100 or status > 599 or status % 1 ~= 0 then
-    errors.argerror("response", "'status'", "HTTP status 100-599 expected, got " .. tostring(status))
+    check.argerror("response", "'status'", "HTTP status 100-599 expected, got " .. tostring(status))
   end
   local body = spec.body or ""
-  if type(body) ~= "string" then errors.argerror("response", "'body'", "string expected, got " .. type(body)) end
+  if type(body) ~= "string" then check.argerror("response", "'body'", "string expected, got " .. type(body)) end
   local ok, h = pcall(headers.new, spec.headers)
-  if not ok then errors.argerror("response", "'headers'", h) end
+  if not ok then check.argerror("response", "'headers'", h) end
   return M.new {
     status = status, reason = spec.reason or "", url = spec.url or "", method = spec.method or "GET",
     headers = h, _major = 1, _minor = 1, _body = body, _eof = true, _error = false, static = true,
@@ -313,7 +314,7 @@ function Response:read(n)
     end
     return read_all(self)
   end
-  if type(n) ~= "number" or n < 1 then errors.argerror("read", "#1", "positive number expected") end
+  if type(n) ~= "number" or n < 1 then check.argerror("read", "#1", "positive number expected") end
   if self._body then
     local pos = self._pos or 1
     self._pos = pos + n
@@ -384,7 +385,7 @@ end
 -- for chunk in resp:iter_chunked(n) do ... end: pieces of at most n bytes,
 -- as they arrive (aiohttp's contract). Raises on failure like iter_any.
 function Response:iter_chunked(n)
-  if type(n) ~= "number" or n < 1 then errors.argerror("iter_chunked", "#1", "positive number expected") end
+  if type(n) ~= "number" or n < 1 then check.argerror("iter_chunked", "#1", "positive number expected") end
   return function()
     local c, err = self:read(n)
     if c == nil then raise(err) end
@@ -399,11 +400,9 @@ end
 -- unknown). A failure removes the partial file: nothing half-written is
 -- left looking complete.
 function Response:save(path, opts)
-  if type(path) ~= "string" then errors.argerror("save", "#1", "path string expected, got " .. type(path)) end
+  if type(path) ~= "string" then check.argerror("save", "#1", "path string expected, got " .. type(path)) end
   local progress = opts and opts.progress
-  if progress ~= nil and type(progress) ~= "function" then
-    errors.argerror("save", "'progress'", "function expected, got " .. type(progress))
-  end
+  if progress ~= nil then check.func("save", "'progress'", progress) end
   local f, ferr = fs.open(path, "w")
   if not f then return nil, errors.new("ClientError", "cannot save to '" .. path .. "': " .. tostring(ferr)) end
   local total = not rawget(self, "_decode") and tonumber(self.headers["content-length"]) or nil

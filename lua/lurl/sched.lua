@@ -9,6 +9,7 @@
 -- queue after every entry from C (a libuv callback or lurl_call).
 local core = require "lurl.core"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 
 local M = {}
 
@@ -146,7 +147,7 @@ function M.running() return current end
 
 -- The running task; raises when called outside one.
 function M.current()
-  if not current then errors.raise("lurl: a blocking call needs a task (use lurl.spawn)") end
+  if not current then check.raise("lurl: a blocking call needs a task (use lurl.spawn)") end
   return current
 end
 
@@ -160,10 +161,10 @@ end
 -- cancellation. A wake for an older wait (its seq is stale) does nothing.
 function M.prepare()
   local task = current
-  if not task then errors.raise("lurl: a blocking call needs a task (use lurl.spawn)") end
+  if not task then check.raise("lurl: a blocking call needs a task (use lurl.spawn)") end
   if task.cancel_requested then error(errors.new("CancelledError", "task was cancelled"), 0) end
   if coroutine.running() ~= task.co then
-    errors.raise("lurl: blocking call inside a coroutine that is not a lurl task")
+    check.raise("lurl: blocking call inside a coroutine that is not a lurl task")
   end
   local seq = task.seq + 1
   task.seq = seq
@@ -216,7 +217,7 @@ function M.wait(arm, seconds)
 end
 
 function M.spawn(fn, ...)
-  if type(fn) ~= "function" then errors.argerror("spawn", "#1", "function expected, got " .. type(fn)) end
+  check.func("spawn", "#1", fn)
   return new_task(nil, fn, ...)
 end
 
@@ -226,7 +227,7 @@ M.host_spawn = new_task
 
 function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-    errors.raise("bad argument #1 to 'sleep' (number of seconds >= 0 expected)")
+    check.raise("bad argument #1 to 'sleep' (number of seconds >= 0 expected)")
   end
   if seconds == 0 then
     M.wait(function(wake) wake() end) -- queued behind every task that is ready
@@ -256,7 +257,7 @@ end
 -- makes a timer (start, stop, close, ref as core.timer's) and
 -- hooks.on_quiet() runs when no task is ready (true: it woke something).
 function M.use_clock(hooks)
-  if hooks and virtual then errors.raise("a virtual clock is already installed") end
+  if hooks and virtual then check.raise("a virtual clock is already installed") end
   virtual = hooks
   M.now = hooks and hooks.now or M.real_now
   M.wall = hooks and hooks.wall or os.time
@@ -292,7 +293,7 @@ end
 -- value, or a CancelledError).
 function Task:join(seconds)
   if self.state ~= "running" then return outcome(self) end
-  if self == current then errors.raise("a task cannot join itself") end
+  if self == current then check.raise("a task cannot join itself") end
   local r = M.wait(function(wake)
     self.joiners = self.joiners or {}
     local list = self.joiners
@@ -328,7 +329,7 @@ function M.gather(...)
   for i = 1, n do
     local fn = select(i, ...)
     if type(fn) ~= "function" then
-      errors.raise(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)))
+      check.raise(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)))
     end
   end
   local tasks, remaining, failure, wake_gatherer = {}, n, nil, nil
@@ -359,9 +360,9 @@ end
 -- return nil, TimeoutError. Otherwise return its results.
 function M.wait_for(seconds, fn, ...)
   if type(seconds) ~= "number" or seconds < 0 then
-    errors.raise("bad argument #1 to 'wait_for' (number of seconds >= 0 expected)")
+    check.raise("bad argument #1 to 'wait_for' (number of seconds >= 0 expected)")
   end
-  if type(fn) ~= "function" then errors.raise("bad argument #2 to 'wait_for' (function expected)") end
+  if type(fn) ~= "function" then check.raise("bad argument #2 to 'wait_for' (function expected)") end
   local task = new_task(nil, fn, ...)
   local ok, r = pcall(M.wait, function(wake)
     task.joiners = task.joiners or {}
@@ -385,7 +386,7 @@ function sem_mt.__tostring(s) return ("lurl.semaphore (%d free, %d waiting)"):fo
 
 function M.semaphore(n)
   if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
-    errors.raise("bad argument #1 to 'semaphore' (integer >= 0 expected)")
+    check.raise("bad argument #1 to 'semaphore' (integer >= 0 expected)")
   end
   return setmetatable({ value = n, waiters = {} }, sem_mt)
 end

@@ -1,12 +1,13 @@
 -- ClientSession: shared headers, timeouts, cookies and the connection pool.
--- A request is built by lurl.prepare and sent by lurl.exchange; the session
--- carries it through its middlewares, its cookies and its redirects.
+-- A request is built by lurl.prepare and sent, its redirects followed, by
+-- lurl.redirect; the session checks what the script gave and carries the
+-- request through its middlewares.
 local auth = require "lurl.auth"
 local cjson = require "cjson"
 local connector_mod = require "lurl.connector"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
-local exchange = require "lurl.exchange"
+local check = require "lurl.check"
 local headers_mod = require "lurl.headers"
 local middleware = require "lurl.middleware"
 local prepare_mod = require "lurl.prepare"
@@ -23,8 +24,7 @@ M.USER_AGENT = prepare_mod.USER_AGENT
 M.ACCEPT_ENCODING = prepare_mod.ACCEPT_ENCODING
 
 local NO_OPTIONS = prepare_mod.NO_OPTIONS
-local build_url, origin, prepare, prepared = prepare_mod.build_url, prepare_mod.origin, prepare_mod.prepare,
-  prepare_mod.prepared
+local build_url, prepare, prepared = prepare_mod.build_url, prepare_mod.prepare, prepare_mod.prepared
 
 local Session = {}
 local mt = { __name = "lurl.session", __index = Session }
@@ -52,18 +52,18 @@ local REQUEST_OPTIONS = {
 
 local function check_options(fname, opts, known)
   if opts == nil then return NO_OPTIONS end
-  return errors.check_options(fname, "#2", opts, known)
+  return check.options(fname, "#2", opts, known)
 end
 
 local function check_rfs(fname, v)
   if v ~= nil and type(v) ~= "boolean" and type(v) ~= "function" then
-    errors.argerror(fname, "'raise_for_status'", "boolean or function expected")
+    check.argerror(fname, "'raise_for_status'", "boolean or function expected")
   end
 end
 
 local function check_auth(fname, v)
   if v ~= nil and not auth.is(v) then
-    errors.argerror(fname, "'auth'", "lurl.basic_auth expected, got " .. type(v))
+    check.argerror(fname, "'auth'", "lurl.basic_auth expected, got " .. type(v))
   end
 end
 
@@ -71,7 +71,7 @@ local function check_trace_configs(list)
   if list == nil then return nil end
   for i, tc in ipairs(list) do
     if not trace.is(tc) then
-      errors.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config")
+      check.argerror("session", "'trace_configs'", "item " .. i .. " is not a lurl.trace_config")
     end
   end
   return #list > 0 and list or nil
@@ -87,20 +87,20 @@ function M.new(opts)
   if opts.base_url then
     local b, err = url.parse(opts.base_url)
     if not b or not url.check_http(b, opts.base_url) then
-      errors.argerror("session", "'base_url'", "invalid URL '" .. opts.base_url .. "'"
+      check.argerror("session", "'base_url'", "invalid URL '" .. opts.base_url .. "'"
         .. (err and (": " .. err.message) or ""))
     end
     base = b
   end
   local conn = opts.connector
   if conn ~= nil and not connector_mod.is(conn) then
-    errors.argerror("session", "'connector'", "lurl.connector expected")
+    check.argerror("session", "'connector'", "lurl.connector expected")
   end
   local ok, hdrs = pcall(headers_mod.new, opts.headers)
-  if not ok then errors.argerror("session", "'headers'", hdrs) end
+  if not ok then check.argerror("session", "'headers'", hdrs) end
   local jar = opts.cookie_jar
   if jar ~= nil and not cookies.is(jar) then
-    errors.argerror("session", "'cookie_jar'", "lurl.cookie_jar expected, got " .. type(jar))
+    check.argerror("session", "'cookie_jar'", "lurl.cookie_jar expected, got " .. type(jar))
   end
   jar = jar or cookies.jar()
   -- session-wide cookies go to every host (aiohttp's shared cookies)
@@ -142,108 +142,17 @@ end
 
 local request -- Session:request without the method check, defined below
 
--- The Cookie header of a request (RFC 6265 section 5.4): the jar merges an
--- explicit one with its cookies for the URL and the request's own
--- cookies=. Returns the headers and encoded bytes to send.
-local function with_cookies(self, p, opts)
-  local jar, own = self.cookie_jar, opts.cookies
-  if own == nil and jar:count() == 0 then return p.headers, p.bytes end
-  local value = jar:cookie_header(p.u, own, p.headers:get("Cookie"))
-  if not value then return p.headers, p.bytes end
-  local h = p.headers:copy()
-  h:set("Cookie", value)
-  return h, nil
-end
-
--- One hop of a request: p (what prepare made) sent and its response read;
--- the jar learns the cookies it set.
-local function hop(self, method, p, opts, deadline, tr)
-  local headers, bytes = with_cookies(self, p, opts)
-  local ex = exchange.new(self, method, p, opts, headers, bytes, tr)
-  local resp, err = exchange.perform(self, ex, deadline)
-  if not resp then return nil, errors.annotate(err, ex.context) end
-  -- the parser said whether the head has Set-Cookie: most do not, and
-  -- then their headers need not be built
-  if resp._sets_cookies then self.cookie_jar:update_from_headers(resp.headers:get_all("set-cookie"), p.u) end
-  return resp
-end
-
--- ---- redirects (RFC 9110 section 15.4; the rules are lurl.redirect's) ----
-
--- Send the request and follow its redirects: the final response (with the
--- earlier ones in resp.history) or nil, err; then the method and what
--- prepare made for the last hop. All hops share the deadline.
-local function follow(self, method, p, opts, deadline, tr)
-  local allow = opts.allow_redirects
-  if allow == nil then allow = method ~= "HEAD" end
-  local max = opts.max_redirects or 10
-  local history -- made at the first redirect: most requests have none
-  local resp, err = hop(self, method, p, opts, deadline, tr)
-  while resp and allow and redirect.STATUSES[resp.status] do
-    local location = resp.headers["location"]
-    if not location then break end
-    history = history or {}
-    history[#history + 1] = resp
-    if #history > max then return nil, redirect.too_many(history, max) end
-    resp:release()
-    local u
-    u, err = redirect.target(resp, p.u, location)
-    if not u then return nil, err end
-    if tr then
-      tr:emit("request_redirect", { method = method, url = resp.url, headers = p.headers:copy(), response = resp })
-    end
-    local keep_body
-    method, keep_body = redirect.method(resp.status, method)
-    if keep_body and type(p.body) == "table" and not p.body.replayable then
-      return nil, errors.new("ClientError", ("cannot follow the %d redirect: the request body (a generator) "
-        .. "was sent once and cannot be sent again"):format(resp.status),
-        { url = resp.url, method = method, status = resp.status, history = history })
-    end
-    opts = redirect.options(opts, keep_body, origin(u) ~= origin(p.u), p.auth)
-    p, err = prepare(self, method, url.tostring(u), opts)
-    if not p then return nil, err end
-    resp, err = hop(self, method, p, opts, deadline, tr)
-  end
-  if resp and history then rawset(resp, "history", history) end
-  return resp, err, method, p
-end
-
--- follow with the request_start, request_end and request_exception
--- signals; the last two tell the last hop's method, URL and headers.
-local function traced(self, method, p, opts, deadline, tr)
-  tr:emit("request_start", { method = method, url = p.url_string, headers = p.headers:copy() })
-  local ok, resp, err, last_method, last = pcall(follow, self, method, p, opts, deadline, tr)
-  last_method, last = last_method or method, last or p
-  local params = { method = last_method, url = last.url_string, headers = last.headers:copy() }
-  if ok and resp then
-    params.response = resp
-    tr:emit("request_end", params)
-    return resp
-  end
-  params.exception = ok and err or resp
-  tr:emit("request_exception", params)
-  if not ok then error(resp, 0) end
-  return nil, err
-end
-
 -- session:request(method, url[, opts]) -> response, or nil, err.
 function Session:request(method, raw_url, opts)
   if type(method) ~= "string" or not method:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-    errors.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method))
+    check.argerror("request", "#1", "HTTP method token expected, got " .. tostring(method))
   end
   return request(self, method:upper(), raw_url, opts, "request")
 end
 
 -- The request's timeout: the session's with the request's override.
-local function request_timeout(self, opts)
-  return opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout)
-end
-
--- One pass through the exchange (redirects followed) for what prepare made.
-local function send(self, method, p, opts, deadline, tr)
-  if tr then return traced(self, method, p, opts, deadline, tr) end
-  local resp, err = follow(self, method, p, opts, deadline)
-  return resp, err
+local function request_timeout(self, opts, fname)
+  return opts.timeout == nil and self.timeout or timeout.merge(self.timeout, opts.timeout, fname)
 end
 
 -- What to send for req: what was prepared for it up front (a request
@@ -259,7 +168,7 @@ local function prepare_for(self, req)
   for k, v in pairs(req.options) do opts[k] = v end
   opts.headers = req.headers
   local err
-  p, err = prepare(self, req.method, req.url, opts)
+  p, err = prepare(self, req.method, req.url, opts, req.fname)
   return p, err, opts
 end
 
@@ -274,28 +183,28 @@ local function final_handler(self)
     end
     local p, err, opts = prepare_for(self, req)
     if not p then return nil, errors.annotate(err, { method = req.method }) end
-    return send(self, req.method, p, opts, deadline, req.trace or nil)
+    return redirect.send(self, p, opts, deadline, req.trace or nil, req.fname)
   end
 end
 
 -- A request through middlewares: the deadline of its total timeout covers
 -- every call of the handler they make.
-local function through(self, list, method, raw_url, opts, tr)
+local function through(self, list, method, raw_url, opts, tr, fname)
   local p, u, err
   if opts == NO_OPTIONS and type(raw_url) == "string" then
-    p, err = prepared(self, method, raw_url)
+    p, err = prepared(self, method, raw_url, fname)
     u = p and p.url_string
   else
-    u, err = build_url(self, raw_url, opts.params)
+    u, err = build_url(self, raw_url, opts.params, fname)
     u = u and url.tostring(u)
   end
   if not u then return nil, errors.annotate(err, { method = method }) end
-  local t = request_timeout(self, opts)
+  local t = request_timeout(self, opts, fname)
   local options, hdrs = middleware.split_options(opts)
   local req = middleware.request {
     method = method, url = u, headers = hdrs, options = options, session = self,
     trace = tr or false, base_timeout = t, deadline_at = t.total and sched.now() + t.total or false,
-    prepared = p or false,
+    prepared = p or false, fname = fname,
   }
   req.request_deadline_at = req.deadline_at
   return middleware.chain(list, final_handler(self))(req)
@@ -305,13 +214,13 @@ end
 -- fname: the method the script called (get, post, ..., request), which
 -- argument errors name.
 function request(self, method, raw_url, opts, fname)
-  if getmetatable(self) ~= mt then errors.argerror(fname, "#0", "call it as session:" .. fname .. "(...)") end
-  if self.closed then errors.raise("session is closed") end
+  if getmetatable(self) ~= mt then check.argerror(fname, "#0", "call it as session:" .. fname .. "(...)") end
+  if self.closed then check.raise("session is closed") end
   opts = check_options(fname, opts, REQUEST_OPTIONS)
   check_rfs(fname, opts.raise_for_status)
   check_auth(fname, opts.auth)
   local ssl_ok, why = tls.check(opts.ssl)
-  if not ssl_ok then errors.argerror(fname, "'ssl'", why) end
+  if not ssl_ok then check.argerror(fname, "'ssl'", why) end
   local list = self.middlewares
   if opts.middlewares ~= nil then list = middleware.list(opts.middlewares, fname) end
   if not list[1] then list = nil end
@@ -321,16 +230,16 @@ function request(self, method, raw_url, opts, fname)
   local tr = self.trace_configs and trace.start(self, self.trace_configs, opts.trace_ctx) or nil
   local resp, err
   if list then
-    resp, err = through(self, list, method, raw_url, opts, tr)
+    resp, err = through(self, list, method, raw_url, opts, tr, fname)
   else
     local p
     if opts == NO_OPTIONS and type(raw_url) == "string" then
-      p, err = prepared(self, method, raw_url)
+      p, err = prepared(self, method, raw_url, fname)
     else
-      p, err = prepare(self, method, raw_url, opts)
+      p, err = prepare(self, method, raw_url, opts, fname)
     end
     if not p then return nil, errors.annotate(err, { method = method }) end
-    resp, err = send(self, method, p, opts, timeout.start(request_timeout(self, opts)), tr)
+    resp, err = redirect.send(self, p, opts, timeout.start(request_timeout(self, opts, fname)), tr, fname)
   end
   if not resp then return nil, err end
   local rfs = opts.raise_for_status

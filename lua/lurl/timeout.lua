@@ -11,6 +11,7 @@
 -- absent field is no limit too; as a per-request override an absent field
 -- keeps the session's value.
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -28,23 +29,19 @@ function mt.__tostring(t)
 end
 
 local function field(spec, name, fname)
-  local v = spec[name]
-  if v == nil then return nil end
-  if v == false or v == 0 then return false end
-  if type(v) ~= "number" or v ~= v or v < 0 then
-    errors.argerror(fname, "'" .. name .. "'", "number of seconds >= 0, 0 or false expected, got " .. tostring(v))
-  end
+  local v = check.seconds(fname, "'" .. name .. "'", spec[name], true)
+  if v == 0 then return false end
   return v
 end
 
 -- lurl.timeout{ total =, connect =, sock_connect =, sock_read =, pool = }
 function M.new(spec)
   spec = spec or {}
-  if type(spec) ~= "table" then errors.argerror("timeout", "#1", "table expected, got " .. type(spec)) end
+  if type(spec) ~= "table" then check.argerror("timeout", "#1", "table expected, got " .. type(spec)) end
   for k in pairs(spec) do
     local known = false
     for _, f in ipairs(FIELDS) do known = known or f == k end
-    if not known then errors.argerror("timeout", "#1", "unknown field '" .. tostring(k) .. "'") end
+    if not known then check.argerror("timeout", "#1", "unknown field '" .. tostring(k) .. "'") end
   end
   local t = {}
   for _, f in ipairs(FIELDS) do t[f] = field(spec, f, "timeout") end
@@ -62,15 +59,16 @@ function M.for_session(v)
   if type(v) == "number" or v == false then return M.new { total = v } end
   if M.is(v) then return v end
   if type(v) == "table" then return M.new(v) end
-  errors.argerror("session", "'timeout'", "number or lurl.timeout expected, got " .. type(v))
+  check.argerror("session", "'timeout'", "number or lurl.timeout expected, got " .. type(v))
 end
 
 -- The session's timeout with a request's override applied field by field.
-function M.merge(base, override)
+-- fname: the function the script called, which an argument error names.
+function M.merge(base, override, fname)
   if override == nil then return base end
   if type(override) == "number" or override == false then override = { total = override } end
   if type(override) ~= "table" then
-    errors.argerror("request", "'timeout'", "number or lurl.timeout expected, got " .. type(override))
+    check.argerror(fname or "request", "'timeout'", "number or lurl.timeout expected, got " .. type(override))
   end
   if not M.is(override) then override = M.new(override) end
   local t = {}

@@ -7,6 +7,7 @@
 -- the newest session of every server for resumption.
 local core = require "lurl.core"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -38,29 +39,29 @@ local CONTEXT_OPTIONS = {
 -- keyfile required; verify = true with a cafile asks clients for certificates.
 function M.context(opts)
   if type(opts) ~= "table" then
-    errors.argerror("ssl_context", "#1", "options table expected, got " .. type(opts))
+    check.argerror("ssl_context", "#1", "options table expected, got " .. type(opts))
   end
   for k, v in pairs(opts) do
     local want = CONTEXT_OPTIONS[k]
-    if not want then errors.argerror("ssl_context", "#1", "unknown option '" .. tostring(k) .. "'") end
+    if not want then check.argerror("ssl_context", "#1", "unknown option '" .. tostring(k) .. "'") end
     if type(v) ~= want then
-      errors.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v))
+      check.argerror("ssl_context", "'" .. k .. "'", want .. " expected, got " .. type(v))
     end
   end
   if opts.min_version and not VERSIONS[opts.min_version] then
-    errors.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version)
+    check.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version)
   end
   if opts.keyfile and not opts.certfile then
-    errors.argerror("ssl_context", "'keyfile'", "needs certfile")
+    check.argerror("ssl_context", "'keyfile'", "needs certfile")
   end
   if opts.server and not opts.certfile then
-    errors.argerror("ssl_context", "'certfile'", "a server context needs a certificate")
+    check.argerror("ssl_context", "'certfile'", "a server context needs a certificate")
   end
   if opts.server and opts.verify and not opts.cafile and not opts.capath then
-    errors.argerror("ssl_context", "'cafile'", "a server that verifies clients needs cafile or capath")
+    check.argerror("ssl_context", "'cafile'", "a server that verifies clients needs cafile or capath")
   end
   local ctx, err = core.tls.context(opts)
-  if not ctx then errors.argerror("ssl_context", "#1", (err:gsub("^ESSL: ", ""))) end
+  if not ctx then check.argerror("ssl_context", "#1", (err:gsub("^ESSL: ", ""))) end
   return ctx
 end
 
@@ -87,14 +88,14 @@ function fp_mt.__tostring(f) return "lurl.fingerprint (sha256 " .. f.digest .. "
 -- MD5 and SHA-1 digests are refused. The certificate is not verified
 -- otherwise: the pin is the trust.
 function M.fingerprint(hex)
-  if type(hex) ~= "string" then errors.argerror("fingerprint", "#1", "hex string expected, got " .. type(hex)) end
+  if type(hex) ~= "string" then check.argerror("fingerprint", "#1", "hex string expected, got " .. type(hex)) end
   local digest = hex:gsub("[:%s]", ""):lower()
-  if digest:find("[^0-9a-f]") then errors.argerror("fingerprint", "#1", "not a hex digest: " .. hex) end
+  if digest:find("[^0-9a-f]") then check.argerror("fingerprint", "#1", "not a hex digest: " .. hex) end
   if #digest == 32 or #digest == 40 then
-    errors.argerror("fingerprint", "#1", "MD5 and SHA-1 are insecure and not supported, use SHA-256")
+    check.argerror("fingerprint", "#1", "MD5 and SHA-1 are insecure and not supported, use SHA-256")
   end
   if #digest ~= 64 then
-    errors.argerror("fingerprint", "#1", "SHA-256 digest of 64 hex digits expected, got " .. #digest)
+    check.argerror("fingerprint", "#1", "SHA-256 digest of 64 hex digits expected, got " .. #digest)
   end
   return setmetatable({ digest = digest }, fp_mt)
 end

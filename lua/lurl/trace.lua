@@ -8,6 +8,7 @@
 -- Without trace configs a session never builds a tracer, so tracing costs a
 -- nil check per signal.
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 
 local M = {}
 
@@ -40,20 +41,18 @@ end
 -- Every signal is also a list on the object: table.insert(tc.on_request_end, fn).
 function M.new(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then errors.argerror("trace_config", "#1", "table expected, got " .. type(opts)) end
+  if type(opts) ~= "table" then check.argerror("trace_config", "#1", "table expected, got " .. type(opts)) end
   local tc = setmetatable({}, mt)
   for name in pairs(KNOWN) do tc[name] = {} end
   for k, v in pairs(opts) do
     if k == "ctx_factory" then
-      if type(v) ~= "function" then errors.argerror("trace_config", "'ctx_factory'", "function expected") end
-      tc.ctx_factory = v
+      tc.ctx_factory = check.func("trace_config", "'ctx_factory'", v)
     elseif not KNOWN[k] then
-      errors.argerror("trace_config", "#1", "unknown signal '" .. tostring(k) .. "'")
+      check.argerror("trace_config", "#1", "unknown signal '" .. tostring(k) .. "'")
     else
       local list = type(v) == "table" and v or { v }
       for _, fn in ipairs(list) do
-        if type(fn) ~= "function" then errors.argerror("trace_config", "'" .. k .. "'", "function expected") end
-        table.insert(tc[k], fn)
+        table.insert(tc[k], check.func("trace_config", "'" .. k .. "'", fn))
       end
     end
   end

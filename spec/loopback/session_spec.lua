@@ -144,9 +144,15 @@ describe("session", function()
       assert.are.equal("application/json", header(doc, "content-type"))
     end)
 
-    it("data and json together raise an argument error", function()
+    it("data and json together raise an argument error naming the method called", function()
       assert.has_error(function() s:post("echo", { data = "x", json = {} }) end,
+        "bad argument #2 to 'post' ('data' and 'json' cannot be used together)")
+      assert.has_error(function() s:request("PUT", "echo", { data = "x", json = {} }) end,
         "bad argument #2 to 'request' ('data' and 'json' cannot be used together)")
+      assert.has_error(function() s:put("echo", { headers = { ["Content-Length"] = "x" }, data = function() end }) end,
+        "bad argument 'headers' to 'put' (Content-Length must be a byte count, got x)")
+      assert.has_error(function() s:get("echo", { timeout = "x" }) end,
+        "bad argument 'timeout' to 'get' (number or lurl.timeout expected, got string)")
     end)
 
     it("POST without a body sends Content-Length: 0", function()

@@ -125,16 +125,14 @@ describe("lurl.testing.clock", function()
 
     it("bad options raise argument errors naming the option", function()
       local cases = {
-        { "yes", "options table expected" },
-        { { autojump = "yes" }, "'autojump' must be a boolean or seconds >= 0" },
-        { { autojump = -1 }, "'autojump' must be a boolean or seconds >= 0" },
-        { { start = "0" }, "'start' must be a number" },
-        { { wall = "now" }, "'wall' must be epoch seconds" },
+        { "yes", "bad argument #1 to 'clock' (options table expected, got string)" },
+        { { autojump = "yes" }, "bad argument 'autojump' to 'clock' (number of seconds >= 0 expected, got yes)" },
+        { { autojump = -1 }, "bad argument 'autojump' to 'clock' (number of seconds >= 0 expected, got -1)" },
+        { { start = "0" }, "bad argument 'start' to 'clock' (number expected, got string)" },
+        { { wall = "now" }, "bad argument 'wall' to 'clock' (number expected, got string)" },
+        { { atuojump = true }, "bad argument #1 to 'clock' (unknown option 'atuojump' (did you mean 'autojump'?))" },
       }
-      for _, case in ipairs(cases) do
-        local err = support.raises(case[2], testing.clock, case[1])
-        assert.matches("bad argument #1 to 'clock'", err, 1, true)
-      end
+      for _, case in ipairs(cases) do support.raises(case[2], testing.clock, case[1]) end
       -- none of them was installed
       clock = testing.clock()
     end)
@@ -142,7 +140,7 @@ describe("lurl.testing.clock", function()
     it("advance needs seconds >= 0", function()
       clock = testing.clock()
       for _, v in ipairs { -1, "1", 0 / 0 } do
-        support.raises("bad argument #1 to 'advance' (seconds >= 0 expected)", clock.advance, clock, v)
+        support.raises("bad argument #1 to 'advance' (number", clock.advance, clock, v)
       end
       assert.has_error(function() clock:advance() end)
       assert.are.equal(0, clock:now())
@@ -151,7 +149,8 @@ describe("lurl.testing.clock", function()
     it("a virtual timer needs seconds >= 0 too", function()
       clock = testing.clock()
       local t = sched.timer()
-      support.raises("seconds >= 0 expected", t.start, t, -1, function() end)
+      support.raises("bad argument #1 to 'start' (number of seconds >= 0 expected, got -1)", t.start, t, -1,
+        function() end)
       t:close()
       assert.is_true(t:closed())
     end)

@@ -17,6 +17,7 @@
 -- seconds after it.
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local window = require "lurl.policy.window"
 
 local M = {}
@@ -68,7 +69,7 @@ end
 local OPTIONS = { k = "number", window = "number", per_host = "boolean", failure_on = "any", rng = "any",
   on_event = "function" }
 
-local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg) end
+local function bad(name, msg) check.argerror(FNAME, "'" .. name .. "'", msg) end
 
 -- new{ k = 2, window = 120, per_host = true, failure_on, rng, on_event }
 -- failure_on names the outcomes that are not accepts (lurl.policy.base.rules:
@@ -80,7 +81,7 @@ function M.new(opts)
   opts = base.check(FNAME, opts, OPTIONS, 2)
   local k = opts.k or 2
   if not (k >= 1 and k < math.huge) then bad("k", "number >= 1 expected, got " .. k) end
-  local span = base.seconds(FNAME, "window", opts.window) or 120
+  local span = check.seconds(FNAME, "'window'", opts.window) or 120
   if not (span > 0 and span < math.huge) then bad("window", "seconds > 0 expected, got " .. span) end
   return setmetatable({
     kind = FNAME, k = k, window = span, failure_on = opts.failure_on, per_host = opts.per_host ~= false,

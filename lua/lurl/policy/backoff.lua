@@ -21,7 +21,7 @@
 -- measurements favour full jitter, the default of exponential. Constant and
 -- linear default to "none" (a fixed pace is what one asks them for).
 local base = require "lurl.policy.base"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local middleware = require "lurl.middleware"
 
 local M = {}
@@ -71,7 +71,7 @@ end
 
 local function check_jitter(fname, v)
   if v ~= nil and not JITTER[v] then
-    errors.argerror(fname, "'jitter'", ("\"none\", \"full\", \"equal\" or \"decorrelated\" expected, got %s")
+    check.argerror(fname, "'jitter'", ("\"none\", \"full\", \"equal\" or \"decorrelated\" expected, got %s")
       :format(tostring(v)))
   end
   return v
@@ -82,26 +82,24 @@ local function growing(fname, opts, known, defaults)
   opts = base.check(fname, opts, known)
   local b = setmetatable({ kind = fname, jitter = check_jitter(fname, opts.jitter) or defaults.jitter }, mt)
   for _, k in ipairs { "base", "step", "max" } do
-    if known[k] then b[k] = base.seconds(fname, k, opts[k]) end
+    if known[k] then b[k] = check.seconds(fname, "'" .. k .. "'", opts[k]) end
   end
   b.base = b.base or defaults.base
   b.max = b.max or defaults.max
   if b.max < b.base then
-    errors.argerror(fname, "'max'", ("%g is below 'base' (%g)"):format(b.max, b.base))
+    check.argerror(fname, "'max'", ("%g is below 'base' (%g)"):format(b.max, b.base))
   end
   return b, opts
 end
 
 -- constant(delay[, { jitter = "none" }])
 function M.constant(delay, opts)
-  if type(delay) ~= "number" or delay < 0 or delay ~= delay then
-    errors.argerror("constant", "#1", "number of seconds >= 0 expected, got " .. tostring(delay))
-  end
+  check.seconds("constant", "#1", check.arg("constant", "#1", delay, "number"))
   -- argument #2, which base.check (for #1) cannot name
-  opts = errors.check_options("constant", "#2", opts == nil and {} or opts, { jitter = "string" })
+  opts = check.options("constant", "#2", opts == nil and {} or opts, { jitter = "string" })
   local jitter = check_jitter("constant", opts.jitter) or "none"
   if jitter == "decorrelated" then
-    errors.argerror("constant", "'jitter'", "decorrelated grows from the previous delay: use linear or exponential")
+    check.argerror("constant", "'jitter'", "decorrelated grows from the previous delay: use linear or exponential")
   end
   return setmetatable({ kind = "constant", seconds = delay, jitter = jitter }, mt)
 end
@@ -120,7 +118,7 @@ function M.exponential(opts)
     { base = 0.1, max = 10, jitter = "full" }, 2)
   local factor = o.factor or 2
   if factor < 1 or factor ~= factor then
-    errors.argerror("exponential", "'factor'", "number >= 1 expected, got " .. tostring(factor))
+    check.argerror("exponential", "'factor'", "number >= 1 expected, got " .. tostring(factor))
   end
   b.factor = factor
   return b
@@ -136,7 +134,7 @@ function custom_mt.__tostring(c) return ("lurl.backoff.custom { %s }"):format(mi
 -- of the script, raised where the retry sleeps.
 function Custom:delay(n, prev)
   local d = self.fn(n, prev)
-  if type(d) ~= "number" or d < 0 or d ~= d then
+  if not check.is_seconds(d) then
     error(("backoff function %s returned %s, not seconds >= 0"):format(middleware.describe(self.fn), tostring(d)), 0)
   end
   return d
@@ -150,14 +148,11 @@ function M.from(v, fname, argname)
   if v == nil then return M.exponential() end
   local t = type(v)
   if t == "number" then
-    if v < 0 or v ~= v then
-      errors.argerror(fname, argname, "number of seconds >= 0 expected, got " .. tostring(v))
-    end
-    return M.constant(v)
+    return M.constant(check.seconds(fname, argname, v))
   end
   if t == "function" then return setmetatable({ fn = v }, custom_mt) end
   if t == "table" and type(v.delay) == "function" then return v end
-  errors.argerror(fname, argname, "seconds, a function(n, prev) or a lurl.backoff expected, got " .. t)
+  check.argerror(fname, argname, "seconds, a function(n, prev) or a lurl.backoff expected, got " .. t)
 end
 
 return M

@@ -8,6 +8,7 @@
 -- Both go through policy:call(ctx, op): ctx is the lurl.request (middleware)
 -- or a lurl.policy_context (run); op(ctx) makes one try.
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local httpdate = require "lurl.httpdate"
 local middleware = require "lurl.middleware"
 local sched = require "lurl.sched"
@@ -23,7 +24,7 @@ function M.class(kind, methods, describe)
   local mt = { __name = "lurl." .. kind, __index = methods }
   mt.__call = function(self, req, handler)
     if not middleware.is_request(req) or type(handler) ~= "function" then
-      errors.raise(("lurl.%s used as a middleware must be called as (req, handler)"):format(kind))
+      check.raise(("lurl.%s used as a middleware must be called as (req, handler)"):format(kind))
     end
     return self:call(req, handler)
   end
@@ -77,13 +78,10 @@ function Context:emit() end
 -- state is kept under, default "default"), deadline (seconds for the whole
 -- run).
 function M.run(self, fn, opts)
-  if type(fn) ~= "function" then errors.argerror("run", "#1", "function expected, got " .. type(fn)) end
+  check.func("run", "#1", fn)
   opts = opts or {}
-  if type(opts) ~= "table" then errors.argerror("run", "#2", "options table expected, got " .. type(opts)) end
-  local d = opts.deadline
-  if d ~= nil and (type(d) ~= "number" or d < 0 or d ~= d) then
-    errors.argerror("run", "'deadline'", "number of seconds >= 0 expected, got " .. tostring(d))
-  end
+  if type(opts) ~= "table" then check.argerror("run", "#2", "options table expected, got " .. type(opts)) end
+  local d = check.seconds("run", "'deadline'", opts.deadline)
   local ctx = setmetatable({ key = opts.key or "default", attempt = 1,
     deadline_at = d and sched.now() + d or false }, ctx_mt)
   return self:call(ctx, fn)
@@ -110,7 +108,7 @@ function M.key(self, ctx) return self.per_host and ctx:origin() or "*" end
 -- the shared one without per_host; run mode's "default" when none is given.
 function M.script_key(self, key, method)
   if key ~= nil and type(key) ~= "string" then
-    errors.argerror(method, "#1", "key (string) expected, got " .. type(key))
+    check.argerror(method, "#1", "key (string) expected, got " .. type(key))
   end
   if not self.per_host then return "*" end
   return key or "default"
@@ -175,7 +173,7 @@ function M.rules(spec, fname, argname)
   end
   if type(spec) == "function" then return { statuses = {}, kinds = {}, predicate = spec, spec = spec } end
   if type(spec) ~= "table" then
-    errors.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec))
+    check.argerror(fname, argname, "list of statuses and error kinds, or a function expected, got " .. type(spec))
   end
   local r = { statuses = {}, kinds = {}, spec = spec }
   for i, v in ipairs(spec) do
@@ -184,7 +182,7 @@ function M.rules(spec, fname, argname)
     elseif type(v) == "string" and errors.kinds[v] then
       r.kinds[#r.kinds + 1] = v
     else
-      errors.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)))
+      check.argerror(fname, argname, ("item %d (%s) is neither a status nor an error kind"):format(i, tostring(v)))
     end
   end
   return r
@@ -228,12 +226,12 @@ function M.methods(v, fname)
   if v == nil then return nil, {} end
   if v == "*" then return v, true end
   if type(v) ~= "table" then
-    errors.argerror(fname, "'methods'", "list of method names or \"*\" expected, got " .. tostring(v))
+    check.argerror(fname, "'methods'", "list of method names or \"*\" expected, got " .. tostring(v))
   end
   local list, set = {}, {}
   for i, m in ipairs(v) do
     if type(m) ~= "string" or not m:match("^[%w!#$%%&'*+.^_`|~-]+$") then
-      errors.argerror(fname, "'methods'", ("item %d (%s) is not a method name"):format(i, tostring(m)))
+      check.argerror(fname, "'methods'", ("item %d (%s) is not a method name"):format(i, tostring(m)))
     end
     list[i] = m:upper()
     set[list[i]] = true
@@ -255,7 +253,7 @@ function M.budget(v, fname)
   if v == nil then return nil end
   for _, name in ipairs { "deposit", "withdraw", "record" } do
     if type(v[name]) ~= "function" then
-      errors.argerror(fname, "'budget'", "lurl.retry_budget or lurl.token_bucket expected (no " .. name .. " method)")
+      check.argerror(fname, "'budget'", "lurl.retry_budget or lurl.token_bucket expected (no " .. name .. " method)")
     end
   end
   return v
@@ -285,7 +283,7 @@ function M.rng(v, fname)
   if v == nil then return math.random end
   if type(v) == "function" then return v end
   if type(v) ~= "number" or v % 1 ~= 0 then
-    errors.argerror(fname, "'rng'", "seed (integer) or function expected, got " .. tostring(v))
+    check.argerror(fname, "'rng'", "seed (integer) or function expected, got " .. tostring(v))
   end
   -- Park and Miller's minimal standard generator: exact in doubles
   local state = v % 2147483646 + 1
@@ -299,17 +297,11 @@ end
 
 function M.check(fname, opts, known)
   if opts == nil then opts = {} end
-  return errors.check_options(fname, "#1", opts, known)
+  return check.options(fname, "#1", opts, known)
 end
 
 -- Seconds as messages print them: to the millisecond.
 function M.seconds_text(v) return ("%g"):format(math.floor(v * 1000 + 0.5) / 1000) end
 
-function M.seconds(fname, name, v)
-  if v ~= nil and (type(v) ~= "number" or v < 0 or v ~= v) then
-    errors.argerror(fname, "'" .. name .. "'", "number of seconds >= 0 expected, got " .. tostring(v))
-  end
-  return v
-end
 
 return M

@@ -24,7 +24,7 @@
 --   transient failure (its retry_on): gRPC's retryable status codes. Tokens
 --   are counted in thousandths, as A6 asks, so the threshold is exact.
 local base = require "lurl.policy.base"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local window = require "lurl.policy.window"
 
 local M = {}
@@ -59,7 +59,7 @@ function RetryBudget:record() end
 
 local function positive(fname, name, v)
   if v ~= nil and not (v > 0 and v < math.huge) then
-    errors.argerror(fname, "'" .. name .. "'", "number > 0 expected, got " .. tostring(v))
+    check.argerror(fname, "'" .. name .. "'", "number > 0 expected, got " .. tostring(v))
   end
   return v
 end
@@ -68,10 +68,10 @@ function M.retry_budget(opts)
   opts = base.check("retry_budget", opts, { ratio = "number", min_per_second = "number", ttl = "number" }, 2)
   local ratio = opts.ratio or 0.2
   if not (ratio >= 0 and ratio < math.huge) then
-    errors.argerror("retry_budget", "'ratio'", "number >= 0 expected, got " .. tostring(ratio))
+    check.argerror("retry_budget", "'ratio'", "number >= 0 expected, got " .. tostring(ratio))
   end
-  local min = base.seconds("retry_budget", "min_per_second", opts.min_per_second) or 10
-  if min == math.huge then errors.argerror("retry_budget", "'min_per_second'", "finite number expected") end
+  local min = check.seconds("retry_budget", "'min_per_second'", opts.min_per_second) or 10
+  if min == math.huge then check.argerror("retry_budget", "'min_per_second'", "finite number expected") end
   local ttl = positive("retry_budget", "ttl", opts.ttl) or 10
   return setmetatable({ ratio = ratio, min_per_second = min, ttl = ttl, reserve = min * ttl,
     windows = base.keyed(function() return window.new(ttl, 10) end) }, rb_mt)

@@ -22,6 +22,7 @@
 -- State is kept per key: the request's origin (per_host) or one shared "*".
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 local window = require "lurl.policy.window"
 
@@ -164,7 +165,7 @@ local OPTIONS = {
   half_open_max = "number", failure_on = "any", per_host = "boolean", on_event = "function",
 }
 
-local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg) end
+local function bad(name, msg) check.argerror(FNAME, "'" .. name .. "'", msg) end
 
 local function count(v) return v % 1 == 0 and v >= 1 and v < math.huge end
 
@@ -180,13 +181,13 @@ function M.new(opts)
   if not (ratio > 0 and ratio <= 1) then bad("failure_ratio", "number in (0, 1] expected, got " .. ratio) end
   local min = opts.min_throughput or 100
   if not count(min) then bad("min_throughput", "integer >= 1 expected, got " .. min) end
-  local span = base.seconds(FNAME, "window", opts.window) or 30
+  local span = check.seconds(FNAME, "'window'", opts.window) or 30
   if not (span > 0 and span < math.huge) then bad("window", "seconds > 0 expected, got " .. span) end
   local max = opts.half_open_max or 1
   if not count(max) then bad("half_open_max", "integer >= 1 expected, got " .. max) end
   local self = setmetatable({
     kind = FNAME, failure_ratio = ratio, min_throughput = min, window = span,
-    break_for = base.seconds(FNAME, "break_for", opts.break_for) or 5, half_open_max = max,
+    break_for = check.seconds(FNAME, "'break_for'", opts.break_for) or 5, half_open_max = max,
     failure_on = opts.failure_on, rules = base.rules(opts.failure_on, FNAME, "'failure_on'"),
     any_5xx = opts.failure_on == nil, per_host = opts.per_host ~= false, on_event = opts.on_event,
     circuits = base.keyed(function(key)

@@ -36,6 +36,7 @@
 -- so sessions that share the policy share it.
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local middleware = require "lurl.middleware"
 local response = require "lurl.response"
 local sched = require "lurl.sched"
@@ -78,7 +79,7 @@ local function parse_url_alt(i, s)
   local u = url.parse(s)
   local ok = u and url.check_http(u, s)
   if not ok or (u.query and u.query ~= "") or u.fragment then
-    errors.argerror("fallback", "#1", ("alternative %d (%q) is not an http(s) base URL without query"):format(i, s))
+    check.argerror("fallback", "#1", ("alternative %d (%q) is not an http(s) base URL without query"):format(i, s))
   end
   return { kind = "url", value = s, url = u, origin = origin_of(u), prefix = ((u.path or ""):gsub("/+$", "")) }
 end
@@ -92,7 +93,7 @@ local function parse_table(i, t)
   local ok, why = pcall(response.static, t)
   if not ok then
     why = tostring(why):gsub("^[^:]*:%d+: ", "")
-    errors.argerror("fallback", "#1", ("alternative %d is not a valid canned answer: %s"):format(i, why))
+    check.argerror("fallback", "#1", ("alternative %d is not a valid canned answer: %s"):format(i, why))
   end
   return { kind = "canned", value = t }
 end
@@ -229,21 +230,21 @@ local mt = base.class("fallback", Fallback, describe)
 -- new{ alt1, alt2, ..., on =, cooldown =, on_event = } -> a fallback policy.
 function M.new(opts)
   if type(opts) ~= "table" then
-    errors.argerror("fallback", "#1", "table of alternatives expected, got " .. type(opts))
+    check.argerror("fallback", "#1", "table of alternatives expected, got " .. type(opts))
   end
   local n, named = #opts, {}
   for k, v in pairs(opts) do
     if type(k) ~= "number" then
       named[k] = v
     elseif k % 1 ~= 0 or k < 1 or k > n then
-      errors.argerror("fallback", "#1", "alternatives must form a list without holes")
+      check.argerror("fallback", "#1", "alternatives must form a list without holes")
     end
   end
-  if n == 0 then errors.argerror("fallback", "#1", "at least one alternative expected") end
+  if n == 0 then check.argerror("fallback", "#1", "at least one alternative expected") end
   base.check("fallback", named, KNOWN, 2)
   local alts = {}
   for i = 1, n do
-    if opts[i] == nil then errors.argerror("fallback", "#1", "alternatives must form a list without holes") end
+    if opts[i] == nil then check.argerror("fallback", "#1", "alternatives must form a list without holes") end
     alts[i] = parse_alt(i, opts[i], 2)
   end
   return setmetatable({

@@ -40,6 +40,7 @@
 -- once it is reached, and attempts still running then are cancelled.
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -271,12 +272,12 @@ local mt = base.class("hedge", Hedge, describe)
 local function parse_delay(v)
   if v == nil then return 0.05 end
   if type(v) == "number" then
-    base.seconds("hedge", "delay", v)
+    check.seconds("hedge", "'delay'", v)
     return v
   end
   local p = type(v) == "string" and tonumber(v:match("^p(%d+%.?%d*)$"))
   if not p or p < 1 or p > 99.9 then
-    errors.argerror("hedge", "'delay'", "seconds >= 0 or a percentile \"p1\" to \"p99.9\" expected, got "
+    check.argerror("hedge", "'delay'", "seconds >= 0 or a percentile \"p1\" to \"p99.9\" expected, got "
       .. (type(v) == "string" and ("%q"):format(v) or tostring(v)))
   end
   return nil, p
@@ -284,7 +285,7 @@ end
 
 local function check_integer(name, v, min)
   if v ~= nil and (v % 1 ~= 0 or v < min) then
-    errors.argerror("hedge", "'" .. name .. "'", ("integer >= %d expected, got %s"):format(min, tostring(v)))
+    check.argerror("hedge", "'" .. name .. "'", ("integer >= %d expected, got %s"):format(min, tostring(v)))
   end
   return v
 end
@@ -308,7 +309,7 @@ function M.new(opts)
     ring = {}, sorted = {}, ring_next = 1,
   }, mt)
   if percentile then
-    self.initial_delay = base.seconds("hedge", "initial_delay", opts.initial_delay) or 0.05
+    self.initial_delay = check.seconds("hedge", "'initial_delay'", opts.initial_delay) or 0.05
     self.min_samples = check_integer("min_samples", opts.min_samples, 1) or 20
   end
   return self

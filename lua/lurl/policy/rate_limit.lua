@@ -14,6 +14,7 @@
 -- nothing.
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -112,7 +113,7 @@ end
 
 local OPTIONS = { rate = "number", burst = "number", per_host = "boolean", max_wait = "number" }
 
-local function bad(name, msg) errors.argerror(FNAME, "'" .. name .. "'", msg) end
+local function bad(name, msg) check.argerror(FNAME, "'" .. name .. "'", msg) end
 
 -- new{ rate, burst = 1, per_host = true, max_wait }: rate in requests per
 -- second (> 0); max_wait, the longest wait a call may take (seconds).
@@ -127,7 +128,7 @@ function M.new(opts)
   end
   return setmetatable({
     kind = FNAME, rate = rate, burst = burst, per_host = opts.per_host ~= false,
-    max_wait = base.seconds(FNAME, "max_wait", opts.max_wait),
+    max_wait = check.seconds(FNAME, "'max_wait'", opts.max_wait),
     interval = 1 / rate, tolerance = (burst - 1) / rate,
     buckets = base.keyed(function() return { tat = -math.huge, queue = {} } end),
   }, mt)

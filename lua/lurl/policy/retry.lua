@@ -44,6 +44,7 @@
 local backoff = require "lurl.policy.backoff"
 local base = require "lurl.policy.base"
 local errors = require "lurl.errors"
+local check = require "lurl.check"
 local middleware = require "lurl.middleware"
 local sched = require "lurl.sched"
 
@@ -84,7 +85,7 @@ local OPTIONS = {
 local function check_attempts(v)
   if v == nil then return 3 end
   if v < 1 or v % 1 ~= 0 then
-    errors.argerror("retry", "'attempts'", "integer >= 1 expected, got " .. tostring(v))
+    check.argerror("retry", "'attempts'", "integer >= 1 expected, got " .. tostring(v))
   end
   return v
 end
@@ -99,15 +100,15 @@ function M.new(opts)
     rules = rules,
     retry_on = rules.spec,
     retry_after = opts.retry_after ~= false,
-    max_wait = base.seconds("retry", "max_wait", opts.max_wait) or 60,
+    max_wait = check.seconds("retry", "'max_wait'", opts.max_wait) or 60,
     budget = base.budget(opts.budget, "retry"),
-    deadline = base.seconds("retry", "deadline", opts.deadline),
-    per_try_timeout = base.seconds("retry", "per_try_timeout", opts.per_try_timeout),
+    deadline = check.seconds("retry", "'deadline'", opts.deadline),
+    per_try_timeout = check.seconds("retry", "'per_try_timeout'", opts.per_try_timeout),
     on_retry = opts.on_retry,
     on_event = opts.on_event,
     rng = base.rng(opts.rng, "retry"),
   }, mt)
-  if self.per_try_timeout == 0 then errors.argerror("retry", "'per_try_timeout'", "seconds > 0 expected, got 0") end
+  if self.per_try_timeout == 0 then check.argerror("retry", "'per_try_timeout'", "seconds > 0 expected, got 0") end
   self.methods, self.method_set = base.methods(opts.methods, "retry")
   return self
 end

@@ -21,7 +21,7 @@
 -- Unreferenced timers (timer:ref(false), like the pool's sweeper) fire when
 -- time passes them, but neither autojump nor run_until_idle waits for them.
 local core = require "lurl.core"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 
 local M = {}
@@ -80,9 +80,7 @@ function Timer:start(secs, cb)
     if not self.referenced then self.real:ref(false) end
   end
   if self.real then return self.real:start(secs, cb) end
-  if type(secs) ~= "number" or secs < 0 or secs ~= secs then
-    errors.raise("bad argument #1 to 'start' (seconds >= 0 expected)")
-  end
+  check.seconds("start", "#1", check.arg("start", "#1", secs, "number"))
   self:stop()
   local clock = self.clock
   clock.seq = clock.seq + 1
@@ -161,7 +159,7 @@ local function run_to(self, target, referenced_only, limit)
     if not e or e.due > target then break end
     fired = fired + 1
     if fired > limit then
-      errors.raise(("lurl.testing.clock: more than %d timers fired without getting idle"):format(limit))
+      check.raise(("lurl.testing.clock: more than %d timers fired without getting idle"):format(limit))
     end
     fire(self, e)
     settle()
@@ -176,10 +174,8 @@ local LIMIT = 1000000
 -- advance(seconds): move time forward, firing the timers due on the way in
 -- order and letting tasks run after each. Returns how many fired.
 function Clock:advance(secs)
-  if type(secs) ~= "number" or secs < 0 or secs ~= secs then
-    errors.raise("bad argument #1 to 'advance' (seconds >= 0 expected)")
-  end
-  if self.closed then errors.raise("the clock is closed") end
+  check.seconds("advance", "#1", check.arg("advance", "#1", secs, "number"))
+  if self.closed then check.raise("the clock is closed") end
   return run_to(self, self.t + secs, false, LIMIT)
 end
 
@@ -187,7 +183,7 @@ end
 -- referenced timer is left and no task is ready; returns the seconds that
 -- passed. More than limit (1e6) firings raise: something re-arms forever.
 function Clock:run_until_idle(limit)
-  if self.closed then errors.raise("the clock is closed") end
+  if self.closed then check.raise("the clock is closed") end
   local t0 = self.t
   run_to(self, math.huge, true, limit or LIMIT)
   return self.t - t0
@@ -239,17 +235,14 @@ end
 
 -- lurl.testing.clock{ start = 0, wall = os.time(), autojump = false | true | seconds }
 -- start: the virtual sched.now(); wall: the epoch seconds it stands for.
+local OPTIONS = { start = "number", wall = "number", autojump = "any" }
+
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then errors.raise("bad argument #1 to 'clock' (options table expected)") end
+  opts = check.options("clock", "#1", opts or {}, OPTIONS)
   local aj = opts.autojump or false
-  if aj ~= false and aj ~= true and (type(aj) ~= "number" or aj < 0) then
-    errors.raise("bad argument #1 to 'clock' ('autojump' must be a boolean or seconds >= 0)")
-  end
+  if type(aj) ~= "boolean" then check.seconds("clock", "'autojump'", aj) end
   local start = opts.start or 0
-  if type(start) ~= "number" then errors.raise("bad argument #1 to 'clock' ('start' must be a number)") end
   local wall = opts.wall or os.time()
-  if type(wall) ~= "number" then errors.raise("bad argument #1 to 'clock' ('wall' must be epoch seconds)") end
   local self = setmetatable({ t = start, start = start, wall = wall, heap = {}, seq = 0, active = 0, autojump = aj,
     closed = false }, mt)
   if aj then

@@ -39,7 +39,7 @@
 --     route, error (for connection failures) }
 local connector_mod = require "lurl.connector"
 local errors = require "lurl.errors"
-local middleware = require "lurl.middleware"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 local url = require "lurl.url"
 local wire = require "lurl.testing.wire"
@@ -59,7 +59,7 @@ end
 local CONNECT_ERRORS = { refused = true, dns = true, connect_timeout = true }
 local AFTER_ERRORS = { reset = true, disconnect = true, hang = true }
 
-local callable = middleware.callable
+local callable = check.is_callable
 
 -- What is wrong with answer a, or nil.
 local function answer_problem(a)
@@ -107,7 +107,7 @@ local function no_query(s) return (s:gsub("%?.*$", "")) end
 local function canonical(s)
   local u = url.parse(s)
   if not u or not u.scheme or not u.host then
-    errors.raise("bad argument #2 to 'on' (absolute URL expected, got '" .. s .. "')")
+    check.raise("bad argument #2 to 'on' (absolute URL expected, got '" .. s .. "')")
   end
   u.fragment = nil
   if u.path == "" then u.path = "/" end
@@ -121,7 +121,7 @@ local function matcher(spec)
     return function(u) return u:match(pat) ~= nil end, "~" .. pat
   end
   if type(spec) ~= "string" then
-    errors.raise("bad argument #2 to 'on' (URL string, { pattern = } or function expected, got " .. type(spec) .. ")")
+    check.raise("bad argument #2 to 'on' (URL string, { pattern = } or function expected, got " .. type(spec) .. ")")
   end
   local want = canonical(spec)
   if want:find("?", 1, true) then return function(u) return u == want end, want end
@@ -130,12 +130,12 @@ end
 
 -- mock:on(method, url, answer...) -> route
 function Mock:on(method, u, ...)
-  if type(method) ~= "string" then errors.raise("bad argument #1 to 'on' (method name or \"*\" expected)") end
+  if type(method) ~= "string" then check.raise("bad argument #1 to 'on' (method name or \"*\" expected)") end
   local match, label = matcher(u)
   local r = setmetatable({ method = method:upper(), match = match, label = label, answers = {}, next = 1, calls = {} },
     route_mt)
   add_answers(r, "on", 3, 2, ...)
-  if #r.answers == 0 then errors.raise("bad argument #3 to 'on' (at least one answer expected)") end
+  if #r.answers == 0 then check.raise("bad argument #3 to 'on' (at least one answer expected)") end
   self.routes[#self.routes + 1] = r
   return r
 end

@@ -33,7 +33,7 @@
 -- with its headers, body and `at` (sched.now() when it was read), to check
 -- attempts, bodies and Idempotency-Keys.
 local core = require "lurl.core"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local sched = require "lurl.sched"
 local wire = require "lurl.testing.wire"
 
@@ -219,7 +219,7 @@ function M.new(opts)
   else
     listener, err = core.tcp.listen(self.host, opts.port or 0, on_connection)
   end
-  if not listener then errors.raise("cannot listen on " .. (self.path or self.host) .. ": " .. tostring(err)) end
+  if not listener then check.raise("cannot listen on " .. (self.path or self.host) .. ": " .. tostring(err)) end
   self.listener = listener
   listener:ref(false)
   if not self.path then

@@ -3,7 +3,7 @@
 -- lurl.testing.server (over sockets) and lurl.testing.mock (without).
 local cjson = require "cjson"
 local core = require "lurl.core"
-local errors = require "lurl.errors"
+local check = require "lurl.check"
 local headers_mod = require "lurl.headers"
 
 local M = {}
@@ -87,7 +87,7 @@ end
 -- the last one for good; route.count tells how many it answered.
 function M.sequence(...)
   local answers, n = { ... }, select("#", ...)
-  if n == 0 then errors.raise("bad argument #1 to 'sequence' (at least one answer expected)") end
+  if n == 0 then check.raise("bad argument #1 to 'sequence' (at least one answer expected)") end
   local seq = { count = 0 }
   return setmetatable(seq, {
     __name = "lurl.testing.sequence",
