@@ -147,16 +147,21 @@ local function decoder_for(ex, status, content_encoding)
   return chain or false, err
 end
 
+-- The head event's positions, as upvalues: make_response runs once per
+-- response, and a field of h1 would be looked up each time.
+local STATUS, REASON, MAJOR, MINOR, FIELDS = h1.STATUS, h1.REASON, h1.MAJOR, h1.MINOR, h1.FIELDS
+local KEEP_ALIVE, SETS_COOKIES, CODINGS = h1.KEEP_ALIVE, h1.SETS_COOKIES, h1.CODINGS
+
 local function make_response(session, ex, head, c, deadline)
-  local status, reason, major, minor = head[h1.STATUS], head[h1.REASON], head[h1.MAJOR], head[h1.MINOR]
+  local status, reason, major, minor = head[STATUS], head[REASON], head[MAJOR], head[MINOR]
   local connector = session.connector
-  local decode, refused = decoder_for(ex, status, head[h1.CODINGS])
+  local decode, refused = decoder_for(ex, status, head[CODINGS])
   local resp = response.new {
     status = status, reason = reason, _major = major, _minor = minor,
     method = ex.method, url = ex.url_string,
-    _fields_block = head[h1.FIELDS], -- resp.headers is made from it when first read
+    _fields_block = head[FIELDS], -- resp.headers is made from it when first read
     _conn = c, _exchange = ex, _trace = ex.trace, _release = release, _connector = connector,
-    _keep_alive = head[h1.KEEP_ALIVE], _tls = c.tls or false, _sets_cookies = head[h1.SETS_COOKIES] or false,
+    _keep_alive = head[KEEP_ALIVE], _tls = c.tls or false, _sets_cookies = head[SETS_COOKIES] or false,
     _decode = decode,
     _max_body = ex.max_body, _charset_resolver = session.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
@@ -251,7 +256,8 @@ local function perform(session, ex, deadline)
     if not c then return nil, head end
   end
   local resp = make_response(session, ex, head, c, deadline)
-  deadline:enter("body")
+  -- the body phase starts with the response (its first byte: no clock read)
+  deadline:enter("body", ex.t_first or nil)
   if resp._eof then -- it came whole with its head
     if resp._error then return nil, resp._error end
     return resp
