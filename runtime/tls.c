@@ -1,46 +1,165 @@
-/* TLS on a stream. OpenSSL works on two memory BIOs and the stream carries
- * their bytes over the socket, so TLS runs on the same libuv reads and
- * writes as plain TCP and the Lua connection code sees one kind of stream
- * (stream.h). The end of the socket is the end of the stream, close_notify
- * or not: whether the body was complete is the HTTP parser's call. */
+/* TLS on a stream. OpenSSL works on two memory BIOs (the link, tls.h, which
+ * the engine of tls_engine.c shares) and the stream carries their bytes over
+ * the socket, so TLS runs on the same libuv reads and writes as plain TCP
+ * and the Lua connection code sees one kind of stream (stream.h). The end
+ * of the socket is the end of the stream, close_notify or not: whether the
+ * body was complete is the HTTP parser's call. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "stream.h"
 #include "tls.h"
 
 struct tls_conn {
-    SSL *ssl;
-    BIO *rbio, *wbio;  /* the network side: bytes from the socket, bytes for it */
-    int ctx_ref;       /* keeps the context (and its session cache) alive */
-    int done_ref;      /* the handshake's callback */
-    int broken;        /* TLS failed (handshake or records): no more reads or writes */
-    char *session_key; /* host:port, when sessions are saved and resumed */
+    tls_link k;
+    int done_ref; /* the handshake's callback */
 };
 
+/* ---- the link ---- */
+
 const char *tls_session_key(SSL *ssl) {
-    tls_conn *c = SSL_get_app_data(ssl);
-    return c ? c->session_key : NULL;
+    tls_link *k = SSL_get_app_data(ssl);
+    return k ? k->session_key : NULL;
 }
 
-/* SSL_get_error needs an empty error queue before each call; emptying one
- * that is empty, on every record, costs more than looking. */
-static void clear_errors(void) {
-    if (ERR_peek_error()) ERR_clear_error();
+/* SNI names a host, never an address (RFC 6066 section 3); verification
+ * checks either one against the certificate (RFC 6125; RFC 5280 iPAddress). */
+static int set_peer_name(SSL *ssl, int verify, const char *host) {
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    if (!is_ip && !SSL_set_tlsext_host_name(ssl, host)) return 0;
+    if (!verify) return 1;
+    if (is_ip) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return SSL_set1_host(ssl, host);
 }
+
+/* The SSL of a new connection, set up as client or server of context x. */
+static int new_ssl(tls_link *k, tls_context *x, const char *host, const char *session_key) {
+    k->ssl = SSL_new(x->ctx);
+    k->rbio = BIO_new(BIO_s_mem());
+    k->wbio = BIO_new(BIO_s_mem());
+    if (!k->ssl || !k->rbio || !k->wbio) return 0;
+    SSL_set_bio(k->ssl, k->rbio, k->wbio); /* the SSL owns them now */
+    SSL_set_app_data(k->ssl, k);
+    if (x->server) {
+        SSL_set_accept_state(k->ssl);
+        return 1;
+    }
+    SSL_set_connect_state(k->ssl);
+    if (host && !set_peer_name(k->ssl, x->verify, host)) return 0;
+    if (!session_key) return 1;
+    if (!(k->session_key = strdup(session_key))) return 0;
+    SSL_SESSION *saved = tls_context_take_session(x, session_key);
+    if (!saved) return 1;
+    int ok = SSL_set_session(k->ssl, saved);
+    SSL_SESSION_free(saved);
+    return ok;
+}
+
+int tls_link_open(lua_State *L, tls_link *k, int ctx_idx, const char *host,
+                  const char *session_key) {
+    k->ctx_ref = LUA_NOREF;
+    if (!new_ssl(k, lua_touserdata(L, ctx_idx), host, session_key)) return 0;
+    lua_pushvalue(L, ctx_idx);
+    k->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+void tls_link_free(lua_State *L, tls_link *k) {
+    /* OpenSSL forgets the session of a connection freed without close_notify,
+     * which TLS no longer asks for (RFC 5246 section 7.2.1, RFC 8446 section
+     * 6.1): keep it resumable unless TLS itself failed. */
+    if (k->ssl && !k->broken) SSL_set_shutdown(k->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    luaL_unref(L, LUA_REGISTRYINDEX, k->ctx_ref);
+    if (k->ssl)
+        SSL_free(k->ssl);
+    else {
+        BIO_free(k->rbio);
+        BIO_free(k->wbio);
+    }
+    free(k->session_key);
+}
+
+int tls_link_handshake(tls_link *k) {
+    tls_clear_errors();
+    int r = SSL_do_handshake(k->ssl);
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(k->ssl, r);
+    if (e == SSL_ERROR_NONE) return 1;
+    return e == SSL_ERROR_WANT_READ ? 0 : -1;
+}
+
+int tls_link_read(tls_link *k, char *buf, size_t size, size_t *len) {
+    *len = 0;
+    while (1) {
+        size_t got = 0;
+        tls_clear_errors();
+        int ok = SSL_read_ex(k->ssl, buf + *len, size - *len, &got);
+        *len += got;
+        if (!ok) return SSL_get_error(k->ssl, 0);
+        if (*len == size) return SSL_ERROR_NONE;
+    }
+}
+
+int tls_link_write(tls_link *k, const char *data, size_t len) {
+    size_t done;
+    if (!len || SSL_write_ex(k->ssl, data, len, &done)) return 1;
+    (void)BIO_reset(k->wbio);
+    return 0;
+}
+
+int tls_link_close_notify(tls_link *k) {
+    ERR_clear_error();
+    int ok = SSL_shutdown(k->ssl) >= 0;
+    ERR_clear_error();
+    return ok;
+}
+
+const char *tls_link_reason(void) {
+    unsigned long e = ERR_peek_last_error();
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    return reason ? reason : "TLS failure";
+}
+
+int tls_push_failure(lua_State *L, SSL *ssl, const char *message, const char *ename) {
+    long verify = SSL_get_verify_result(ssl);
+    unsigned long e = ERR_peek_last_error();
+    int cert = verify != X509_V_OK && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED;
+    lua_pushnil(L);
+    if (message)
+        lua_pushstring(L, message);
+    else if (cert)
+        lua_pushfstring(L, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
+    else
+        tls_push_reason(L, "TLS handshake failed");
+    lua_pushstring(L, cert ? "ECERT" : ename);
+    lua_pushinteger(L, cert ? verify : 0);
+    ERR_clear_error();
+    return 4;
+}
+
+int tls_push_start_failure(lua_State *L, const char *fallback) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "ESSL: ");
+    tls_push_reason(L, fallback);
+    lua_concat(L, 2);
+    lua_pushliteral(L, "ESSL");
+    return 3;
+}
+
+/* ---- the stream transport ---- */
 
 /* Send what OpenSSL wrote into the network BIO. */
 static int flush(lua_State *L, l_stream *t, int fn_idx) {
     char *data;
-    long n = BIO_get_mem_data(t->tls->wbio, &data);
+    long n = BIO_get_mem_data(t->tls->k.wbio, &data);
     if (n <= 0) return 1;
     int r = stream_send_copy(L, t, data, (size_t)n, fn_idx);
-    (void)BIO_reset(t->tls->wbio);
+    (void)BIO_reset(t->tls->k.wbio);
     return r;
 }
 
@@ -55,39 +174,20 @@ static void end_handshake(l_stream *t) {
     c->done_ref = LUA_NOREF;
 }
 
-/* fn(nil, message, ename[, verify_code]): ECERT when the certificate did not
- * verify (verify_code is OpenSSL's X509_V_ERR_*), ESSL for other failures. */
+/* fn(nil, message, ename, verify_code) (tls_push_failure). */
 static void fail_handshake(l_stream *t, const char *message, const char *ename) {
     tls_conn *c = t->tls;
-    lua_State *L = t->h.rt->L;
-    long verify = SSL_get_verify_result(c->ssl);
-    unsigned long e = ERR_peek_last_error();
-    int cert = verify != X509_V_OK && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED;
-    c->broken = 1;
+    c->k.broken = 1;
     end_handshake(t);
-    lua_pushnil(L);
-    if (message)
-        lua_pushstring(L, message);
-    else if (cert)
-        lua_pushfstring(L, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
-    else
-        tls_push_reason(L, "TLS handshake failed");
-    lua_pushstring(L, cert ? "ECERT" : ename);
-    lua_pushinteger(L, cert ? verify : 0);
-    ERR_clear_error();
-    rt_callback(t->h.rt, 4);
+    rt_callback(t->h.rt, tls_push_failure(t->h.rt->L, c->k.ssl, message, ename));
 }
 
-/* One step of the handshake: 1 done, 0 waiting for the peer, -1 failed (the
- * reason is in OpenSSL's error queue). Sends whatever the step produced: the
- * next flight, or the alert that tells the peer why it failed. */
+/* One step of the handshake (tls_link_handshake). Sends whatever the step
+ * produced: the next flight, or the alert that tells the peer why it failed. */
 static int handshake_step(l_stream *t) {
-    clear_errors();
-    int r = SSL_do_handshake(t->tls->ssl);
-    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->tls->ssl, r);
+    int r = tls_link_handshake(&t->tls->k);
     flush(t->h.rt->L, t, 0);
-    if (e == SSL_ERROR_NONE) return 1;
-    return e == SSL_ERROR_WANT_READ ? 0 : -1;
+    return r;
 }
 
 static void pump(l_stream *t);
@@ -119,10 +219,8 @@ static void handshake_broken(l_stream *t, int status) {
 
 static void deliver_failure(l_stream *t) {
     char msg[256];
-    t->tls->broken = 1;
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e ? ERR_reason_error_string(e) : NULL;
-    snprintf(msg, sizeof msg, "ESSL: %s", reason ? reason : "TLS failure");
+    t->tls->k.broken = 1;
+    snprintf(msg, sizeof msg, "ESSL: %s", tls_link_reason());
     ERR_clear_error();
     stream_deliver_end(t, 0, msg, "ESSL");
 }
@@ -131,20 +229,14 @@ static void deliver_failure(l_stream *t) {
  * filled read buffer. Lua may close the stream in any delivery. */
 static void pump(l_stream *t) {
     char *buf = t->h.rt->read_buf;
-    size_t len = 0;
-    while (t->tls && !t->tls->broken) {
-        size_t got = 0;
-        clear_errors();
-        int ok = SSL_read_ex(t->tls->ssl, buf + len, RT_READ_BUF_SIZE - len, &got);
-        int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->tls->ssl, 0);
-        len += got;
-        if (ok && len < RT_READ_BUF_SIZE) continue;
+    while (t->tls && !t->tls->k.broken) {
+        size_t len;
+        int e = tls_link_read(&t->tls->k, buf, RT_READ_BUF_SIZE, &len);
         if (len) {
             stream_deliver(t, buf, len);
-            len = 0;
             if (t->h.closed) return;
         }
-        if (ok) continue;
+        if (e == SSL_ERROR_NONE) continue;
         flush(t->h.rt->L, t, 0); /* key updates and other replies */
         if (e == SSL_ERROR_WANT_READ) return;
         if (e == SSL_ERROR_ZERO_RETURN)
@@ -163,7 +255,7 @@ static void tls_received(l_stream *t, char *base, ssize_t nread) {
             stream_deliver_end(t, (int)nread, NULL, NULL);
         return;
     }
-    if (BIO_write(t->tls->rbio, base, (int)nread) != (int)nread) {
+    if (BIO_write(t->tls->k.rbio, base, (int)nread) != (int)nread) {
         stream_deliver_end(t, UV_ENOMEM, NULL, NULL);
         return;
     }
@@ -176,13 +268,11 @@ static void tls_received(l_stream *t, char *base, ssize_t nread) {
 /* Encrypt the strings into records and send them; the copy of the records
  * is what a queued write keeps, not the strings. */
 static int tls_write(lua_State *L, l_stream *t, uv_buf_t *bufs, int n) {
-    tls_conn *c = t->tls;
-    if (c->broken) return UV_EPROTO;
-    clear_errors();
+    tls_link *k = &t->tls->k;
+    if (k->broken) return UV_EPROTO;
+    tls_clear_errors();
     for (int i = 0; i < n; i++) {
-        size_t done;
-        if (bufs[i].len && !SSL_write_ex(c->ssl, bufs[i].base, bufs[i].len, &done)) {
-            (void)BIO_reset(c->wbio);
+        if (!tls_link_write(k, bufs[i].base, bufs[i].len)) {
             ERR_clear_error();
             return UV_EPROTO;
         }
@@ -194,82 +284,28 @@ const stream_transport tls_transport = {tls_received, tls_write};
 
 /* ---- starting and ending ---- */
 
-/* SNI names a host, never an address (RFC 6066 section 3); verification
- * checks either one against the certificate (RFC 6125; RFC 5280 iPAddress). */
-static int set_peer_name(SSL *ssl, int verify, const char *host) {
-    unsigned char addr[16];
-    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
-    if (!is_ip && !SSL_set_tlsext_host_name(ssl, host)) return 0;
-    if (!verify) return 1;
-    if (is_ip) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
-    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    return SSL_set1_host(ssl, host);
-}
-
-/* The SSL of a new connection, set up as client or server of context x. */
-static int new_ssl(tls_conn *c, tls_context *x, const char *host, const char *session_key) {
-    c->ssl = SSL_new(x->ctx);
-    c->rbio = BIO_new(BIO_s_mem());
-    c->wbio = BIO_new(BIO_s_mem());
-    if (!c->ssl || !c->rbio || !c->wbio) return 0;
-    SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns them now */
-    SSL_set_app_data(c->ssl, c);
-    if (x->server) {
-        SSL_set_accept_state(c->ssl);
-        return 1;
-    }
-    SSL_set_connect_state(c->ssl);
-    if (host && !set_peer_name(c->ssl, x->verify, host)) return 0;
-    if (!session_key) return 1;
-    if (!(c->session_key = strdup(session_key))) return 0;
-    SSL_SESSION *saved = tls_context_take_session(x, session_key);
-    if (!saved) return 1;
-    int ok = SSL_set_session(c->ssl, saved);
-    SSL_SESSION_free(saved);
-    return ok;
-}
-
 void tls_free(l_stream *t) {
     tls_conn *c = t->tls;
     lua_State *L = t->h.rt->L;
     t->tls = NULL;
     t->handshaking = 0;
-    /* OpenSSL forgets the session of a connection freed without close_notify,
-     * which TLS no longer asks for (RFC 5246 section 7.2.1, RFC 8446 section
-     * 6.1): keep it resumable unless TLS itself failed. */
-    if (c->ssl && !c->broken) SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-    luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, c->done_ref);
-    if (c->ssl)
-        SSL_free(c->ssl);
-    else {
-        BIO_free(c->rbio);
-        BIO_free(c->wbio);
-    }
-    free(c->session_key);
+    tls_link_free(L, &c->k);
     free(c);
 }
 
 void tls_close(l_stream *t) {
     tls_conn *c = t->tls;
-    if (!t->handshaking && !c->broken) {
-        ERR_clear_error();
-        if (SSL_shutdown(c->ssl) >= 0) flush(t->h.rt->L, t, 0);
-        ERR_clear_error();
-    }
+    if (!t->handshaking && !c->k.broken && tls_link_close_notify(&c->k)) flush(t->h.rt->L, t, 0);
     tls_free(t);
 }
 
 /* nil, "ESSL: <reason>", "ESSL", after taking TLS off the stream again. */
 static int start_failed(lua_State *L, l_stream *t, const stream_transport *plain) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "ESSL: ");
-    tls_push_reason(L, "cannot start TLS");
-    lua_concat(L, 2);
-    lua_pushliteral(L, "ESSL");
+    int n = tls_push_start_failure(L, "cannot start TLS");
     tls_free(t);
     t->tp = plain;
-    return 3;
+    return n;
 }
 
 /* stream:tls_start(context, host, session_key, fn) -> true, or nil, err,
@@ -280,19 +316,17 @@ static int start_failed(lua_State *L, l_stream *t, const stream_transport *plain
  * from fn or a task it wakes: data behind the handshake is delivered then. */
 int tls_start(lua_State *L) {
     l_stream *t = stream_check(L, 1);
-    tls_context *x = tls_context_check(L, 2);
+    int server = tls_context_check(L, 2)->server;
     const char *host = luaL_optstring(L, 3, NULL);
     const char *session_key = luaL_optstring(L, 4, NULL);
     luaL_checktype(L, 5, LUA_TFUNCTION);
     if (t->tls) return luaL_argerror(L, 1, "TLS is already started");
     tls_conn *c = calloc(1, sizeof *c);
     if (!c) return luaL_error(L, "out of memory");
-    c->ctx_ref = c->done_ref = LUA_NOREF;
+    c->done_ref = LUA_NOREF;
     const stream_transport *plain = t->tp;
     t->tls = c;
-    if (!new_ssl(c, x, host, session_key)) return start_failed(L, t, plain);
-    lua_pushvalue(L, 2);
-    c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (!tls_link_open(L, &c->k, 2, host, session_key)) return start_failed(L, t, plain);
     int err = stream_read_socket(t, 1);
     if (err) {
         tls_free(t);
@@ -300,7 +334,7 @@ int tls_start(lua_State *L) {
     }
     t->tp = &tls_transport;
     t->handshaking = 1;
-    if (!x->server && handshake_step(t) < 0) {
+    if (!server && handshake_step(t) < 0) {
         stream_read_socket(t, 0);
         return start_failed(L, t, plain);
     }
@@ -393,14 +427,10 @@ static void push_certificate(lua_State *L, X509 *cert) {
     set_alt_names(L, cert);
 }
 
-/* stream:tls_info() -> { protocol, cipher, alpn, resumed, verified, peer =
- * { subject, issuer, not_before, not_after, serial, fingerprint (SHA-256 of
- * the DER certificate, hex), subject_alt_names } }, or nil without TLS or
- * before the handshake finished. */
-int tls_info(lua_State *L) {
-    l_stream *t = stream_check(L, 1);
-    if (!t->tls || t->handshaking || t->tls->broken) return 0;
-    SSL *ssl = t->tls->ssl;
+/* { protocol, cipher, alpn, resumed, verified, peer = { subject, issuer,
+ * not_before, not_after, serial, fingerprint (SHA-256 of the DER
+ * certificate, hex), subject_alt_names } } */
+int tls_push_info(lua_State *L, SSL *ssl) {
     const unsigned char *alpn;
     unsigned int alpn_len;
     lua_createtable(L, 0, 6);
@@ -421,4 +451,12 @@ int tls_info(lua_State *L) {
         lua_setfield(L, -2, "peer");
     }
     return 1;
+}
+
+/* stream:tls_info() -> tls_push_info's table, or nil without TLS or before
+ * the handshake finished. */
+int tls_info(lua_State *L) {
+    l_stream *t = stream_check(L, 1);
+    if (!t->tls || t->handshaking || t->tls->k.broken) return 0;
+    return tls_push_info(L, t->tls->k.ssl);
 }

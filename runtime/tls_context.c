@@ -327,5 +327,6 @@ int rt_open_tls(lua_State *L) {
     lua_newtable(L);
     lua_pushcfunction(L, l_context);
     lua_setfield(L, -2, "context");
+    tls_open_engine(L);
     return 1;
 }

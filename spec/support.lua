@@ -13,6 +13,15 @@ function M.server(routes, opts)
   return testing.server(opts)
 end
 
+-- A throwaway PKI made by spec/tls/make_certs.sh (see its header for the
+-- files): its directory, ending in "/". Remove it with os.execute("rm -rf ").
+function M.pki()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("sh spec/tls/make_certs.sh " .. dir .. " >/dev/null 2>&1") == 0, "make_certs.sh failed")
+  return dir .. "/"
+end
+
 -- A session whose base_url points at server.
 function M.session(server, opts)
   opts = opts or {}

@@ -28,6 +28,7 @@ local parents = {
   SocketTimeoutError = { "ServerTimeoutError" },
   ClientResponseError = { "ClientError" },
   ContentTypeError = { "ClientResponseError" },
+  ClientHttpProxyError = { "ClientResponseError" },
   TooManyRedirects = { "ClientResponseError" },
   WSServerHandshakeError = { "ClientResponseError" },
   ClientPayloadError = { "ClientError" },

@@ -278,14 +278,15 @@ end
 -- encoded bytes (the cookies added), the options that shape the exchange,
 -- the error context and the trace, and the record of its timings (t_*,
 -- queue, dns, connect, handshake) that resp.timings reads. The connector
--- takes it too (key, url, port, ssl, fresh, sizes). Every field it gets
+-- takes it too (key, url, port, ssl, proxy, fresh, sizes). Every field it gets
 -- later is here from the start, so it never grows.
 function M.new(session, p, opts, headers, bytes, tr)
   local method = p.method
   local decode = opts.auto_decompress
   if decode == nil then decode = session.auto_decompress end
   return {
-    method = method, url = p.u, url_string = p.url_string, body = p.body, stream = opts.stream,
+    method = method, url = p.u, url_string = p.url_string, target = p.target, proxy = p.proxy,
+    body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
     chunked = p.chunked, declared = p.declared, decode = decode, expect100 = p.expect100,
     max_body = opts.max_body_size or session.max_body_size,
@@ -295,7 +296,7 @@ function M.new(session, p, opts, headers, bytes, tr)
     max_field_size = opts.max_field_size or session.max_field_size,
     context = { url = p.url_string, method = method }, trace = tr or false, reused = false, fresh = false,
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
-    queue = false, dns = false, connect = false, handshake = false,
+    queue = false, dns = false, connect = false, handshake = false, proxy_time = false,
   }
 end
 

@@ -17,12 +17,14 @@ M.MESSAGE, M.ERRNO = 2, 3
 
 -- encode(req[, head_only]) -> the bytes of req's head, and of its body when
 -- that is a string sent with it (a streamed body follows the head, and so
--- does any body that waits for 100). req: method, url (parsed), headers,
--- body. Headers are checked as they are set (lurl.headers), so a head that
+-- does any body that waits for 100). req: method, url (parsed), target
+-- (the absolute-form a proxy gets, or false for the origin-form of url),
+-- headers, body. Headers are checked as they are set (lurl.headers), so a head that
 -- cannot go on the wire is a bug in lurl, raised as one.
 function M.encode(req, head_only)
   local body = not head_only and type(req.body) == "string" and req.body or nil
-  local bytes, why = core.h1.encode(req.method .. " " .. url.target(req.url) .. " HTTP/1.1", req.headers:flat(), body)
+  local line = req.method .. " " .. (req.target or url.target(req.url)) .. " HTTP/1.1"
+  local bytes, why = core.h1.encode(line, req.headers:flat(), body)
   if not bytes then error("lurl.h1: cannot encode the request head: " .. why, 2) end
   return bytes
 end

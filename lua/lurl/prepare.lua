@@ -10,6 +10,8 @@ local check = require "lurl.check"
 local formdata = require "lurl.formdata"
 local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
+local netrc = require "lurl.netrc"
+local proxy_mod = require "lurl.proxy"
 local timeout = require "lurl.timeout"
 local url = require "lurl.url"
 
@@ -165,7 +167,24 @@ local function auto(h, skip, name, value)
   if not skip[name:lower()] and not h:has(name) then h:add(name, value) end
 end
 
-local function build_headers(session, method, u, opts, body, ctype, creds, fname)
+-- Proxy-Authorization goes to the proxy only (RFC 9110 section 11.7.1):
+-- in the request itself when the proxy forwards it (absolute-form), on the
+-- CONNECT of a tunnel (a value the script set in the headers counts when
+-- proxy_auth gives none), and nowhere when the request goes direct.
+local function proxy_fields(h, proxy, fname)
+  local given = h:get("Proxy-Authorization")
+  if given then h:remove("Proxy-Authorization") end
+  if not proxy then return end
+  if not proxy.authorization then proxy.authorization = given end
+  if proxy.tunnel then return end
+  if proxy.authorization then h:set("Proxy-Authorization", proxy.authorization) end
+  if proxy.headers then
+    local ok, err = pcall(h.update, h, proxy.headers)
+    if not ok then check.argerror(fname, "'proxy_headers'", err) end
+  end
+end
+
+local function build_headers(session, method, u, opts, body, ctype, creds, fname, proxy)
   local h = headers_mod.new(session.headers)
   if opts.headers then
     local ok, err = pcall(h.update, h, opts.headers)
@@ -203,6 +222,7 @@ local function build_headers(session, method, u, opts, body, ctype, creds, fname
   if opts.strip then
     for _, name in ipairs(opts.strip) do h:remove(name) end
   end
+  proxy_fields(h, proxy, fname)
   if creds then
     if h:has("Authorization") then
       check.argerror(fname, "'auth'", "cannot be combined with an Authorization header")
@@ -210,6 +230,16 @@ local function build_headers(session, method, u, opts, body, ctype, creds, fname
     h:set("Authorization", creds:encode())
   end
   return h, chunked, declared, body
+end
+
+-- The pool key: the origin's, the proxy's when the proxy forwards every
+-- request on one connection (absolute-form: any origin may share it), or
+-- the origin's through that proxy for a tunnel.
+local function pool_key(connector, u, port, ssl, proxy)
+  local key = connector:key(u.scheme, u.host, port, ssl or nil)
+  if not proxy then return key end
+  if proxy.tunnel then return key .. "|via " .. proxy.key end
+  return "proxy " .. proxy.key
 end
 
 local function origin(u)
@@ -236,6 +266,11 @@ local function credentials(session, u, opts, fname)
   if from_url or own == false then return u, from_url end
   local base = session.base_url
   if session.auth and (not base or origin(base) == origin(u)) then return u, session.auth end
+  -- trust_env: ~/.netrc when nothing else applies (aiohttp)
+  if session.netrc then
+    local login, password = netrc.credentials(session.netrc, u.host)
+    if login then return u, auth.basic(login, password or "") end
+  end
   return u, nil
 end
 
@@ -252,16 +287,21 @@ local function prepare(session, method, raw_url, opts, fname)
   if not u then return nil, creds end
   local body, ctype = build_body(session, opts, fname)
   body = compress_body(body, opts, fname)
+  local proxy = proxy_mod.for_request(session, u, opts, fname)
   local headers, chunked, declared
-  headers, chunked, declared, body = build_headers(session, method, u, opts, body, ctype, creds, fname)
+  headers, chunked, declared, body = build_headers(session, method, u, opts, body, ctype, creds, fname, proxy)
   local port = u.port or url.default_ports[u.scheme]
   local connector = session.connector
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
+  local url_string = url.tostring(u)
   return {
-    method = method, u = u, url_string = url.tostring(u), port = port,
-    key = connector:key(u.scheme, u.host, port, ssl or nil), ssl = ssl, headers = headers, body = body,
+    method = method, u = u, url_string = url_string, port = port,
+    key = pool_key(connector, u, port, ssl, proxy), ssl = ssl, headers = headers, body = body,
     auth = creds or false, chunked = chunked, declared = declared,
     expect100 = opts.expect100 and body ~= nil or false,
+    proxy = proxy or false,
+    -- RFC 9112 section 3.2.2: a request a proxy forwards names the origin
+    target = proxy and not proxy.tunnel and url_string or false,
   }
 end
 
@@ -285,7 +325,7 @@ local function prepared(session, method, raw_url, fname)
   local err
   p, err = prepare(session, method, raw_url, NO_OPTIONS, fname)
   if not p then return nil, err end
-  p.bytes = h1.encode { method = method, url = p.u, headers = p.headers, body = p.body }
+  p.bytes = h1.encode { method = method, url = p.u, target = p.target, headers = p.headers, body = p.body }
   urls[raw_url], cache.size = p, cache.size + 1
   return p
 end

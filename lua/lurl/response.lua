@@ -17,14 +17,16 @@ M.methods = Response
 -- for a pool slot), dns, connect, tls, request (writing it); then from the
 -- start of the request: ttfb (the first response byte, curl's
 -- time_starttransfer) and total; body runs from the first byte to the end
--- of the body. On a reused connection dns, connect and tls are 0 and reused
--- is true. Until a streamed body is finished, body and total are nil.
+-- of the body; proxy is the time from the proxy's TCP connection to an
+-- open tunnel (its TLS, SOCKS or CONNECT). On a reused connection dns,
+-- connect, tls and proxy are 0 and reused is true. Until a streamed body is finished, body and total are nil.
 -- Built when first read, so nobody pays for it otherwise.
 local function timings(r)
   local ex = r._exchange
   local first = ex.t_first or ex.t_sent
   local t = {
     queue = ex.queue or 0, dns = ex.dns or 0, connect = ex.connect or 0, tls = ex.handshake or 0,
+    proxy = ex.proxy_time or 0,
     request = ex.t_sent - ex.t_send, ttfb = first - ex.t_start, reused = ex.reused or false,
   }
   if ex.t_end then
@@ -45,6 +47,12 @@ function lazy.headers(r)
 end
 
 function lazy.timings(r) return rawget(r, "_exchange") and timings(r) end
+
+-- The URL of the proxy the response came through (no credentials), or nil.
+function lazy.proxy(r)
+  local ex = rawget(r, "_exchange")
+  return ex and ex.proxy and ex.proxy.url or nil
+end
 
 -- The one Content-Type parser (lurl.content's), so that resp.charset is
 -- the charset text() decodes with.
@@ -116,11 +124,13 @@ function lazy.history(r)
   return h
 end
 
--- aiohttp's RequestInfo; headers is a copy the script may change freely
+-- aiohttp's RequestInfo; headers is a copy the script may change freely;
+-- proxy: the URL of the proxy the request went through (no credentials)
 function lazy.request_info(r)
   local ex = r._exchange
   if not ex then return nil end
-  local info = { method = ex.method, url = ex.url_string, real_url = ex.url_string, headers = ex.headers:copy() }
+  local info = { method = ex.method, url = ex.url_string, real_url = ex.url_string, headers = ex.headers:copy(),
+    proxy = ex.proxy and ex.proxy.url or nil }
   rawset(r, "request_info", info)
   return info
 end

@@ -11,6 +11,9 @@ local check = require "lurl.check"
 local headers_mod = require "lurl.headers"
 local middleware = require "lurl.middleware"
 local prepare_mod = require "lurl.prepare"
+local netrc = require "lurl.netrc"
+local proxy_env = require "lurl.proxy_env"
+local proxy_mod = require "lurl.proxy"
 local redirect = require "lurl.redirect"
 local sched = require "lurl.sched"
 local timeout = require "lurl.timeout"
@@ -37,6 +40,7 @@ local SESSION_OPTIONS = {
   trace_configs = "table", cookie_jar = "any", cookies = "table", auth = "any",
   auto_decompress = "boolean", max_decompressed_size = "number", max_body_size = "number",
   fallback_charset_resolver = "function", middlewares = "table",
+  proxy = "any", proxy_auth = "any", proxy_headers = "table", proxy_ssl = "any", trust_env = "boolean",
 }
 
 local REQUEST_OPTIONS = {
@@ -47,6 +51,7 @@ local REQUEST_OPTIONS = {
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
   max_body_size = "number", compress = "string", expect100 = "boolean",
   read_until_eof = "boolean", middlewares = "table",
+  proxy = "any", proxy_auth = "any", proxy_headers = "table", proxy_ssl = "any",
 }
 
 
@@ -67,6 +72,22 @@ local function check_auth(fname, v)
   end
 end
 
+-- proxy = URL string or false, proxy_auth = lurl.basic_auth, proxy_ssl as
+-- ssl: wrong values raise where the script called.
+local function check_proxy(fname, opts)
+  local p = opts.proxy
+  if p ~= nil and p ~= false then
+    if type(p) ~= "string" then check.argerror(fname, "'proxy'", "URL string or false expected, got " .. type(p)) end
+    proxy_mod.parse(p, fname, "'proxy'")
+  end
+  local pa = opts.proxy_auth
+  if pa ~= nil and not auth.is(pa) then
+    check.argerror(fname, "'proxy_auth'", "lurl.basic_auth expected, got " .. type(pa))
+  end
+  local ok, why = tls.check(opts.proxy_ssl)
+  if not ok then check.argerror(fname, "'proxy_ssl'", why) end
+end
+
 local function check_trace_configs(list)
   if list == nil then return nil end
   for i, tc in ipairs(list) do
@@ -83,6 +104,7 @@ function M.new(opts)
   opts = check_options("session", opts, SESSION_OPTIONS)
   check_rfs("session", opts.raise_for_status)
   check_auth("session", opts.auth)
+  check_proxy("session", opts)
   local base
   if opts.base_url then
     local b, err = url.parse(opts.base_url)
@@ -123,6 +145,11 @@ function M.new(opts)
     max_decompressed_size = opts.max_decompressed_size,
     max_body_size = opts.max_body_size or false,
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
+    proxy = opts.proxy, proxy_auth = opts.proxy_auth, proxy_headers = opts.proxy_headers,
+    proxy_ssl = opts.proxy_ssl,
+    -- trust_env: the proxy environment read once, as the session starts
+    proxy_env = opts.trust_env and proxy_env.snapshot() or false,
+    netrc = opts.trust_env and netrc.load() or false,
     -- printable (tostring)
     middlewares = middleware.list(opts.middlewares, "session"),
     prepared = {},
@@ -219,6 +246,7 @@ function request(self, method, raw_url, opts, fname)
   opts = check_options(fname, opts, REQUEST_OPTIONS)
   check_rfs(fname, opts.raise_for_status)
   check_auth(fname, opts.auth)
+  if opts ~= NO_OPTIONS then check_proxy(fname, opts) end
   local ssl_ok, why = tls.check(opts.ssl)
   if not ssl_ok then check.argerror(fname, "'ssl'", why) end
   local list = self.middlewares

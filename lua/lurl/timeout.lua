@@ -116,8 +116,8 @@ end
 -- What a request is doing, in the words of timeout errors (err.phase).
 local PHASES = {
   pool = "waiting for a free connection", dns = "resolving the host name", connect = "connecting",
-  tls = "in the TLS handshake", send = "sending the request", head = "waiting for the response head",
-  body = "reading the body",
+  tls = "in the TLS handshake", proxy = "setting up the proxy tunnel", send = "sending the request",
+  head = "waiting for the response head", body = "reading the body",
 }
 
 function Deadline:enter(phase, now)

@@ -9,6 +9,7 @@ local core = require "lurl.core"
 local errors = require "lurl.errors"
 local check = require "lurl.check"
 local sched = require "lurl.sched"
+local tls_over = require "lurl.tls_over"
 
 local M = {}
 
@@ -162,29 +163,52 @@ local function handshake_error(host, port, msg, ename, code, ctx)
     { errno = ename }, ctx)
 end
 
--- handshake(stream, settings, host, port, deadline, ctx) -> info (what
--- stream:tls_info() tells), or nil and a typed error. Runs under the
--- sock_connect limit, as part of establishing the connection.
+-- Whether stream already runs TLS (the connection to an https:// proxy,
+-- whose CONNECT tunnel leads to the origin) or is not a socket of lurl.core:
+-- the origin's TLS then runs inside it (lurl.tls_over).
+local function runs_over(stream)
+  local mt = getmetatable(stream)
+  return not (mt and mt.__name == "lurl.stream") or stream:tls_info() ~= nil
+end
+
+-- Start TLS on stream, fn to get the outcome: the stream that carries it
+-- (stream itself, or the one inside it), or nil, err, ename.
+local function start(stream, context, name, session_key, fn)
+  if runs_over(stream) then return tls_over.start(stream, context, name, session_key, fn) end
+  local ok, e, en = stream:tls_start(context, name, session_key, fn)
+  if not ok then return nil, e, en end
+  return stream
+end
+
+-- handshake(stream, settings, host, port, deadline, ctx) -> info, stream:
+-- what tls_info() tells and the stream to use from then on, which is
+-- `stream` itself, or a new one carrying TLS inside it when `stream`
+-- already runs TLS or is not a socket of lurl.core (see runs_over); or nil
+-- and a typed error (an inner stream is closed then, and `stream` with it).
+-- Runs under the sock_connect limit, as part of establishing the connection.
 function M.handshake(stream, s, host, port, deadline, ctx)
   local name = s.server_hostname or host
   local task, seq = sched.prepare()
-  local ok, e, en = stream:tls_start(s.context, name, name .. ":" .. port, function(...)
+  local tls_stream, e, en = start(stream, s.context, name, name .. ":" .. port, function(...)
     sched.wake(task, seq, ...)
   end)
-  if not ok then return nil, handshake_error(host, port, e, en, nil, ctx) end
-  local done, msg, ename, code = deadline:park(task, "sock_connect", ctx, function() stream:close() end)
+  if not tls_stream then return nil, handshake_error(host, port, e, en, nil, ctx) end
+  local done, msg, ename, code = deadline:park(task, "sock_connect", ctx, function() tls_stream:close() end)
+  local info, err
   if not done then
-    if type(msg) == "table" then return nil, msg end
-    return nil, handshake_error(host, port, msg, ename, code, ctx)
+    err = type(msg) == "table" and msg or handshake_error(host, port, msg, ename, code, ctx)
+  else
+    info = tls_stream:tls_info()
+    local got = info.peer and info.peer.fingerprint
+    if s.fingerprint and got ~= s.fingerprint then
+      err = failure("ServerFingerprintMismatch", host, port,
+        ("certificate fingerprint mismatch: expected sha256 %s, got %s"):format(s.fingerprint, tostring(got)),
+        { expected = s.fingerprint, got = got }, ctx)
+    end
   end
-  local info = stream:tls_info()
-  local got = info.peer and info.peer.fingerprint
-  if s.fingerprint and got ~= s.fingerprint then
-    return nil, failure("ServerFingerprintMismatch", host, port,
-      ("certificate fingerprint mismatch: expected sha256 %s, got %s"):format(s.fingerprint, tostring(got)),
-      { expected = s.fingerprint, got = got }, ctx)
-  end
-  return info
+  if not err then return info, tls_stream end
+  if tls_stream ~= stream then tls_stream:close() end
+  return nil, err
 end
 
 return M

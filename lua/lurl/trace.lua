@@ -21,6 +21,9 @@ M.SIGNALS = {
   -- lurl's own: a request retried on a fresh connection after a pooled one
   -- turned out to be closed by the server (see lurl.session)
   "request_stale_retry",
+  -- lurl's own: a new connection through a proxy, from its TCP connection
+  -- to an open tunnel ({ proxy = url })
+  "proxy_connect_start", "proxy_connect_end",
   -- the events of the resilience policies (lurl.policy.base.emit)
   "attempt_start", "attempt_end", "backoff", "budget_denied", "breaker_transition",
   "hedge_fired", "fallback_taken", "throttled",

@@ -14,6 +14,7 @@
 -- url.host_header.
 local core = require "lurl.core"
 local errors = require "lurl.errors"
+local ip = require "lurl.ip"
 
 local M = {}
 
@@ -96,57 +97,12 @@ local unquote = M.unquote
 
 -- ---- hosts ----
 
--- The four octets of dotted decimal as RFC 3986 3.2.2 writes it (dec-octet:
--- no leading zeros), or nil.
-local function ipv4_octets(s)
-  local parts = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
-  if #parts ~= 4 then return nil end
-  for i, p in ipairs(parts) do
-    if (#p > 1 and p:sub(1, 1) == "0") or #p > 3 or tonumber(p) > 255 then return nil end
-    parts[i] = tonumber(p)
-  end
-  return parts
-end
-
--- h16 groups of one side of "::" (RFC 4291 2.2); the last may be an IPv4
--- address when v4 is allowed there.
-local function h16_groups(part, v4)
-  local out = {}
-  if part == "" then return out end
-  local pieces = {}
-  for p in (part .. ":"):gmatch("([^:]*):") do pieces[#pieces + 1] = p end
-  for k, p in ipairs(pieces) do
-    local o = v4 and k == #pieces and p:find(".", 1, true) and ipv4_octets(p)
-    if o then
-      out[#out + 1] = o[1] * 256 + o[2]
-      out[#out + 1] = o[3] * 256 + o[4]
-    elseif p:match("^%x%x?%x?%x?$") then
-      out[#out + 1] = tonumber(p, 16)
-    else
-      return nil
-    end
-  end
-  return out
-end
-
 -- ipv6_text(s) -> the RFC 5952 section 4 text of an IPv6 address (lower
 -- case, no leading zeros, the longest run of two or more zero groups as
 -- "::"), or nil when s is not one.
 local function ipv6_text(s)
-  local head, tail = s, nil
-  local dbl = s:find("::", 1, true)
-  if dbl then head, tail = s:sub(1, dbl - 1), s:sub(dbl + 2) end
-  local h, t = h16_groups(head, tail == nil), {}
-  if tail then t = h16_groups(tail, true) end
-  if not h or not t then return nil end
-  local g = h
-  if tail then
-    if #h + #t > 7 then return nil end -- "::" stands for at least one group
-    for _ = 1, 8 - #h - #t do g[#g + 1] = 0 end
-    for _, v in ipairs(t) do g[#g + 1] = v end
-  elseif #h ~= 8 then
-    return nil
-  end
+  local g = ip.v6_groups(s)
+  if not g then return nil end
   local best, best_len, run, run_len = nil, 1, nil, 0
   for i = 1, 8 do
     if g[i] == 0 then
@@ -247,7 +203,7 @@ local function reg_name(text, raw)
     return invalid("InvalidUrlClientError", ("invalid character %s in host %q"):format(shown, host), raw)
   end
   host = host:lower()
-  if ends_in_number(host) and not ipv4_octets(host) then return ipv4_canonical(host, raw) end
+  if ends_in_number(host) and not ip.v4_octets(host) then return ipv4_canonical(host, raw) end
   return host
 end
 

@@ -9,13 +9,6 @@ local support = require "spec.support"
 
 local P -- the directory of the throwaway PKI, ending in "/"
 
-local function make_pki()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("sh spec/tls/make_certs.sh " .. dir .. " >/dev/null 2>&1") == 0, "make_certs.sh failed")
-  return dir .. "/"
-end
-
 local function server_context(name, extra)
   local opts = { server = true, certfile = P .. name .. ".pem", keyfile = P .. name .. ".key" }
   for k, v in pairs(extra or {}) do opts[k] = v end
@@ -56,7 +49,7 @@ end
 describe("https", function()
   local srv, s
 
-  setup(function() P = make_pki() end)
+  setup(function() P = support.pki() end)
   teardown(function() os.execute("rm -rf " .. P) end)
   after_each(function()
     if s then s:close(); s = nil end

@@ -215,7 +215,9 @@ end
 
 local function on_request(self, req)
   local mock = self.mock
-  local full = self.origin .. req.target
+  -- absolute-form (a request for a proxy, RFC 9112 section 3.2.2) names
+  -- its origin itself: the mock stands for the proxy and the origin both
+  local full = req.target:find("^%a[%w+.-]*://") and req.target or self.origin .. req.target
   local route = find(mock, req.method, full)
   local next_answer = route and peek(route)
   if not route or (type(next_answer) == "table" and CONNECT_ERRORS[next_answer.error]) then

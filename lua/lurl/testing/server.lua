@@ -163,6 +163,9 @@ local function accept_tls(server, tcp)
   local ok, err, ename = sched.wait(function(wake)
     local started, e, en = tcp:tls_start(server.ssl, nil, nil, wake)
     if not started then wake(nil, e, en) end
+    -- server:close() cancels this task: the socket must not outlive it and
+    -- keep the loop running
+    return function() if not tcp:closed() then tcp:close() end end
   end)
   if ok then return true end
   server.tls_errors[#server.tls_errors + 1] = { err, ename }

@@ -45,7 +45,11 @@ function Reader:take()
         local method, target, major, minor, names, values, keep_alive = parser:head()
         local req = { method = method, target = target, version = major .. "." .. minor,
           headers = headers_mod.from_lists(names, values), keep_alive = keep_alive }
-        req.path, req.query = target:match("^([^?]*)%??(.*)$")
+        -- RFC 9112 section 3.2.2: a server takes the absolute-form a
+        -- client sends to a proxy too; routes see the origin-form
+        local origin_form = target:gsub("^%a[%w+.-]*://[^/?]*", "")
+        if origin_form == "" then origin_form = "/" end
+        req.path, req.query = origin_form:match("^([^?]*)%??(.*)$")
         self.req = req
       end
       if chunk then self.body[#self.body + 1] = chunk end
