@@ -30,9 +30,8 @@
 #define CODEC_OUT_INITIAL 65536
 #define CODEC_OUT_MIN_FREE 16384
 #define CODEC_RETAIN 262144
-/* One call never returns more than this: LuaJIT strings stop below 2 GiB, and
- * a few hundred KiB of zstd or brotli can expand to many GiB. */
-#define CODEC_CALL_MAX ((size_t)1 << 30)
+/* One call never returns more than this (zstd and brotli expand the most). */
+#define CODEC_CALL_MAX RT_STRING_MAX
 /* RFC 9659: zstd content-coding encoders must not need more than an 8 MiB
  * window, so decoders may refuse more; refusing keeps a response from making
  * each decoder allocate up to zstd's default limit of 128 MiB. */
@@ -55,8 +54,7 @@ typedef struct {
     unsigned char hold[4];
     size_t nhold, need;
     uint64_t total_in, total_out, max_out;
-    char *out; /* output of the current call */
-    size_t out_len, out_cap;
+    rt_buf out; /* output of the current call */
     const char *ename;
     char err[200];
     union {
@@ -114,39 +112,32 @@ static void free_lib(codec *c) {
 
 static void free_all(codec *c) {
     free_lib(c);
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_cap = 0;
+    rt_buf_release(&c->out, 0);
 }
 
 /* Room for the next library call in the output buffer: at least one byte,
  * at most what the per-call cap and max_output still allow (one byte more
  * than max_output, so that going over it is seen); 0 when it fails c instead. */
 static size_t reserve(codec *c) {
-    if (c->out_len >= CODEC_CALL_MAX) {
+    if (c->out.len >= CODEC_CALL_MAX) {
         fail(c, "ELIMIT", "more than %zu MiB of %s output from one call; feed smaller chunks",
              CODEC_CALL_MAX >> 20, format_names[c->kind]);
         return 0;
     }
-    if (c->out_cap - c->out_len < CODEC_OUT_MIN_FREE) {
-        size_t cap = c->out_cap ? c->out_cap * 2 : CODEC_OUT_INITIAL;
-        char *nb = realloc(c->out, cap);
-        if (!nb) {
-            fail(c, "ENOMEM", "out of memory for %zu bytes of output", cap);
-            return 0;
-        }
-        c->out = nb;
-        c->out_cap = cap;
+    size_t need = c->out.cap ? CODEC_OUT_MIN_FREE : CODEC_OUT_INITIAL;
+    if (rt_buf_reserve(&c->out, need, SIZE_MAX)) {
+        fail(c, "ENOMEM", "out of memory for %zu bytes of output", c->out.len + need);
+        return 0;
     }
-    size_t r = c->out_cap - c->out_len;
-    if (r > CODEC_CALL_MAX - c->out_len) r = CODEC_CALL_MAX - c->out_len;
-    uint64_t so_far = c->total_out + c->out_len;
+    size_t r = c->out.cap - c->out.len;
+    if (r > CODEC_CALL_MAX - c->out.len) r = CODEC_CALL_MAX - c->out.len;
+    uint64_t so_far = c->total_out + c->out.len;
     if (c->max_out - so_far < r) r = (size_t)(c->max_out - so_far) + 1;
     return r;
 }
 
 static int over_limit(codec *c) {
-    if (c->total_out + c->out_len <= c->max_out) return 0;
+    if (c->total_out + c->out.len <= c->max_out) return 0;
     return fail(c, "ELIMIT", "decoded %s body larger than max_output (%.0f bytes)",
                 format_names[c->kind], (double)c->max_out);
 }
@@ -165,13 +156,13 @@ static int zlib_run(codec *c, const unsigned char **p, size_t *n) {
         uInt out = room > UINT_MAX ? UINT_MAX : (uInt)room;
         z->next_in = (Bytef *)*p;
         z->avail_in = in;
-        z->next_out = (Bytef *)c->out + c->out_len;
+        z->next_out = (Bytef *)c->out.p + c->out.len;
         z->avail_out = out;
         int rc = inflate(z, Z_NO_FLUSH);
         size_t used = in - z->avail_in, made = out - z->avail_out;
         *p += used;
         *n -= used;
-        c->out_len += made;
+        c->out.len += made;
         if (over_limit(c)) return -1;
         if (rc == Z_STREAM_END) {
             c->ended = 1;
@@ -197,12 +188,12 @@ static int br_run(codec *c, const unsigned char **p, size_t *n) {
         if (!room) return -1;
         size_t avail_in = *n, avail_out = room;
         const uint8_t *next_in = *p;
-        uint8_t *next_out = (uint8_t *)c->out + c->out_len;
+        uint8_t *next_out = (uint8_t *)c->out.p + c->out.len;
         BrotliDecoderResult r = BrotliDecoderDecompressStream(c->u.brd, &avail_in, &next_in,
                                                               &avail_out, &next_out, NULL);
         *p = next_in;
         *n = avail_in;
-        c->out_len += room - avail_out;
+        c->out.len += room - avail_out;
         if (over_limit(c)) return -1;
         switch (r) {
         case BROTLI_DECODER_RESULT_SUCCESS:
@@ -229,11 +220,11 @@ static int zstd_run(codec *c, const unsigned char **p, size_t *n) {
         size_t room = reserve(c);
         if (!room) return -1;
         ZSTD_inBuffer in = {*p, *n, 0};
-        ZSTD_outBuffer out = {c->out + c->out_len, room, 0};
+        ZSTD_outBuffer out = {c->out.p + c->out.len, room, 0};
         size_t ret = ZSTD_decompressStream(c->u.zd, &out, &in);
         *p += in.pos;
         *n -= in.pos;
-        c->out_len += out.pos;
+        c->out.len += out.pos;
         if (ZSTD_isError(ret)) {
             ZSTD_ErrorCode e = ZSTD_getErrorCode(ret);
             if (e == ZSTD_error_frameParameter_windowTooLarge)
@@ -361,7 +352,7 @@ static int enc_run(codec *c, const unsigned char *p, size_t n, int finish) {
     for (;;) {
         size_t room = reserve(c);
         if (!room) return -1;
-        unsigned char *o = (unsigned char *)c->out + c->out_len;
+        unsigned char *o = (unsigned char *)c->out.p + c->out.len;
         int done;
         if (c->kind == K_BR) {
             size_t avail_in = n, avail_out = room;
@@ -372,7 +363,7 @@ static int enc_run(codec *c, const unsigned char *p, size_t n, int finish) {
                 return fail(c, "EENCODE", "brotli encoder failed");
             p = next_in;
             n = avail_in;
-            c->out_len += room - avail_out;
+            c->out.len += room - avail_out;
             done = finish ? BrotliEncoderIsFinished(c->u.bre)
                           : n == 0 && !BrotliEncoderHasMoreOutput(c->u.bre);
         } else if (c->kind == K_ZSTD) {
@@ -384,7 +375,7 @@ static int enc_run(codec *c, const unsigned char *p, size_t n, int finish) {
                 return fail(c, "EENCODE", "zstd encoder failed (%s)", ZSTD_getErrorName(ret));
             p += in.pos;
             n -= in.pos;
-            c->out_len += out.pos;
+            c->out.len += out.pos;
             done = finish ? ret == 0 : n == 0 && out.pos < out.size;
         } else {
             z_stream *z = &c->u.z;
@@ -399,7 +390,7 @@ static int enc_run(codec *c, const unsigned char *p, size_t n, int finish) {
                 return fail(c, "EENCODE", "%s encoder failed", format_names[c->kind]);
             p += in - z->avail_in;
             n -= in - z->avail_in;
-            c->out_len += out - z->avail_out;
+            c->out.len += out - z->avail_out;
             done = finish ? rc == Z_STREAM_END : n == 0 && z->avail_out != 0;
         }
         if (done) return 0;
@@ -520,21 +511,16 @@ static int l_encoder(lua_State *L) {
 
 /* The output of this call as a string; a large buffer is not kept. */
 static int push_out(lua_State *L, codec *c) {
-    lua_pushlstring(L, c->out ? c->out : "", c->out_len);
-    c->total_out += c->out_len;
-    c->out_len = 0;
-    if (c->out_cap > CODEC_RETAIN) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = 0;
-    }
+    lua_pushlstring(L, c->out.p ? c->out.p : "", c->out.len);
+    c->total_out += c->out.len;
+    rt_buf_release(&c->out, CODEC_RETAIN);
     return 1;
 }
 
 /* A failed coder keeps failing with the same error; its library state and
  * buffer are not needed any more. */
 static int failed(lua_State *L, codec *c) {
-    c->out_len = 0;
+    c->out.len = 0;
     free_all(c);
     return push_err(L, c);
 }

@@ -57,6 +57,7 @@ typedef struct {
     size_t *span_lens;
     int nspans, spans_cap;
     int head_ready, done, started, no_body, informational;
+    int upgrade;    /* the request asked for an upgrade: a 101 ends the HTTP/1.1 part */
     int continued;  /* a 100 (Continue) went by since the last look */
     int interim;    /* an interim (1xx) response just ended: scan the next head */
     int keep_alive; /* as the head said: trailers do not change it (RFC 9110 6.5.1) */
@@ -338,9 +339,13 @@ static int on_headers_complete(llhttp_t *p) {
     }
     int status = p->status_code;
     /* RFC 9110 section 15.2.2: a switch is only ever an answer to an Upgrade
-     * the client sent; what follows is not HTTP/1.1 */
-    if (status == 101)
-        return refuse(h, "101 Switching Protocols to a request that asked for no upgrade");
+     * the client sent; what follows is not HTTP/1.1, so it is not read */
+    if (status == 101) {
+        if (!h->upgrade)
+            return refuse(h, "101 Switching Protocols to a request that asked for no upgrade");
+        h->head_ready = 1;
+        return 1;
+    }
     /* RFC 9110 section 15: the first digit is the class, 1 to 5 defined */
     if (status < 100) return refuse(h, "the status code is below 100");
     const char *why = bad_transfer_coding(h);
@@ -656,14 +661,17 @@ static int parser_trailers(lua_State *L) {
     return 2;
 }
 
-/* parser:reset([no_body]): ready for the next message; no_body is true when
- * the request was HEAD (RFC 9110 9.3.2: the response has no content). */
+/* parser:reset([no_body[, upgrade]]): ready for the next message; no_body is
+ * true when the request was HEAD (RFC 9110 9.3.2: the response has no
+ * content), upgrade when it asked for one (a 101 then ends the message, and
+ * the bytes after its head belong to the new protocol). */
 static int parser_reset(lua_State *L) {
     h1_parser *h = check_parser(L);
     llhttp_reset(&h->p);
     scan_reset(h);
     h->bad_head = NULL;
     h->no_body = lua_toboolean(L, 2);
+    h->upgrade = lua_toboolean(L, 3);
     h->started = h->done = h->head_ready = h->continued = 0;
     return 0;
 }

@@ -67,6 +67,27 @@ int rt_fail(lua_State *L, int uverr) {
     return 3;
 }
 
+int rt_buf_reserve(rt_buf *b, size_t need, size_t limit) {
+    if (b->cap - b->len >= need) return 0;
+    size_t cap = b->cap ? b->cap : need;
+    while (cap - b->len < need)
+        cap *= 2;
+    if (cap > limit && limit >= b->len && limit - b->len >= need) cap = limit;
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+void rt_buf_release(rt_buf *b, size_t keep) {
+    b->len = 0;
+    if (b->cap <= keep) return;
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
 void rt_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
     luaL_newmetatable(L, name);
     lua_pushstring(L, name);

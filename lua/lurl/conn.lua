@@ -252,6 +252,16 @@ function Conn:idle()
   self.parser:shrink()
 end
 
+-- detach() -> the stream, which the connection no longer reads nor closes:
+-- another protocol takes it over (an upgrade). The connection counts as
+-- closed from then on; on_close is not called (the pool lets it go itself).
+function Conn:detach()
+  self.closed, self.active = true, false
+  self.tcp:read_stop()
+  self.tcp:ref(true)
+  return self.tcp
+end
+
 function Conn:close()
   if self.closed then return end
   self.closed = true

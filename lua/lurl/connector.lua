@@ -639,6 +639,18 @@ function Connector:release(c, reusable, now)
   M.dispatch(self)
 end
 
+-- detach(conn) -> its stream: a connection acquired for an upgrade leaves
+-- the pool (its slot is free again) and becomes the caller's.
+function Connector:detach(c)
+  if self.busy[c] then
+    self.busy[c] = nil
+    self.busy_count = self.busy_count - 1
+  end
+  unslot(self, c.key)
+  M.dispatch(self)
+  return c:detach()
+end
+
 -- clear_dns_cache(host, port): forget a name (all ports if port is nil), or
 -- every name when called without arguments.
 function Connector:clear_dns_cache(host, port)

@@ -31,6 +31,10 @@ local parents = {
   ClientHttpProxyError = { "ClientResponseError" },
   TooManyRedirects = { "ClientResponseError" },
   WSServerHandshakeError = { "ClientResponseError" },
+  -- a WebSocket the peer broke (err.code: the close code lurl sent) and a
+  -- message of another type than receive_str/bytes/json asked for
+  WebSocketError = { "ClientError" },
+  WSMessageTypeError = { "ClientError" },
   ClientPayloadError = { "ClientError" },
   InvalidURL = { "ClientError" },
   InvalidUrlClientError = { "InvalidURL" },

@@ -304,4 +304,44 @@ end
 -- ex.stream; or nil and the error.
 M.perform = perform
 
+-- The head of an upgrade's answer, read off the raw stream; a failure as
+-- a read event would have told it.
+local function upgrade_head(stream, deadline, ctx)
+  local ev, extra, ename = h1.read_head(stream, deadline, "read", ctx, true)
+  if ev then return ev, extra end
+  if type(extra) == "table" then return nil, extra end
+  return nil, head_failure(ename == "EOF" and { "eof" } or { "error", extra, ename }, nil, ctx)
+end
+
+-- upgrade(session, ex, deadline) -> stream, head event, the bytes behind
+-- the head, what TLS negotiated; or nil, err. An exchange that leaves
+-- HTTP/1.1 after the answer (RFC 9110 section 7.8; a WebSocket opening
+-- handshake, RFC 6455 section 4.1): on a new connection, which leaves the
+-- pool at once (the new protocol owns it; it is never reused for HTTP).
+-- The caller owns the stream and closes it.
+function M.upgrade(session, ex, deadline)
+  local connector = session.connector
+  ex.fresh = true
+  local c, err = connector:acquire(ex, deadline)
+  if not c then return nil, err end
+  local tls = c.tls
+  local stream = connector:detach(c)
+  ex.t_send = sched.now()
+  deadline:enter("send", ex.t_send)
+  local ok, e, en = stream:write(ex.bytes or h1.encode(ex))
+  if ok == nil then
+    stream:close()
+    return nil, head_failure({ "error", e, en }, nil, ex.context)
+  end
+  ex.t_sent = sched.now()
+  deadline:enter("head", ex.t_sent)
+  local head, extra = upgrade_head(stream, deadline, ex.context)
+  if not head then
+    stream:close()
+    return nil, extra
+  end
+  ex.t_first = sched.now()
+  return stream, head, extra, tls
+end
+
 return M

@@ -1,6 +1,8 @@
 -- HTTP/1.1 on the wire (RFC 9112): what every layer of the request path
 -- shares, below all of them: the request head encoder, the idempotent
--- methods, and the layout of the connection's events (lurl.conn), named.
+-- methods, the layout of the connection's events (lurl.conn), named, and
+-- the reading of one answer head on a raw stream, for the exchanges that
+-- leave HTTP/1.1 after it (a CONNECT tunnel, a WebSocket upgrade).
 local core = require "lurl.core"
 local url = require "lurl.url"
 
@@ -27,6 +29,33 @@ function M.encode(req, head_only)
   local bytes, why = core.h1.encode(line, req.headers:flat(), body)
   if not bytes then error("lurl.h1: cannot encode the request head: " .. why, 2) end
   return bytes
+end
+
+-- The answer head is held to the same sizes as a response's.
+local MAX_LINE, MAX_FIELD = 8190, 8190
+
+-- read_head(stream, deadline, kind, ctx[, upgrade]) -> the head as a
+-- connection's head event and the bytes that came behind it in the same
+-- read ("" for none), or nil, message, errno, or nil and the deadline's
+-- error (kind: the limit it waits under, "sock_connect" or "read"). No body
+-- is read: after a tunnel's 2xx or a 101 (upgrade: the request asked for
+-- one) the bytes are another protocol's, and a refusal's body is nobody's.
+-- Reading is stopped when it returns.
+function M.read_head(stream, deadline, kind, ctx, upgrade)
+  local parser = core.h1.parser("response", MAX_LINE, MAX_FIELD)
+  parser:reset(true, upgrade)
+  return deadline:wait(kind, function(wake)
+    stream:read_start(function(data, err, ename)
+      if not data then return wake(nil, err, ename) end
+      local n, head, why = parser:execute(data, 1)
+      if not n then return wake(nil, head, why) end
+      if head then
+        stream:read_stop()
+        wake({ "head", parser:head_block() }, data:sub(n + 1))
+      end
+    end)
+    return function() stream:read_stop() end
+  end, ctx)
 end
 
 return M

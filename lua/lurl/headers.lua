@@ -182,6 +182,16 @@ function M.new(src)
   return h
 end
 
+-- has_token(value, token): a comma-separated field value (RFC 9110
+-- section 5.6.1) lists token, compared case-insensitively (Connection:
+-- keep-alive, Upgrade; token: lower case).
+function M.has_token(value, token)
+  for t in (value or ""):gmatch("[^,%s]+") do
+    if t:lower() == token then return true end
+  end
+  return false
+end
+
 -- from_lists(names, values): headers over the parser's two lists, taken
 -- as they are (no copy).
 function M.from_lists(names, values)

@@ -10,9 +10,6 @@ local headers_mod = require "lurl.headers"
 
 local M = {}
 
--- The proxy's answer head is held to the same sizes as a response's.
-local MAX_LINE, MAX_FIELD = 8190, 8190
-
 -- RFC 9110 section 9.3.6: the target is the authority-form host:port, and
 -- so is Host (RFC 9112 section 3.2.3).
 local function authority(host, port)
@@ -29,28 +26,14 @@ end
 -- The answer head as a connection's head event (lurl.h1 names the
 -- positions), or nil, message, errno.
 local function read_answer(stream, deadline, ctx)
-  local parser = core.h1.parser("response", MAX_LINE, MAX_FIELD)
-  -- no body is read: a 2xx has none (the tunnel starts right after the
-  -- head), and the body of a refusal is not the caller's
-  parser:reset(true)
-  return deadline:wait("sock_connect", function(wake)
-    stream:read_start(function(data, err, ename)
-      if not data then return wake(nil, err, ename) end
-      local n, head, why = parser:execute(data, 1)
-      if not n then return wake(nil, head, why) end
-      if head then
-        stream:read_stop()
-        local ev = { "head", parser:head_block() }
-        -- RFC 9110 section 9.3.6: the client speaks first through a tunnel
-        -- it was granted, so bytes right behind a 2xx are a broken proxy
-        -- (those behind a refusal are its body, which nobody reads)
-        local granted = ev[h1.STATUS] >= 200 and ev[h1.STATUS] < 300
-        if granted and n < #data then return wake(nil, "the proxy sent bytes after granting CONNECT", "EPROTO") end
-        wake(ev)
-      end
-    end)
-    return function() stream:read_stop() end
-  end, ctx)
+  local ev, extra, ename = h1.read_head(stream, deadline, "sock_connect", ctx)
+  if not ev then return nil, extra, ename end
+  -- RFC 9110 section 9.3.6: the client speaks first through a tunnel it
+  -- was granted, so bytes right behind a 2xx are a broken proxy (those
+  -- behind a refusal are its body, which nobody reads)
+  local granted = ev[h1.STATUS] >= 200 and ev[h1.STATUS] < 300
+  if granted and extra ~= "" then return nil, "the proxy sent bytes after granting CONNECT", "EPROTO" end
+  return ev
 end
 
 local function refused(proxy, target, head, ctx)

@@ -15,6 +15,7 @@ local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
 local response = require "lurl.response"
+local websocket = require "lurl.websocket"
 
 local lurl = {
   version = core.version,
@@ -34,6 +35,9 @@ local lurl = {
   basic_auth_from_url = auth.from_url,
   dummy_cookie_jar = cookies.dummy,
   headers = headers.new,
+  ws_timeout = websocket.timeout,
+  WSMsgType = websocket.MsgType,
+  WSCloseCode = websocket.CloseCode,
 
   spawn = sched.spawn,
   gather = sched.gather,

@@ -96,7 +96,9 @@ function M.for_request(session, u, opts, fname)
   p.headers = opts.proxy_headers or session.proxy_headers
   p.socks = SOCKS[p.scheme] or false
   p.remote_dns = p.scheme ~= "socks4" and p.scheme ~= "socks5"
-  p.tunnel = p.socks or u.scheme == "https" or u.scheme == "wss"
+  -- a WebSocket goes through a tunnel whatever its scheme (RFC 6455
+  -- section 4.1: a client may use CONNECT), so the proxy never sees frames
+  p.tunnel = p.socks or u.scheme == "https" or opts.websocket == true
   local key = p.url
   if creds then key = key .. "#" .. credential_id(creds.login, creds.password) end
   if p.scheme == "https" then

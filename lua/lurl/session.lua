@@ -20,6 +20,8 @@ local timeout = require "lurl.timeout"
 local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
+local websocket = require "lurl.websocket"
+local ws_handshake = require "lurl.ws_handshake"
 
 local M = {}
 
@@ -278,6 +280,61 @@ end
 for _, m in ipairs { "get", "post", "put", "patch", "delete", "head", "options" } do
   local verb = m:upper()
   Session[m] = function(self, u, opts) return request(self, verb, u, opts, m) end
+end
+
+-- ---- WebSockets ----
+
+local WS_OPTIONS = {
+  protocols = "table", timeout = "any", auth = "any", autoclose = "boolean", autoping = "boolean",
+  heartbeat = "number", origin = "string", params = "any", headers = "table", proxy = "any", proxy_auth = "any",
+  proxy_headers = "table", proxy_ssl = "any", ssl = "any", server_hostname = "string", compress = "any",
+  max_msg_size = "number", method = "string", cookies = "table", max_redirects = "number",
+}
+
+-- What ws_connect passes on to prepare, with the marker that makes a proxy
+-- tunnel it.
+local WS_REQUEST = { "params", "headers", "auth", "proxy", "proxy_auth", "proxy_headers", "proxy_ssl", "ssl",
+  "server_hostname", "cookies" }
+
+local function ws_options(opts)
+  opts = check.options("ws_connect", "#2", opts or {}, WS_OPTIONS)
+  check_auth("ws_connect", opts.auth)
+  check_proxy("ws_connect", opts)
+  local ok, why = tls.check(opts.ssl)
+  if not ok then check.argerror("ws_connect", "'ssl'", why) end
+  local t = opts.timeout
+  if t ~= nil and not websocket.is_timeout(t) then
+    check.argerror("ws_connect", "'timeout'", "lurl.ws_timeout expected, got " .. type(t))
+  end
+  local compress = opts.compress
+  if compress == nil then compress = 15 end
+  if compress ~= false and compress ~= 0 and (type(compress) ~= "number" or compress < 9 or compress > 15) then
+    check.argerror("ws_connect", "'compress'", "window bits 9 to 15, or 0/false for none, expected")
+  end
+  local passed = { websocket = true }
+  for _, k in ipairs(WS_REQUEST) do passed[k] = opts[k] end
+  local max = opts.max_msg_size or 4 * 1024 * 1024
+  return {
+    request = passed, protocols = opts.protocols, origin = opts.origin, cookies = opts.cookies,
+    compress = compress ~= 0 and compress or false, timeout = t or websocket.timeout(),
+    autoclose = opts.autoclose ~= false, autoping = opts.autoping ~= false,
+    heartbeat = check.seconds("ws_connect", "'heartbeat'", opts.heartbeat),
+    -- aiohttp: 0 means no limit
+    max_msg_size = max > 0 and max or 2 ^ 53, max_redirects = opts.max_redirects or 10,
+  }
+end
+
+-- session:ws_connect(url[, opts]) -> a lurl.websocket, or nil, err
+-- (docs/websockets.md).
+function Session:ws_connect(raw_url, opts)
+  if getmetatable(self) ~= mt then check.argerror("ws_connect", "#0", "call it as session:ws_connect(...)") end
+  if self.closed then check.raise("session is closed") end
+  if type(raw_url) ~= "string" then check.argerror("ws_connect", "#1", "URL string expected, got " .. type(raw_url)) end
+  local o = ws_options(opts)
+  if opts and opts.method and opts.method:upper() ~= "GET" then
+    check.argerror("ws_connect", "'method'", "GET expected (RFC 6455 section 4.1)")
+  end
+  return ws_handshake.connect(self, raw_url, o, "ws_connect")
 end
 
 -- Close the session and, if it owns it, its connector.

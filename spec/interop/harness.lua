@@ -15,6 +15,17 @@ function H.check(name, fn)
   end
 end
 
+-- args(...) -> the script's key=value arguments as a table.
+function H.args(...)
+  local opts = {}
+  for _, a in ipairs { ... } do
+    local k, v = a:match("^([%w_]+)=(.*)$")
+    assert(k, "key=value expected, got " .. a)
+    opts[k] = v
+  end
+  return opts
+end
+
 -- eq(got, want, what): error with both values shown when they differ.
 function H.eq(got, want, what)
   if got ~= want then

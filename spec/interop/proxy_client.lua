@@ -18,12 +18,8 @@
 local lurl = require "lurl"
 local cjson = require "cjson"
 
-local opts = {}
-for _, a in ipairs { ... } do
-  local k, v = a:match("^([%w_]+)=(.*)$")
-  assert(k, "key=value expected, got " .. a)
-  opts[k] = v
-end
+local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local opts = dofile(dir .. "/harness.lua").args(...)
 assert(opts.url, "usage: lurl proxy_client.lua url=URL [proxy=URL] [auth=USER:PASS] [method=M] [data=S] [n=N] ...")
 
 local function context(cafile)

@@ -22,6 +22,8 @@
 --   drop = true          close the connection without answering (what a
 --                        server does to a keep-alive connection it just
 --                        timed out)
+--   ws = function(ws, req) ... end   upgrade to a WebSocket and run with
+--                        it (lurl.testing.ws: protocol, compress, max_msg_size)
 --   error = "reset" | "disconnect" | "hang"   as lurl.testing.mock's: an
 --                        RST, a close without answer, no answer at all
 -- and shorthands as the mock takes them: a status (503), a body ("text"),
@@ -36,6 +38,7 @@ local core = require "lurl.core"
 local check = require "lurl.check"
 local sched = require "lurl.sched"
 local wire = require "lurl.testing.wire"
+local ws = require "lurl.testing.ws"
 
 local M = {}
 
@@ -75,6 +78,14 @@ function Peer:send(data)
     if r ~= false then wake(r) end
   end)
   return ok
+end
+
+-- What came behind the last request (the first bytes of the protocol it
+-- upgraded to), taken from the reader and the unread chunks.
+function Peer:take_rest()
+  local rest = table.concat(self.reader.chunks) .. table.concat(self.chunks)
+  self.reader.chunks, self.chunks = {}, {}
+  return rest
 end
 
 -- Read one request; nil at the end of the connection or on a parse error.
@@ -188,7 +199,12 @@ local function serve(server, tcp)
     tcp:ref(true)
     peer.busy = true
     log(server, req)
-    local keep = peer:respond(req, handle(server, req))
+    local answer = handle(server, req)
+    if answer.ws then
+      ws.accept(peer, req, answer)
+      break
+    end
+    local keep = peer:respond(req, answer)
     peer.busy = false
     if tcp:closed() then break end
     tcp:ref(false)
