@@ -33,7 +33,7 @@ describe("websockets", function()
         return { ws = function(ws)
           -- the peer's traffic stops: nothing read, nothing answered
           ws.stream:read_stop()
-          sched.sleep(5)
+          sched.sleep(3600)
         end }
       end,
       ["/no"] = function() return { status = 403, body = "no" } end,
@@ -204,6 +204,19 @@ describe("websockets", function()
       assert.is_true(took < 0.4 * 1.5 + 0.2, "took " .. took)
       assert.are.equal("error", ws:receive().type)
     end)
+  end)
+
+  it("runs its heartbeat on lurl.testing.clock's virtual time", function()
+    local clock = testing.clock { autojump = 0.05 }
+    local ok, err = pcall(function()
+      local ws = assert(s:ws_connect(wsurl("/silent"), { heartbeat = 60 }))
+      local t0 = sched.now()
+      local msg = ws:receive()
+      assert.are.equal("error", msg.type)
+      assert.are.equal(90, sched.now() - t0) -- 60 s of silence, then 30 s without a pong
+    end)
+    clock:close()
+    if not ok then error(err, 0) end
   end)
 
   it("goes through a proxy in a CONNECT tunnel", function()
