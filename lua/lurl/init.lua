@@ -16,6 +16,7 @@ local trace = require "lurl.trace"
 local url = require "lurl.url"
 local response = require "lurl.response"
 local websocket = require "lurl.websocket"
+local map = require "lurl.map"
 
 local lurl = {
   version = core.version,
@@ -44,6 +45,7 @@ local lurl = {
   sleep = sched.sleep,
   wait_for = sched.wait_for,
   semaphore = sched.semaphore,
+  map = map.map,
   -- read at each call: a virtual clock (lurl.testing.clock) may replace it
   now = function() return sched.now() end,
 

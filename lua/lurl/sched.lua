@@ -324,12 +324,12 @@ end
 -- Run the functions concurrently; return the first result of each, in order.
 -- As soon as one raises, the others are cancelled and its error is raised
 -- again; gather owns its children's outcomes, so none is reported unjoined.
-function M.gather(...)
-  local n = select("#", ...)
+-- gather(list) takes the functions in a list and returns the results in
+-- one (any number: Lua cannot return more than a few thousand values).
+local function gather(fns, n)
   for i = 1, n do
-    local fn = select(i, ...)
-    if type(fn) ~= "function" then
-      check.raise(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fn)))
+    if type(fns[i]) ~= "function" then
+      check.raise(("bad argument #%d to 'gather' (function expected, got %s)"):format(i, type(fns[i])))
     end
   end
   local tasks, remaining, failure, wake_gatherer = {}, n, nil, nil
@@ -339,7 +339,7 @@ function M.gather(...)
     if (failure or remaining == 0) and wake_gatherer then wake_gatherer() end
   end
   for i = 1, n do
-    local task = new_task(nil, select(i, ...))
+    local task = new_task(nil, fns[i])
     task.joiners = { function() child_done(task) end }
     tasks[i] = task
   end
@@ -353,7 +353,13 @@ function M.gather(...)
   end
   local results = {}
   for i = 1, n do results[i] = tasks[i].results[1] end
-  return unpack(results, 1, n)
+  return results
+end
+
+function M.gather(...)
+  local first, n = ..., select("#", ...)
+  if n == 1 and type(first) == "table" then return gather(first, #first) end
+  return unpack(gather({ ... }, n), 1, n)
 end
 
 -- Run fn(...) in a task; if it is not done within seconds, cancel it and
