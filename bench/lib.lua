@@ -18,6 +18,7 @@ function M.params()
     cafile = env("BENCH_CAFILE"),
     file = env("BENCH_FILE"),
     resume = env("BENCH_RESUME"),
+    proxy = env("BENCH_PROXY"),
   }
 end
 

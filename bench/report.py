@@ -6,7 +6,9 @@
 # requests, seconds, and what else its kind shows), time (GNU time's
 # elapsed, user, system seconds and peak RSS kB of the adapter's process) and
 # for handshake servers nginx (logged, resumed, multi, tls: what nginx logged
-# of the run's requests).
+# of the run's requests); through a proxy, proxy (cpu and origin_cpu: the CPU
+# seconds tinyproxy and nginx's worker used during the run; requests and
+# connections: what tinyproxy logged of it).
 # META: key=value lines (machine, versions, parameters).
 import json
 import statistics
@@ -51,6 +53,15 @@ def handshake_problem(rec, row):
     return None
 
 
+def proxy_problem(rec):
+    """Why the proxy's log of a run contradicts it (a request that did not go
+    through the proxy), or None."""
+    px, n = rec["proxy"], rec["result"]["requests"]
+    if px["requests"] != n:
+        return f"tinyproxy logged {px['requests']} requests of {rec['client']}'s {n}"
+    return None
+
+
 def flatten(rec, row):
     """A run's record as one flat dict: status, reason, and for a good run its
     result with cpu (seconds) and rss_kb: the adapter's own when it measured
@@ -61,6 +72,7 @@ def flatten(rec, row):
     if "requests" not in res or "seconds" not in res:
         return dict(rec, status="failed", reason="its line has no requests or seconds: " + json.dumps(res)[:120])
     why = handshake_problem(rec, row) if "nginx" in rec else None
+    why = why or (proxy_problem(rec) if "proxy" in rec else None)
     if why:
         return dict(rec, status="failed", reason=why)
     _, user, system, rss_kb = rec["time"]
@@ -69,6 +81,9 @@ def flatten(rec, row):
     flat.setdefault("rss_kb", rss_kb)
     if "nginx" in rec:
         flat.update(logged=rec["nginx"]["logged"], resumed=rec["nginx"]["resumed"], tls=rec["nginx"]["tls"])
+    if "proxy" in rec:
+        px = rec["proxy"]
+        flat.update(proxy_cpu=px["cpu"], origin_cpu=px["origin_cpu"], proxy_conns=px["connections"])
     return flat
 
 
@@ -114,6 +129,15 @@ def resumed_share(rs):
     if max(shares) == 0:
         return "none resumed"
     return f"{med(shares) * 100:.1f}% resumed"
+
+
+def proxy_share(name, rs):
+    """Through a proxy: the median share of a CPU that the client, tinyproxy
+    and nginx's worker used over the client's measured time, as the result
+    column says it."""
+    def pct(key):
+        return f"{med([r[key] / r['seconds'] for r in rs]) * 100:.0f}%"
+    return f"CPU: {name} {pct('cpu_seconds')}; tinyproxy {pct('proxy_cpu')}, nginx {pct('origin_cpu')}"
 
 
 def title_of(row, meta):
@@ -164,7 +188,11 @@ class Table:
         return f"{fmt_int(rt)} {unit}{spread(rates)}", ratio, cpu, rss
 
     def requests_result(self, row, c, rs):
-        return self.rate_result(row, c, rs, lambda r: r["requests"] / r["seconds"], "req/s", lambda r: r["requests"])
+        res, ratio, cpu, rss = self.rate_result(row, c, rs, lambda r: r["requests"] / r["seconds"], "req/s",
+                                                lambda r: r["requests"])
+        if all("proxy_cpu" in r for r in rs):
+            res += f" ({proxy_share(self.label.get(c, c), rs)})"
+        return res, ratio, cpu, rss
 
     def bodies_result(self, row, c, rs):
         return self.rate_result(row, c, rs, lambda r: r["requests"] * row["bytes"] / MIB / r["seconds"], "MiB/s",
@@ -250,19 +278,21 @@ def notes_of(rows, recs, meta):
     notes = [
         "result: W1, W5 requests/s, W2 MiB/s of response bodies, W3 wall time of one process "
         "(hyperfine median), W4 growth of VmRSS per open connection, W6 and W7 new TLS "
-        "connections per second (one GET each), W8 MiB/s uploaded, W9 MiB/s of decoded output. "
+        "connections per second (one GET each), W8 MiB/s uploaded, W9 MiB/s of decoded output, "
+        "W10 requests/s through tinyproxy. "
         "Every client checks each status and body length (wrk does not check bodies).",
         "±N%: half the spread between the fastest and slowest run, relative to the median. "
         "A load average well above 0 before the run means something else was using the CPUs.",
         "vs ref: throughput ÷ wrk's (W1, W2, W5; higher is better); W3 time ÷ curl's (lower is "
         "better); handshakes/s ÷ curl's (W6, W7; higher is better); MiB/s ÷ curl's (W8; higher "
-        "is better); time ÷ zcat's (W9; lower is better).",
+        "is better); time ÷ zcat's (W9; lower is better); req/s ÷ curl's (W10; higher is better).",
         "CPU us/req: user + system CPU of the client process (GNU time) ÷ requests; it includes "
         "process start-up. W3: CPU of one whole run; W4: per connection opened (one GET each); "
         "W6, W7: per handshake (= per request); W8, W9: per MiB (uploaded, decoded).",
         "peak RSS: the client's maximum resident set (GNU time).",
         "lurl, undici, aiohttp and lua-http time their load phase themselves; curl's figure is "
-        f"its process wall time; wrk runs for a duration ({wrk_durations(rows)}) and its own req/s is used.",
+        "its process wall time" + (f"; wrk runs for a duration ({wrk_durations(rows)}) and its own req/s is used."
+                                   if wrk_durations(rows) else "."),
         "lurl: one session, N tasks looping session:get (W2 streams with iter_chunked(65536)); "
         "undici: Pool{connections: N}, N loops; aiohttp: TCPConnector(limit=N), N tasks; "
         "lua-http: N cqueues coroutines each with its own http.client connection (0.4 has no pool); "
@@ -307,7 +337,29 @@ def notes_of(rows, recs, meta):
             "-o /dev/null (status, Content-Encoding and wire size checked; zlib checks the gzip "
             "trailer's CRC-32 and length), time_total; zcat: `zcat file.gz > /dev/null` on nginx's "
             "file, process wall time (GNU time), no network. Target: lurl's time ≤ 1.2× zcat's.")
+    if any(r["server"] == "http-proxy" for r in rows):
+        notes.append(proxy_note(rows, recs, meta))
     return notes
+
+
+def proxy_note(rows, recs, meta):
+    """W10: how the clients go through tinyproxy, and how to read its CPU."""
+    ids = " and ".join(r["id"] for r in rows if r["server"] == "http-proxy")
+    per = sorted({r["proxy"]["connections"] / r["result"]["requests"] for r in recs
+                  if r["status"] == "ok" and "proxy" in r and r["result"].get("requests")})
+    conns = f"{per[0]:.2f}" + (f"-{per[-1]:.2f}" if per[-1] != per[0] else "") if per else "?"
+    return (
+        f"{ids}: W1's GETs through {meta.get('tinyproxy', 'tinyproxy')} to the same nginx, started by "
+        "spec/interop/proxy_peers.sh (its config: LogLevel Info, a log line per connection and per "
+        "request) and pinned to CPU 1 with nginx. tinyproxy answers HTTP/1.0 and closes the client "
+        "connection after each response, so every request is a new connection to the proxy and from "
+        f"it to nginx, for every client alike (tinyproxy logged {conns} connections per request). "
+        "lurl: session{proxy = URL}; curl: -x URL; aiohttp: proxy=URL on each request. "
+        "CPU: the user + system CPU time that the client (GNU time, start-up included; on CPU 0), "
+        "tinyproxy and nginx's worker (/proc/PID/stat; both on CPU 1) used during the client's run ÷ "
+        "the client's measured time, medians of runs: tinyproxy and nginx together near 100% means "
+        "CPU 1 was the bound, the client near 100% that the client was. tinyproxy's log is on tmpfs "
+        "(it fsyncs after each line). Every request must appear in tinyproxy's log, else the run fails.")
 
 
 def main():

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # curl: BENCH_REQUESTS GETs, BENCH_CONNS at a time (--parallel
-# --parallel-max over a URL glob), each status and size (BENCH_BYTES)
-# checked. Its time is the process's wall time. Prints requests, seconds,
-# cpu_seconds and rss_kb.
+# --parallel-max over a URL glob), through BENCH_PROXY when it is set (-x),
+# each status and size (BENCH_BYTES) checked. Its time is the process's wall
+# time. Prints requests, seconds, cpu_seconds and rss_kb.
 # shellcheck source=bench/clients/lib.sh
 . "$(dirname "$0")/lib.sh"
 curl_parallel

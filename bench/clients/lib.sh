@@ -37,12 +37,14 @@ url_glob() {
 }
 
 # curl_parallel CURL_ARG...: BENCH_REQUESTS GETs, BENCH_CONNS at a time
-# (curl --parallel), bodies to /dev/null; one line per transfer in
-# $OUT/transfers: "status size connections-opened"
+# (curl --parallel), through BENCH_PROXY when it is set (-x), bodies to
+# /dev/null; one line per transfer in $OUT/transfers: "status size
+# connections-opened"
 curl_parallel() {
   need curl
   curl --help all | grep -q -- --parallel-max || { echo "curl $(curl --version | head -n 1 | cut -d' ' -f2) has no --parallel" >&2; exit 77; }
   measure curl -sS --parallel --parallel-max "$BENCH_CONNS" ${BENCH_CAFILE:+--cacert "$BENCH_CAFILE"} \
+    ${BENCH_PROXY:+-x "$BENCH_PROXY"} \
     -o /dev/null -w '%{http_code} %{size_download} %{num_connects}\n' "$@" "$(url_glob)" > "$OUT/transfers"
 }
 

@@ -3,7 +3,9 @@
 -- status and body length (BENCH_BYTES) checked. With BENCH_CAFILE (an https
 -- URL) the connector verifies the server against that CA
 -- (lurl.ssl_context{ cafile }) and each task's first response must have come
--- over TLS. Prints requests, seconds (the load phase only), conns (the
+-- over TLS. With BENCH_PROXY every request goes through that proxy (the
+-- session's proxy option), and each task's first response must say so
+-- (resp.proxy). Prints requests, seconds (the load phase only), conns (the
 -- connections the pool holds at the end) and, over TLS, tls (the first
 -- response's protocol/cipher).
 local lurl = require "lurl"
@@ -11,7 +13,10 @@ local lib = dofile((arg[0]:match("^(.*/)") or "") .. "../lib.lua")
 
 local p = lib.params()
 local ssl = p.cafile and lurl.ssl_context { cafile = p.cafile } or nil
-local session = lurl.session { connector = lurl.connector { limit = p.conns, ssl = ssl, keepalive_timeout = 300 } }
+local session = lurl.session {
+  connector = lurl.connector { limit = p.conns, ssl = ssl, keepalive_timeout = 300 },
+  proxy = p.proxy,
+}
 
 local first_tls
 -- over TLS: task t's first response came over TLS
@@ -20,8 +25,17 @@ local function check_tls(resp, t)
   first_tls = first_tls or resp.tls
 end
 
+-- with BENCH_PROXY: task t's first response came through it
+local function check_proxy(resp, t)
+  if resp.proxy ~= p.proxy then
+    error(("task %d request 1: proxy %s, not %s"):format(t, tostring(resp.proxy), p.proxy), 0)
+  end
+end
+
 local elapsed, stats = lib.load(session, p, function(resp, t, i)
-  if ssl and i == 1 then check_tls(resp, t) end
+  if i ~= 1 then return end
+  if ssl then check_tls(resp, t) end
+  if p.proxy then check_proxy(resp, t) end
 end)
 lib.print_json {
   requests = p.requests, seconds = elapsed, conns = stats.idle + stats.in_use,
