@@ -63,8 +63,12 @@ local function named(session, u, opts)
   local p = opts.proxy
   if p == nil then p = session.proxy end
   if p ~= nil then return p end
-  if session.proxy_env then return proxy_env.proxy_for(session.proxy_env, u.scheme, u.host, u.port) or false end
-  return false
+  if not session.proxy_env then return false end
+  -- a WebSocket's URL is ws:// or wss:// for the environment (WS_PROXY,
+  -- WSS_PROXY), though it travels as http(s) until the 101
+  local scheme = u.scheme
+  if opts.websocket then scheme = scheme == "https" and "wss" or "ws" end
+  return proxy_env.proxy_for(session.proxy_env, scheme, u.host, u.port) or false
 end
 
 -- Credentials for the proxy: proxy_auth, else those in its URL, else

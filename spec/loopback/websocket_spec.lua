@@ -219,6 +219,22 @@ describe("websockets", function()
     if not ok then error(err, 0) end
   end)
 
+  it("takes its proxy from ws_proxy under trust_env", function()
+    local ffi = require "ffi"
+    ffi.cdef "int setenv(const char *name, const char *value, int overwrite); int unsetenv(const char *name);"
+    local proxy = testing.proxy {}
+    ffi.C.setenv("ws_proxy", proxy:url(), 1)
+    local env_session = support.session(server, { trust_env = true })
+    ffi.C.unsetenv("ws_proxy")
+    local ws = assert(env_session:ws_connect(wsurl("/echo")))
+    assert(ws:send_str("env"))
+    assert.are.equal("env", ws:receive_str(5))
+    ws:close()
+    env_session:close()
+    assert.are.equal("connect", proxy.seen[1].kind)
+    proxy:close()
+  end)
+
   it("goes through a proxy in a CONNECT tunnel", function()
     local proxy = testing.proxy {}
     local ws = assert(s:ws_connect(wsurl("/echo"), { proxy = proxy:url() }))
