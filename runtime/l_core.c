@@ -92,8 +92,12 @@ int rt_open_core(lua_State *L) {
     lua_setfield(L, -2, "version");
     rt_open_timer(L);
     lua_setfield(L, -2, "timer");
+    rt_open_signal(L);
+    lua_setfield(L, -2, "signal");
     rt_open_dns(L);
     lua_setfield(L, -2, "getaddrinfo");
+    rt_open_ares(L);
+    lua_setfield(L, -2, "ares");
     rt_open_stream(L);
     lua_setfield(L, -3, "pipe");
     lua_setfield(L, -2, "tcp");

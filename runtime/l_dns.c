@@ -10,34 +10,37 @@ typedef struct {
     int cb_ref;
 } dns_req;
 
+int rt_push_addr(lua_State *L, int n, const struct sockaddr *sa) {
+    char ip[64];
+    if (sa->sa_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)sa, ip, sizeof ip);
+    else if (sa->sa_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof ip);
+    else
+        return n;
+    /* resolvers list an address once per socket type unless hinted; keep the
+     * first of each. */
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "ip");
+        int dup = strcmp(lua_tostring(L, -1), ip) == 0;
+        lua_pop(L, 2);
+        if (dup) return n;
+    }
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, ip);
+    lua_setfield(L, -2, "ip");
+    lua_pushinteger(L, sa->sa_family == AF_INET6 ? 6 : 4);
+    lua_setfield(L, -2, "family");
+    lua_rawseti(L, -2, ++n);
+    return n;
+}
+
 static void push_addrs(lua_State *L, const struct addrinfo *res) {
     lua_newtable(L);
     int n = 0;
-    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        char ip[64];
-        if (ai->ai_family == AF_INET)
-            uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip, sizeof ip);
-        else if (ai->ai_family == AF_INET6)
-            uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip, sizeof ip);
-        else
-            continue;
-        /* getaddrinfo lists an address once per socket type unless hinted;
-         * keep the first of each. */
-        int dup = 0;
-        for (int i = 1; i <= n && !dup; i++) {
-            lua_rawgeti(L, -1, i);
-            lua_getfield(L, -1, "ip");
-            dup = strcmp(lua_tostring(L, -1), ip) == 0;
-            lua_pop(L, 2);
-        }
-        if (dup) continue;
-        lua_createtable(L, 0, 2);
-        lua_pushstring(L, ip);
-        lua_setfield(L, -2, "ip");
-        lua_pushinteger(L, ai->ai_family == AF_INET6 ? 6 : 4);
-        lua_setfield(L, -2, "family");
-        lua_rawseti(L, -2, ++n);
-    }
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        n = rt_push_addr(L, n, ai->ai_addr);
 }
 
 static void on_resolved(uv_getaddrinfo_t *uvreq, int status, struct addrinfo *res) {

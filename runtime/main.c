@@ -15,6 +15,8 @@ static const char usage[] =
     "  -              run the script read from standard input (the default without\n"
     "                 script and -e when standard input is not a terminal)\n"
     "  -v, --version  print the versions of lurl and its libraries, and its licence\n"
+    "  --fetch ...    fetch URLs (a list as JSON lines, one like curl); first argument\n"
+    "                 only: lurl --fetch --help tells more\n"
     "  -h, --help     print this help\n"
     "A script runs as the main task on the event loop; lurl exits when it and\n"
     "every task it spawned are done. Exit status: 0 success, 1 script error,\n"
@@ -58,11 +60,21 @@ static int print_versions(void) {
     return EXIT_OK;
 }
 
+/* The fetch command is Lua (lua/lurl/cli/fetch.lua); its arguments are
+ * arg[1..], as a script's would be. */
+static const char fetch_chunk[] = "os.exit(require('lurl.cli.fetch').main(arg))";
+
 /* The options before the script. Sets *first to the script's index (argc when
  * there is none) and *has_code when -e was given; returns GO_ON or the exit
- * status. */
-static int parse_options(int argc, char **argv, int *first, int *has_code) {
+ * status. --fetch, as the first argument only, is the command (*first = 1):
+ * an option can never be taken for a script's file name. */
+static int parse_options(int argc, char **argv, int *first, int *has_code, int *fetch) {
     int i = 1;
+    if (argc > 1 && !strcmp(argv[1], "--fetch")) {
+        *fetch = 1;
+        *first = 1;
+        return GO_ON;
+    }
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-v") || !strcmp(a, "--version")) return print_versions();
@@ -90,7 +102,17 @@ static int parse_options(int argc, char **argv, int *first, int *has_code) {
 }
 
 /* Run the -e chunks, then the script (stdin when there is neither). */
-static int run(int argc, char **argv, int first, int has_code) {
+static int run_script(lurl_runtime *rt, char **argv, int first, int script, int has_code,
+                      run_state *st) {
+    int ok = 1;
+    for (int j = 1; ok && j < first; j++)
+        if (!strcmp(argv[j], "-e")) ok = run_chunk(rt, argv[++j], NULL, st);
+    if (ok && (script || !has_code)) ok = run_chunk(rt, NULL, script ? argv[script] : "-", st);
+    return ok;
+}
+
+/* Run the script (or the fetch command) and return the exit status. */
+static int run(int argc, char **argv, int first, int has_code, int fetch) {
     int script = first < argc ? first : 0;
     lurl_runtime *rt = lurl_new(NULL);
     if (!rt) {
@@ -99,10 +121,8 @@ static int run(int argc, char **argv, int first, int has_code) {
     }
     lurl_set_args(rt, argc, argv, script);
     run_state st = {0};
-    int ok = 1;
-    for (int j = 1; ok && j < first; j++)
-        if (!strcmp(argv[j], "-e")) ok = run_chunk(rt, argv[++j], NULL, &st);
-    if (ok && (script || !has_code)) ok = run_chunk(rt, NULL, script ? argv[script] : "-", &st);
+    int ok = fetch ? run_chunk(rt, fetch_chunk, NULL, &st)
+                   : run_script(rt, argv, first, script, has_code, &st);
     int status = lurl_exit_status(rt);
     if (status < 0) status = ok && lurl_unjoined_failures(rt) == 0 ? EXIT_OK : EXIT_SCRIPT;
     lurl_free(rt);
@@ -110,17 +130,17 @@ static int run(int argc, char **argv, int first, int has_code) {
 }
 
 int main(int argc, char **argv) {
-    int first = argc, has_code = 0;
-    int status = parse_options(argc, argv, &first, &has_code);
+    int first = argc, has_code = 0, fetch = 0;
+    int status = parse_options(argc, argv, &first, &has_code, &fetch);
     if (status != GO_ON) return status;
     /* Nothing to run and a person at the terminal: lua and python would start
      * a REPL, which lurl does not have, and waiting for a script to be typed
      * looks like a hang. So, as curl does when given nothing to do, it is a
      * usage error: the usage on stderr and status 2. A pipe or file on stdin
      * is still run as the script. */
-    if (first == argc && !has_code && isatty(STDIN_FILENO)) {
+    if (!fetch && first == argc && !has_code && isatty(STDIN_FILENO)) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    return run(argc, argv, first, has_code);
+    return run(argc, argv, first, has_code, fetch);
 }

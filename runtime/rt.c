@@ -105,6 +105,7 @@ void rt_handle_open(lua_State *L, rt_handle *h) {
     lurl_runtime *rt = rt_get(L);
     h->rt = rt;
     h->closed = 0;
+    h->on_close = NULL;
     h->uv.handle.data = h;
     lua_pushvalue(L, -1);
     h->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -135,6 +136,7 @@ static void handle_closed(uv_handle_t *uvh) {
 void rt_handle_close(rt_handle *h) {
     if (h->closed) return;
     h->closed = 1;
+    if (h->on_close) h->on_close(h);
     uv_close(&h->uv.handle, handle_closed);
 }
 

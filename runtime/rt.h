@@ -20,10 +20,14 @@ typedef struct rt_handle {
         uv_timer_t timer;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
+        uv_signal_t signal;
     } uv;
     lurl_runtime *rt;
     int self_ref;
     int closed;
+    /* Run by rt_handle_close before the handle closes (NULL: nothing): an
+     * owner of more than this handle (c-ares' channel) releases the rest. */
+    void (*on_close)(struct rt_handle *h);
     struct rt_handle *prev, *next;
 } rt_handle;
 
@@ -87,9 +91,16 @@ void rt_buf_release(rt_buf *b, size_t keep);
 /* Register a metatable with __name and a methods table. */
 void rt_new_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
 
+/* Append the address in sa to the list on top of the stack as { ip =, family = }
+ * unless the list has it already (or it is neither IPv4 nor IPv6); n is the
+ * list's length, the new length is returned. The DNS resolvers' answers. */
+int rt_push_addr(lua_State *L, int n, const struct sockaddr *sa);
+
 /* luaopen functions of the C submodules, each returning a table of functions. */
 int rt_open_timer(lua_State *L);
+int rt_open_signal(lua_State *L);
 int rt_open_dns(lua_State *L);
+int rt_open_ares(lua_State *L);
 int rt_open_stream(lua_State *L); /* pushes core.tcp and core.pipe */
 int rt_open_h1(lua_State *L);
 int rt_open_tls(lua_State *L);

@@ -19,15 +19,7 @@ STOP_SIGNAL=TERM
 . "$(dirname "$0")/interop/common.sh" aiohttp
 SERVER_LOG="$T/server.err"
 
-"$PY" -u spec/interop/aiohttp_server.py >"$T/server.out" 2>"$T/server.err" &
-SERVER_PID=$!
-PORT=
-for _ in $(seq 100); do          # up to ~10 s for the port line
-  PORT=$(head -n 1 "$T/server.out" 2>/dev/null)
-  case $PORT in ''|*[!0-9]*) PORT= ;; *) break ;; esac
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 0.1
-done
+start_port_server "$PY" -u spec/interop/aiohttp_server.py
 if [ -z "$PORT" ]; then
   fail "aiohttp server did not start"; echo "0 passed, 1 failed"; exit 1
 fi

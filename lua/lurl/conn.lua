@@ -12,11 +12,11 @@
 -- and wakes the task waiting in read_event(). While a connection sits idle in
 -- the pool any byte or EOF from the peer means it is unusable: it is closed.
 local core = require "lurl.core"
+local h1 = require "lurl.h1"
 local sched = require "lurl.sched"
 
 local M = {}
 
-local HIGH_WATER, LOW_WATER = 1024 * 1024, 256 * 1024
 
 local Conn = {}
 local mt = { __name = "lurl.connection", __index = Conn }
@@ -37,9 +37,12 @@ local function push(self, ev)
   end
 end
 
+-- Flow control as aiohttp's StreamReader does it: reading pauses when more
+-- than twice read_bufsize of body waits unread and resumes below
+-- read_bufsize (conn:begin sets the marks per exchange).
 local function pause_if_full(self, bytes)
   self.buffered = self.buffered + bytes
-  if self.reading and self.buffered > HIGH_WATER then
+  if self.reading and self.buffered > self.high_water then
     self.tcp:read_stop()
     self.reading = false
   end
@@ -120,7 +123,8 @@ function M.new(stream, key, opts)
   local self = setmetatable({
     key = key, tcp = stream,
     parser = core.h1.parser("response", opts.max_line_size, opts.max_field_size),
-    queue = { head = 1, tail = 0 }, buffered = 0, reusable = true, requests = 0, read_at = false,
+    queue = { head = 1, tail = 0 }, buffered = 0, low_water = 0, high_water = 0, reusable = true, requests = 0,
+    read_at = false,
     on_close = opts.on_close,
   }, mt)
   self.read_cb = function(data, rerr, rname) return on_read(self, data, rerr, rname) end
@@ -135,8 +139,12 @@ function M.new(stream, key, opts)
   return self
 end
 
--- Prepare for one request/response exchange. no_body: the request is HEAD.
-function Conn:begin(no_body)
+-- Prepare for one request/response exchange. no_body: the request is HEAD;
+-- bufsize: its read_bufsize (h1.READ_BUFSIZE by default), the marks of
+-- pause_if_full.
+function Conn:begin(no_body, bufsize)
+  bufsize = bufsize or h1.READ_BUFSIZE
+  self.low_water, self.high_water = bufsize, 2 * bufsize
   self.parser:reset(no_body)
   local q = self.queue
   for i = q.head, q.tail do q[i] = nil end
@@ -223,7 +231,7 @@ function Conn:read_event(deadline, ctx)
   q.head = q.head + 1
   if ev[1] == "body" then
     self.buffered = self.buffered - #ev[2]
-    if not self.reading and not self.closed and self.active and self.buffered < LOW_WATER then
+    if not self.reading and not self.closed and self.active and self.buffered < self.low_water then
       self.reading = true
       self.tcp:read_start(self.read_cb)
     end

@@ -42,6 +42,7 @@ local function boolean(v) return type(v) == "boolean", "boolean expected" end
 
 local POOL_OPTIONS = {
   limit = integer, limit_per_host = integer, keepalive_timeout = seconds, force_close = boolean,
+  timeout_ceil_threshold = seconds,
   retry_stale = boolean,
   max_line_size = integer, max_field_size = integer,
   ssl = tls.check,
@@ -50,7 +51,20 @@ local TCP_OPTIONS = setmetatable({
   use_dns_cache = boolean, ttl_dns_cache = seconds_or_false, happy_eyeballs_delay = seconds_or_false,
   dns_cache_max = function(v) return type(v) == "number" and v >= 1 and v % 1 == 0, "integer >= 1 expected" end,
   family = function(v) return v == 0 or v == 4 or v == 6, "must be 0, 4 or 6" end,
-  resolver = function(v) return type(v) == "function", "function expected" end,
+  resolver = function(v)
+    return type(v) == "function" or v == "ares" or v == "threaded", "function, \"ares\" or \"threaded\" expected"
+  end,
+  dns_servers = function(v)
+    local ok = type(v) == "table" and #v > 0
+    for _, server in ipairs(ok and v or {}) do
+      ok = ok and type(server) == "string" and not server:find(",", 1, true)
+    end
+    return ok, "non-empty list of \"ip[:port]\" strings expected"
+  end,
+  dns_timeout = function(v) return check.is_seconds(v) and v > 0, "number of seconds > 0 expected" end,
+  dns_tries = function(v)
+    return type(v) == "number" and v >= 1 and v <= 100 and v % 1 == 0, "integer 1 to 100 expected"
+  end,
   local_addr = function(v)
     return type(v) == "string" or (type(v) == "table" and type(v[1]) == "string"),
       "IP string or { ip, port } expected"
@@ -83,6 +97,7 @@ local function new(opts)
     limit_per_host = opts.limit_per_host or 0,
     keepalive_timeout = opts.keepalive_timeout or 15,
     force_close = opts.force_close or false,
+    timeout_ceil_threshold = opts.timeout_ceil_threshold or false,
     retry_stale = opts.retry_stale ~= false,
     ssl = opts.ssl,    -- aiohttp's ssl= for https requests that do not set their own
     tls = false,       -- the settings made of it, when first needed
@@ -123,11 +138,24 @@ local function parse_overrides(map)
   return out
 end
 
+-- resolver = fn | "ares" | "threaded" (nil: dns.default_kind); dns_servers,
+-- dns_timeout and dns_tries configure c-ares, and so imply "ares".
+local function resolver_of(opts)
+  local ares = opts.dns_servers or opts.dns_timeout or opts.dns_tries
+  if ares and opts.resolver ~= nil and opts.resolver ~= "ares" then
+    check.argerror("connector", "'resolver'", "must be \"ares\" with dns_servers, dns_timeout or dns_tries")
+  end
+  if type(opts.resolver) == "function" then return opts.resolver end
+  return dns.resolver(ares and "ares" or opts.resolver,
+    { servers = opts.dns_servers, timeout = opts.dns_timeout, tries = opts.dns_tries })
+end
+
 -- lurl.connector{ limit = 100, limit_per_host = 0, keepalive_timeout = 15,
 --   force_close = false, use_dns_cache = true, ttl_dns_cache = 10,
 --   dns_cache_max = 1000, family = 0, local_addr = nil,
---   happy_eyeballs_delay = 0.25, resolver = fn, retry_stale = true,
---   resolve = { ["host:port"] = "ip[:port]" }, ssl = true }
+--   happy_eyeballs_delay = 0.25, resolver = fn | "ares" | "threaded",
+--   dns_servers = { "ip[:port]" }, dns_timeout = seconds, dns_tries = n,
+--   retry_stale = true, resolve = { ["host:port"] = "ip[:port]" }, ssl = true }
 function M.new(opts)
   opts = check_options("connector", opts, TCP_OPTIONS)
   local self = new(opts)
@@ -135,7 +163,7 @@ function M.new(opts)
   local ttl = opts.ttl_dns_cache
   if ttl == nil then ttl = 10 end
   self.dns = dns.new { enabled = opts.use_dns_cache ~= false, ttl = ttl,
-    max = opts.dns_cache_max or 1000, resolver = opts.resolver }
+    max = opts.dns_cache_max or 1000, resolver = resolver_of(opts) }
   local la = opts.local_addr
   if type(la) == "string" then la = { la, 0 } end
   self.local_addr = la
@@ -418,8 +446,8 @@ end
 
 -- ---- opening connections ----
 
-local function connector_error(host, port, msg, errno, ctx)
-  return errors.annotate(errors.new("ClientConnectorError",
+local function connector_error(host, port, msg, errno, ctx, kind)
+  return errors.annotate(errors.new(kind or "ClientConnectorError",
     ("cannot connect to %s:%s: %s"):format(host, tostring(port), tostring(msg)),
     { host = host, port = port, errno = errno, os_error = msg }), ctx or {})
 end
@@ -455,7 +483,8 @@ local function open_stream(self, host, port, deadline, ex)
     deadline:begin_sock_connect()
     local s, e, en = dial.unix(self.path, deadline, ctx)
     ex.connect = sched.now() - t0
-    if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx) end
+    if not s and type(e) ~= "table" then return nil, connector_error("unix:" .. self.path, port, e, en, ctx,
+      "UnixClientConnectorError") end
     return s, e
   end
   deadline:enter("dns", t0)
@@ -589,7 +618,7 @@ end
 function Connector:acquire(ex, deadline)
   local key = ex.key
   if self.closed then return nil, closed_error(ex.context) end
-  deadline:begin_connect()
+  deadline:begin_connect(self.timeout_ceil_threshold)
   local g, err
   if can_grant(self, key, ex.fresh) then
     g = grant(self, key, ex.fresh)
@@ -651,6 +680,12 @@ function Connector:detach(c)
   return c:detach()
 end
 
+-- cached_hosts() -> the DNS cache's entries (dns.lua's Cache:hosts); an
+-- empty list for a Unix-socket or mock connector.
+function Connector:cached_hosts()
+  return self.dns and self.dns:hosts() or {}
+end
+
 -- clear_dns_cache(host, port): forget a name (all ports if port is nil), or
 -- every name when called without arguments.
 function Connector:clear_dns_cache(host, port)
@@ -697,6 +732,7 @@ function Connector:close()
   if self.closed then return end
   self.closed = true
   if self.sweeper then self.sweeper:close(); self.sweeper = nil end
+  if self.dns then self.dns:close() end
   for _, list in pairs(self.idle) do
     for i = #list, 1, -1 do list[i]:close() end
   end

@@ -4,8 +4,12 @@
 -- TCPConnector does with use_dns_cache/ttl_dns_cache.
 --
 -- A resolver is function(host, port, family) -> { { ip =, family = }, ... }
--- or nil, message; it runs in a task of its own, so it may block. The default
--- one is libuv's getaddrinfo on the thread pool.
+-- or nil, message[, code]; it runs in a task of its own, so it may block.
+-- Two are built in (M.resolver): "threaded", the C library's getaddrinfo
+-- on libuv's thread pool (4 threads, shared with file I/O; all of
+-- nsswitch.conf), and "ares", c-ares on the event loop (any number of
+-- lookups at once; /etc/hosts and resolv.conf, or servers of its own).
+local check = require "lurl.check"
 local core = require "lurl.core"
 local errors = require "lurl.errors"
 local sched = require "lurl.sched"
@@ -17,9 +21,44 @@ local mt = { __name = "lurl.dns_cache", __index = Cache }
 
 function M.getaddrinfo(host, _, family)
   return sched.wait(function(wake)
-    local ok, e = core.getaddrinfo(host, family, wake)
-    if not ok then wake(nil, e) end
+    local ok, e, code = core.getaddrinfo(host, family, wake)
+    if not ok then wake(nil, e, code) end
   end)
+end
+
+-- One c-ares channel per configuration, for the runtime's life (closed with
+-- it): connectors that resolve alike share its sockets.
+local channels = {}
+
+-- ares{ servers = { "ip[:port]", ... }, timeout = seconds, tries = n } -> a
+-- resolver on a c-ares channel (core.ares.resolver); a lookup whose task is
+-- cancelled cancels its query.
+function M.ares(opts)
+  local key = table.concat(opts.servers or {}, ",") .. "|" .. tostring(opts.timeout) .. "|" .. tostring(opts.tries)
+  local channel = channels[key]
+  if not channel then
+    local err
+    channel, err = core.ares.resolver(opts)
+    if not channel then check.raise("cannot start the c-ares resolver: " .. tostring(err)) end
+    channels[key] = channel
+  end
+  return function(host, port, family)
+    return sched.wait(function(wake)
+      local query = channel:getaddrinfo(host, port, family, wake)
+      return function() query:cancel() end
+    end)
+  end
+end
+
+-- The resolver sessions use unless told otherwise (docs/pool.md, "DNS").
+M.default_kind = "threaded"
+
+-- resolver(kind, ares_opts) -> a resolver function: kind "threaded" or
+-- "ares" (nil: default_kind; ares_opts, for ares, as M.ares takes).
+function M.resolver(kind, ares_opts)
+  kind = kind or M.default_kind
+  if kind == "ares" then return M.ares(ares_opts or {}) end
+  return M.getaddrinfo
 end
 
 -- new{ ttl = seconds | false (never expire), max = entries, resolver = fn,
@@ -83,15 +122,16 @@ end
 M.ip_family = ip_family
 
 -- Run the resolver in its own task so that a waiter's timeout or
--- cancellation does not abandon a lookup others share.
+-- cancellation does not abandon a lookup others share (the answer is cached
+-- for the next request); closing the cache cancels it.
 local function lookup(self, key, host, port, family, pending)
-  sched.spawn(function()
-    local ok, addrs, err = pcall(self.resolver, host, port, family)
-    if not ok then addrs, err = nil, tostring(addrs)
+  pending.task = sched.spawn(function()
+    local ok, addrs, err, code = pcall(self.resolver, host, port, family)
+    if not ok then addrs, err, code = nil, tostring(addrs), nil
     elseif addrs ~= nil then addrs, err = check_answer(addrs) end
     if self.entries[key] == pending then self.entries[key] = nil end
     if addrs and self.enabled then store(self, key, addrs) end
-    for _, wake in ipairs(pending.waiters) do wake(addrs, err) end
+    for _, wake in ipairs(pending.waiters) do wake(addrs, err, code) end
   end)
 end
 
@@ -127,12 +167,20 @@ function Cache:resolve(host, port, family, deadline, ctx, trace)
     self.entries[key] = e
     lookup(self, key, host, port, family, e)
   end
-  local addrs, err = wait_for(deadline, e, ctx)
+  local addrs, err, code = wait_for(deadline, e, ctx)
   fire(trace, "dns_resolvehost_end", host)
   if addrs then return addrs end
   if type(err) == "table" then return nil, err end
   return nil, errors.annotate(errors.new("ClientConnectorDNSError",
-    ("cannot resolve host %s: %s"):format(host, tostring(err)), { host = host, port = port }), ctx or {})
+    ("cannot resolve host %s: %s"):format(host, tostring(err)), { host = host, port = port, errno = code }),
+    ctx or {})
+end
+
+-- close(): the lookups in flight end (their waiters, if any, get an error).
+function Cache:close()
+  for _, e in pairs(self.entries) do
+    if e.task then e.task:cancel() end
+  end
 end
 
 -- clear(host, port): forget one name (any port when port is nil), or all.
@@ -154,5 +202,21 @@ function Cache:clear(host, port)
 end
 
 function Cache:size() return self.count end
+
+-- hosts() -> what the cache holds (aiohttp's cached_hosts): a list of
+-- { host, port, family, addrs = { { ip, family }, ... }, ttl = seconds
+-- left or false }.
+function Cache:hosts()
+  local out, now = {}, sched.now()
+  for key, e in pairs(self.entries) do
+    if e.addrs then
+      local host, port, family = key:match("^(.-)%z(.-)%z(.*)$")
+      out[#out + 1] = { host = host, port = tonumber(port) or port, family = tonumber(family), addrs = e.addrs,
+        ttl = e.expires and math.max(0, e.expires - now) or false }
+    end
+  end
+  table.sort(out, function(a, b) return a.host .. tostring(a.port) < b.host .. tostring(b.port) end)
+  return out
+end
 
 return M

@@ -17,6 +17,7 @@ local parents = {
   ClientConnectorError = { "ClientOSError" },
   ClientConnectorDNSError = { "ClientConnectorError" },
   ClientProxyConnectionError = { "ClientConnectorError" },
+  UnixClientConnectorError = { "ClientConnectorError" },
   ClientSSLError = { "ClientConnectorError" },
   ClientConnectorSSLError = { "ClientSSLError" },
   ClientConnectorCertificateError = { "ClientSSLError" },
@@ -31,16 +32,25 @@ local parents = {
   ClientHttpProxyError = { "ClientResponseError" },
   TooManyRedirects = { "ClientResponseError" },
   WSServerHandshakeError = { "ClientResponseError" },
-  -- a WebSocket the peer broke (err.code: the close code lurl sent) and a
-  -- message of another type than receive_str/bytes/json asked for
-  WebSocketError = { "ClientError" },
-  WSMessageTypeError = { "ClientError" },
   ClientPayloadError = { "ClientError" },
+  -- the stream readers' (lurl.stream_reader): readexactly(n) on a body
+  -- that ended first (err.partial, err.expected; asyncio's, an EOFError in
+  -- aiohttp) and readuntil past its limit (err.limit; aiohttp's
+  -- LineTooLong, a BadHttpMessage there)
+  IncompleteReadError = { "ClientPayloadError" },
+  LineTooLong = { "ClientPayloadError" },
   InvalidURL = { "ClientError" },
   InvalidUrlClientError = { "InvalidURL" },
-  NonHttpUrlClientError = { "InvalidUrlClientError" },
-  InvalidUrlRedirectClientError = { "InvalidURL" },
-  NonHttpUrlRedirectClientError = { "NonHttpUrlClientError", "InvalidUrlRedirectClientError" },
+  RedirectClientError = { "ClientError" },
+  NonHttpUrlClientError = { "ClientError" },
+  InvalidUrlRedirectClientError = { "InvalidUrlClientError", "RedirectClientError" },
+  NonHttpUrlRedirectClientError = { "NonHttpUrlClientError", "RedirectClientError" },
+  -- outside ClientError, as in aiohttp (a TypeError there, and
+  -- http_websocket's own error): a message of another type than
+  -- receive_str/bytes/json asked for, and a WebSocket the peer broke
+  -- (err.code: the close code lurl sent)
+  WSMessageTypeError = {},
+  WebSocketError = {},
   CircuitOpenError = { "ClientError" },
   -- a request held back on the client side: a rate limit whose wait would
   -- pass the deadline, or adaptive throttling (lurl.policy)
@@ -62,8 +72,11 @@ for kind in pairs(parents) do ancestors[kind] = collect(kind, {}) end
 local Error = {}
 local mt = { __name = "lurl.error", __index = Error }
 
+-- An error prints its message, or its text when it has one: a
+-- ClientResponseError's message is the reason phrase alone, as aiohttp's,
+-- and its text says the status too.
 function mt.__tostring(e)
-  local s = e.kind .. ": " .. tostring(e.message)
+  local s = e.kind .. ": " .. tostring(e.text or e.message)
   if e.method and e.url then s = s .. " (" .. e.method .. " " .. tostring(e.url) .. ")"
   elseif e.url then s = s .. " (" .. tostring(e.url) .. ")" end
   return s

@@ -112,7 +112,7 @@ end
 
 local function exchange(c, ex, deadline)
   local ctx, tr = ex.context, ex.trace
-  c:begin(ex.method == "HEAD")
+  c:begin(ex.method == "HEAD", ex.read_bufsize)
   ex.t_send = sched.now()
   deadline:enter("send", ex.t_send)
   local ok, err = send_request(c, ex, deadline, ctx)
@@ -161,12 +161,14 @@ local function make_response(session, ex, head, c, deadline)
     method = ex.method, url = ex.url_string,
     _fields_block = head[FIELDS], -- resp.headers is made from it when first read
     _conn = c, _exchange = ex, _trace = ex.trace, _release = release, _connector = connector,
-    _keep_alive = head[KEEP_ALIVE], _tls = c.tls or false, _sets_cookies = head[SETS_COOKIES] or false,
+    -- reused only when the request and the response both keep it (lurl.prepare's keeps_alive)
+    _keep_alive = head[KEEP_ALIVE] and ex.keep_alive,
+    _tls = c.tls or false, ip = c.ip, _sets_cookies = head[SETS_COOKIES] or false,
     _decode = decode,
     _max_body = ex.max_body, _charset_resolver = session.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
     _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
-    _received = 0,
+    _received = 0, _total = 0,
     -- total covers a streamed body too, until it is read, released or closed (aiohttp)
     _deadline = deadline,
   }
@@ -186,6 +188,7 @@ local function make_response(session, ex, head, c, deadline)
     elseif not response.decode_whole(resp, body) then
       return resp
     end
+    resp._total = #resp._body
     if response.too_big(resp, #resp._body) then return resp end
     resp:_finish(true)
   end
@@ -285,15 +288,18 @@ function M.new(session, p, opts, headers, bytes, tr)
   local decode = opts.auto_decompress
   if decode == nil then decode = session.auto_decompress end
   return {
-    method = method, url = p.u, url_string = p.url_string, target = p.target, proxy = p.proxy,
+    method = method, url = p.u, url_string = p.url_string, fragment = p.fragment, target = p.target,
+    proxy = p.proxy,
     body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
     chunked = p.chunked, declared = p.declared, decode = decode, expect100 = p.expect100,
+    version = p.version, keep_alive = p.keep_alive,
     max_body = opts.max_body_size or session.max_body_size,
     max_decompressed = opts.max_decompressed_size or session.max_decompressed_size,
     read_until_eof = opts.read_until_eof,
     max_line_size = opts.max_line_size or session.max_line_size,
     max_field_size = opts.max_field_size or session.max_field_size,
+    read_bufsize = opts.read_bufsize or session.read_bufsize,
     context = { url = p.url_string, method = method }, trace = tr or false, reused = false, fresh = false,
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
     queue = false, dns = false, connect = false, handshake = false, proxy_time = false,

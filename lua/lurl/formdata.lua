@@ -55,6 +55,9 @@ local function guess_type(name)
   local ext = name and name:match("%.([^./]+)$")
   return ext and TYPES[ext:lower()]
 end
+-- guess_type(name) -> the type a file's name suggests, or nil (a lurl.file
+-- body's Content-Type comes from it too).
+M.guess_type = guess_type
 
 -- The size of the file at path now (io.open + seek), nil when it cannot be
 -- seeked. A path that cannot be opened or read (missing, a directory) is an

@@ -32,13 +32,16 @@ function M.lower_set(list)
 end
 local lower_set = M.lower_set
 
-local function build_url(session, raw, params, fname)
+-- encoded: the path and query are taken as written, not requoted (the
+-- next hop of a redirect under requote_redirect_url = false).
+local ENCODED = { encoded = true }
+local function build_url(session, raw, params, fname, encoded)
   local u, err
   if type(raw) ~= "string" then check.argerror(fname, "#2", "URL string expected, got " .. type(raw)) end
   if session.base_url and not raw:match("^[%a][%w+.-]*:") then
     u, err = url.join(session.base_url, raw)
   else
-    u, err = url.parse(raw)
+    u, err = url.parse(raw, encoded and ENCODED or nil)
   end
   if not u then return nil, err end
   u, err = url.check_http(u, raw)
@@ -51,9 +54,15 @@ local function build_url(session, raw, params, fname)
     if not ok then check.argerror(fname, "'params'", res) end
     u = res
   end
+  local fragment = u.fragment
   u.fragment = nil
-  return u
+  return u, nil, fragment
 end
+
+-- A body that names no type of its own is application/octet-stream, as
+-- aiohttp's bytes and generator payloads say it (RFC 9110 section 8.3:
+-- the sender knows no better); a file's type comes from its name first.
+local OCTET = "application/octet-stream"
 
 local function build_body(session, opts, fname)
   if opts.data ~= nil and opts.json ~= nil then
@@ -62,9 +71,9 @@ local function build_body(session, opts, fname)
   if opts.json ~= nil then return session.json_serialize(opts.json), "application/json" end
   local data = opts.data
   if data == nil then return nil end
-  if type(data) == "string" then return data, nil end
+  if type(data) == "string" then return data, OCTET end
   local streamed = body_mod.from_data(data)
-  if streamed then return streamed, nil end
+  if streamed then return streamed, body_mod.is_file(data) and formdata.guess_type(data.path) or OCTET end
   if formdata.is(data) then
     local ok, b = pcall(data.body, data)
     if not ok then check.argerror(fname, "'data'", b) end
@@ -83,6 +92,28 @@ end
 local DATA_TYPES = { string = true, table = true, ["function"] = true }
 local CODINGS = { gzip = true, deflate = true }
 
+-- The Content-Encoding compress asks for: "gzip", "deflate", true (deflate,
+-- as in aiohttp), or false/nil for none.
+local function coding_of(opts, fname)
+  local coding = opts.compress
+  if coding == true then return "deflate" end
+  if not coding then return false end
+  if not CODINGS[coding] then
+    check.argerror(fname, "'compress'", "\"gzip\", \"deflate\" or true expected, got " .. tostring(coding))
+  end
+  return coding
+end
+
+-- The request line's HTTP version (aiohttp's version=), or nil for the
+-- session's; a wrong one raises.
+local VERSIONS = { ["1.0"] = true, ["1.1"] = true }
+function M.version(v, fname)
+  if v ~= nil and not VERSIONS[v] then
+    check.argerror(fname, "'version'", "\"1.0\" or \"1.1\" expected, got " .. tostring(v))
+  end
+  return v
+end
+
 -- check(opts, fname): what prepare would refuse in the options alone,
 -- refused before a middleware chain, which prepares the request inside.
 function M.check(opts, fname)
@@ -98,22 +129,18 @@ function M.check(opts, fname)
   if params ~= nil and type(params) ~= "string" and type(params) ~= "table" then
     check.argerror(fname, "'params'", "table or string expected, got " .. type(params))
   end
-  if opts.compress ~= nil and not CODINGS[opts.compress] then
-    check.argerror(fname, "'compress'", "\"gzip\" or \"deflate\" expected, got " .. opts.compress)
-  end
+  coding_of(opts, fname)
+  M.version(opts.version, fname)
   if opts.timeout ~= nil then timeout.merge(timeout.default, opts.timeout, fname) end
 end
 
--- compress = "gzip" | "deflate": the body compressed with Content-Encoding
--- (RFC 9110 section 8.4). A string at once (its length stays known); a
--- streamed body as it goes out, chunked.
+-- compress = "gzip" | "deflate" | true: the body compressed with
+-- Content-Encoding (RFC 9110 section 8.4). A string at once (its length
+-- stays known); a streamed body as it goes out, chunked.
 
 local function compress_body(body, opts, fname)
-  local coding = opts.compress
+  local coding = coding_of(opts, fname)
   if not coding or not body then return body end
-  if not CODINGS[coding] then
-    check.argerror(fname, "'compress'", "\"gzip\" or \"deflate\" expected, got " .. coding)
-  end
   if type(body) == "string" then
     local enc = codec.encoder(coding)
     return enc:feed(body) .. enc:finish()
@@ -203,11 +230,12 @@ local function build_headers(session, method, u, opts, body, ctype, creds, fname
   local chunk = asked_chunked(h, opts, fname)
   if chunk and type(body) == "string" then body = body_mod.stream({ body }) end
   if opts.expect100 and body then h:set("Expect", "100-continue") end
-  if opts.compress and body then
+  local coding = coding_of(opts, fname)
+  if coding and body then
     if h:has("Content-Encoding") then
       check.argerror(fname, "'compress'", "cannot be combined with a Content-Encoding header")
     end
-    h:set("Content-Encoding", opts.compress)
+    h:set("Content-Encoding", coding)
   end
   if type(body) == "table" then
     chunked, declared = frame(h, body, chunk, fname)
@@ -240,6 +268,30 @@ local function pool_key(connector, u, port, ssl, proxy)
   if not proxy then return key end
   if proxy.tunnel then return key .. "|via " .. proxy.key end
   return "proxy " .. proxy.key
+end
+
+-- RFC 9112 section 9.3: after an HTTP/1.1 request the connection persists
+-- unless the request says close; after an HTTP/1.0 one only when it asks
+-- for keep-alive (aiohttp sends no Connection field for 1.0 by itself). The
+-- pool reuses the connection when this and the response (the parser's
+-- keep_alive) both say so: a server may answer a 1.0 request in HTTP/1.1
+-- without "close" and close anyway.
+local function keeps_alive(h, version)
+  local connection = table.concat(h:get_all("Connection"), ",")
+  if version == "1.0" then return headers_mod.has_token(connection, "keep-alive") end
+  return not headers_mod.has_token(connection, "close")
+end
+
+-- HTTP/1.0 has no chunked transfer coding (RFC 9112 section 6.1: a client
+-- must not send Transfer-Encoding unless it knows the server speaks 1.1),
+-- so a body of unknown length cannot be framed. It is refused, not
+-- buffered: a generator may be long or endless, and reading it here would
+-- spend it before the connection exists.
+local function check_framing(version, chunked, fname)
+  if version == "1.0" and chunked then
+    check.argerror(fname, "'version'", "HTTP/1.0 cannot frame a body of unknown length (a generator, a compressed "
+      .. "stream, chunked = true or Transfer-Encoding): send a string or a lurl.file, or use HTTP/1.1")
+  end
 end
 
 local function origin(u)
@@ -280,7 +332,8 @@ end
 -- InvalidURL error. fname: the function the script called (get, post, ...,
 -- request), which argument errors name.
 local function prepare(session, method, raw_url, opts, fname)
-  local u, err = build_url(session, raw_url, opts.params, fname)
+  local u, err, fragment = build_url(session, raw_url, opts.params, fname,
+    opts.redirected and session.requote_redirect_url == false)
   if not u then return nil, err end
   local creds
   u, creds = credentials(session, u, opts, fname)
@@ -290,14 +343,18 @@ local function prepare(session, method, raw_url, opts, fname)
   local proxy = proxy_mod.for_request(session, u, opts, fname)
   local headers, chunked, declared
   headers, chunked, declared, body = build_headers(session, method, u, opts, body, ctype, creds, fname, proxy)
+  -- a WebSocket's opening handshake is HTTP/1.1 (RFC 6455 section 4.1)
+  local version = opts.websocket and "1.1" or M.version(opts.version, fname) or session.version or "1.1"
+  check_framing(version, chunked, fname)
   local port = u.port or url.default_ports[u.scheme]
   local connector = session.connector
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
   local url_string = url.tostring(u)
   return {
-    method = method, u = u, url_string = url_string, port = port,
+    method = method, u = u, url_string = url_string, fragment = fragment, port = port,
     key = pool_key(connector, u, port, ssl, proxy), ssl = ssl, headers = headers, body = body,
     auth = creds or false, chunked = chunked, declared = declared,
+    version = version, keep_alive = keeps_alive(headers, version),
     expect100 = opts.expect100 and body ~= nil or false,
     proxy = proxy or false,
     -- RFC 9112 section 3.2.2: a request a proxy forwards names the origin
@@ -325,7 +382,8 @@ local function prepared(session, method, raw_url, fname)
   local err
   p, err = prepare(session, method, raw_url, NO_OPTIONS, fname)
   if not p then return nil, err end
-  p.bytes = h1.encode { method = method, url = p.u, target = p.target, headers = p.headers, body = p.body }
+  p.bytes = h1.encode { method = method, url = p.u, target = p.target, version = p.version, headers = p.headers,
+    body = p.body }
   urls[raw_url], cache.size = p, cache.size + 1
   return p
 end

@@ -54,12 +54,15 @@ function M.options(opts, keep_body, cross, used)
   return o
 end
 
--- target(resp, base, location) -> the URL a redirect points to, resolved
--- against the response's URL (RFC 3986 section 5), or nil and
--- InvalidUrlRedirectClientError / NonHttpUrlRedirectClientError.
-function M.target(resp, base, location)
+-- target(resp, base, location[, raw]) -> the URL a redirect points to,
+-- resolved against the response's URL (RFC 3986 section 5), or nil and
+-- InvalidUrlRedirectClientError / NonHttpUrlRedirectClientError. raw: the
+-- Location's path and query are kept as sent, not requoted (aiohttp's
+-- requote_redirect_url = false).
+local ENCODED = { encoded = true }
+function M.target(resp, base, location, raw)
   local ctx = { url = resp.url, method = resp.method, status = resp.status, location = location }
-  local ref = url.parse(location)
+  local ref = url.parse(location, raw and ENCODED or nil)
   local u = ref and url.resolve(base, ref)
   if not u then
     return nil, errors.new("InvalidUrlRedirectClientError", "invalid redirect Location: " .. location, ctx)
@@ -108,7 +111,7 @@ end
 
 -- The request of the hop after resp, a redirect to location; or nil, err.
 local function next_hop(session, resp, p, opts, location, history, tr, fname)
-  local u, err = M.target(resp, p.u, location)
+  local u, err = M.target(resp, p.u, location, session.requote_redirect_url == false)
   if not u then return nil, err end
   if tr then
     tr:emit("request_redirect", { method = p.method, url = resp.url, headers = p.headers:copy(), response = resp })

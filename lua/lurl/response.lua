@@ -46,6 +46,10 @@ function lazy.headers(r)
   return h
 end
 
+-- aiohttp's content.total_bytes: the decoded body bytes received so far
+-- (read or not).
+function lazy.total_bytes(r) return r._total end
+
 function lazy.timings(r) return rawget(r, "_exchange") and timings(r) end
 
 -- The URL of the proxy the response came through (no credentials), or nil.
@@ -56,8 +60,14 @@ end
 
 -- The one Content-Type parser (lurl.content's), so that resp.charset is
 -- the charset text() decodes with.
+-- Without the header the type is application/octet-stream (RFC 9110
+-- section 8.3, as aiohttp says it) and there is no charset.
 local function content_type(r, k)
   local value = r.headers["content-type"]
+  if value == nil then
+    rawset(r, "content_type", "application/octet-stream")
+    return rawget(r, k)
+  end
   local ct, cs = content.mime_type(value), content.charset_of(value)
   if ct then rawset(r, "content_type", ct) end
   if cs then rawset(r, "charset", cs) end
@@ -124,12 +134,23 @@ function lazy.history(r)
   return h
 end
 
+-- The URL as requested, its fragment kept (aiohttp's real_url; resp.url
+-- and what went on the wire have none, RFC 9110 section 7.1).
+local function real_url(ex)
+  return ex.fragment and (ex.url_string .. "#" .. ex.fragment) or ex.url_string
+end
+
+function lazy.real_url(r)
+  local ex = rawget(r, "_exchange")
+  return ex and real_url(ex) or rawget(r, "url")
+end
+
 -- aiohttp's RequestInfo; headers is a copy the script may change freely;
 -- proxy: the URL of the proxy the request went through (no credentials)
 function lazy.request_info(r)
   local ex = r._exchange
   if not ex then return nil end
-  local info = { method = ex.method, url = ex.url_string, real_url = ex.url_string, headers = ex.headers:copy(),
+  local info = { method = ex.method, url = ex.url_string, real_url = real_url(ex), headers = ex.headers:copy(),
     proxy = ex.proxy and ex.proxy.url or nil }
   rawset(r, "request_info", info)
   return info
@@ -173,7 +194,7 @@ function M.static(spec)
   if not ok then check.argerror("response", "'headers'", h) end
   return M.new {
     status = status, reason = spec.reason or "", url = spec.url or "", method = spec.method or "GET",
-    headers = h, _major = 1, _minor = 1, _body = body, _eof = true, _error = false, static = true,
+    headers = h, _major = 1, _minor = 1, _body = body, _eof = true, _error = false, _total = #body, static = true,
   }
 end
 
@@ -243,7 +264,7 @@ M.fail = fail
 
 -- The next chunk of the body, decoded when the response has a
 -- Content-Encoding the session undoes (never ""); false at the end.
-local function pull(self)
+local function pull_decoded(self)
   local d = self._decode
   if not d then return pull_raw(self) end
   while true do
@@ -255,6 +276,13 @@ local function pull(self)
     if out ~= "" then return out end
     if not chunk then return false end
   end
+end
+
+-- pull_decoded, counting the decoded bytes (resp.total_bytes).
+local function pull(self)
+  local chunk, err = pull_decoded(self)
+  if chunk then self._total = self._total + #chunk end
+  return chunk, err
 end
 
 -- A body that came whole with its head, decoded: true, or nil and the
@@ -275,8 +303,9 @@ end
 -- What read(n) left of the last chunk (from offset _ppos), taken whole.
 local function take_pending(self)
   local buf, pos = self._pending, self._ppos
-  self._pending, self._ppos = nil, nil
-  if buf and pos > 1 then return buf:sub(pos) end
+  if not buf then return nil end
+  self._pending, self._ppos = false, false
+  if pos > 1 then return buf:sub(pos) end
   return buf
 end
 
@@ -296,6 +325,9 @@ end
 -- (session or request option) fails instead of filling memory.
 local function read_all(self)
   if self._body then return self._body end
+  -- the stream readers took some already: the body is what they left, and
+  -- they are at its end
+  local taken = self._total > 0
   local rest = take_pending(self)
   local parts = rest and { rest } or {}
   local size = rest and #rest or 0
@@ -308,101 +340,12 @@ local function read_all(self)
     if M.too_big(self, size) then return nil, self._error end
   end
   self._body = #parts == 1 and parts[1] or table.concat(parts)
+  if taken then self._pos = #self._body + 1 end
   return self._body
 end
 M.read_all = read_all
 
--- read() -> the whole body; read(n) -> up to n bytes ("" at the end). On a
--- streamed response a failure returns nil, ClientPayloadError.
-function Response:read(n)
-  if n == nil then
-    local pos = self._pos
-    if pos and self._body then
-      -- after read(n) calls, what they left
-      self._pos = #self._body + 1
-      return self._body:sub(pos)
-    end
-    return read_all(self)
-  end
-  if type(n) ~= "number" or n < 1 then check.argerror("read", "#1", "positive number expected") end
-  if self._body then
-    local pos = self._pos or 1
-    self._pos = pos + n
-    return self._body:sub(pos, pos + n - 1)
-  end
-  -- a chunk larger than n stays whole with an offset: slicing off the rest
-  -- each time would copy it over and over
-  local buf, pos = self._pending, self._ppos
-  if not buf then
-    local chunk, err = pull(self)
-    if chunk == nil then return nil, err end
-    if chunk == false then return "" end
-    buf, pos = chunk, 1
-  end
-  if #buf - pos + 1 > n then
-    self._pending, self._ppos = buf, pos + n
-    return buf:sub(pos, pos + n - 1)
-  end
-  self._pending, self._ppos = nil, nil
-  return pos == 1 and buf or buf:sub(pos)
-end
-
-local function raise(err) error(err, 0) end
-
--- The next chunk of what is left, whether the body was read whole or is
--- streaming: a string, false at the end, or nil and the error.
-local function next_chunk(self)
-  local chunk = take_pending(self)
-  if chunk then return chunk end
-  local b = self._body
-  if b then
-    local pos = self._pos or 1
-    self._pos = #b + 1
-    if pos > #b then return false end
-    return pos == 1 and b or b:sub(pos)
-  end
-  return pull(self)
-end
-
--- for chunk in resp:iter_any() do ... end: chunks as they arrive. A failure
--- mid-body raises the ClientPayloadError (a loop cannot return it).
-function Response:iter_any()
-  return function()
-    local c, err = next_chunk(self)
-    if c == nil then raise(err) end
-    return c or nil
-  end
-end
-
--- readline() -> the next line, "\n" included ("" at the end), or nil and an
--- error: a body read line by line holds no more than a line and a chunk.
-function Response:readline()
-  local lines = rawget(self, "_lines")
-  if not lines then
-    lines = content.line_reader()
-    rawset(self, "_lines", lines)
-  end
-  while true do
-    local line = lines:next()
-    if line then return line end
-    local chunk, err = next_chunk(self)
-    if chunk == nil then return nil, err end
-    if chunk == false then return lines:rest() end
-    lines:feed(chunk)
-  end
-end
-
--- for chunk in resp:iter_chunked(n) do ... end: pieces of at most n bytes,
--- as they arrive (aiohttp's contract). Raises on failure like iter_any.
-function Response:iter_chunked(n)
-  if type(n) ~= "number" or n < 1 then check.argerror("iter_chunked", "#1", "positive number expected") end
-  return function()
-    local c, err = self:read(n)
-    if c == nil then raise(err) end
-    if c == "" then return nil end
-    return c
-  end
-end
+require("lurl.stream_reader").install(Response, { pull = pull, take_pending = take_pending, read_all = read_all })
 
 -- resp:save(path[, { progress = fn(done, total) }]) -> bytes written, or
 -- nil and an error: the body streamed to a file chunk by chunk, so memory
@@ -460,7 +403,8 @@ function Response:text(encoding, mode)
   return text
 end
 
--- json{ content_type = "application/json" | false, loads = fn } -> value.
+-- json{ content_type = "application/json" | false, loads = fn, encoding =
+-- charset } -> value.
 -- A body of another content type is ContentTypeError unless content_type is
 -- false; an empty body gives nil.
 function Response:json(opts)
@@ -476,6 +420,17 @@ function Response:json(opts)
       { url = self.url, status = self.status, headers = self.headers })
   end
   if body:match("^%s*$") then return nil end
+  -- aiohttp's json(encoding): text in another charset (the option, else the
+  -- header's) is made UTF-8 before it is parsed
+  local enc = opts.encoding or self.charset
+  if enc and not enc:lower():match("^utf%-?8$") then
+    local text, why = content.decode(body, enc)
+    if not text then
+      return nil, errors.new("ContentTypeError", "cannot decode JSON text from " .. enc .. ": " .. tostring(why),
+        { url = self.url, status = self.status })
+    end
+    body = text
+  end
   local loads = opts.loads or require("cjson").decode
   local ok, value = pcall(loads, body)
   if not ok then
@@ -488,7 +443,8 @@ end
 -- raise_for_status() -> resp, or nil and ClientResponseError for 4xx/5xx.
 function Response:raise_for_status()
   if self.status < 400 then return self end
-  return nil, errors.new("ClientResponseError", ("%d, message='%s'"):format(self.status, self.reason), {
+  return nil, errors.new("ClientResponseError", self.reason, {
+    text = ("%d, message='%s'"):format(self.status, self.reason),
     status = self.status, url = self.url, method = self.method, headers = self.headers,
     request_info = self.request_info, history = self.history,
   })

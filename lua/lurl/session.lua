@@ -8,6 +8,7 @@ local connector_mod = require "lurl.connector"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
 local check = require "lurl.check"
+local h1 = require "lurl.h1"
 local headers_mod = require "lurl.headers"
 local middleware = require "lurl.middleware"
 local prepare_mod = require "lurl.prepare"
@@ -43,6 +44,7 @@ local SESSION_OPTIONS = {
   auto_decompress = "boolean", max_decompressed_size = "number", max_body_size = "number",
   fallback_charset_resolver = "function", middlewares = "table",
   proxy = "any", proxy_auth = "any", proxy_headers = "table", proxy_ssl = "any", trust_env = "boolean",
+  version = "string", requote_redirect_url = "boolean", read_bufsize = "number",
 }
 
 local REQUEST_OPTIONS = {
@@ -51,8 +53,8 @@ local REQUEST_OPTIONS = {
   max_line_size = "number", max_field_size = "number", trace_ctx = "any",
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
-  max_body_size = "number", compress = "string", expect100 = "boolean",
-  read_until_eof = "boolean", middlewares = "table",
+  max_body_size = "number", compress = "any", expect100 = "boolean", version = "string",
+  read_until_eof = "boolean", middlewares = "table", read_bufsize = "number",
   proxy = "any", proxy_auth = "any", proxy_headers = "table", proxy_ssl = "any",
 }
 
@@ -66,6 +68,15 @@ local function check_rfs(fname, v)
   if v ~= nil and type(v) ~= "boolean" and type(v) ~= "function" then
     check.argerror(fname, "'raise_for_status'", "boolean or function expected")
   end
+end
+
+-- read_bufsize (aiohttp's): a byte count >= 1 (lurl.conn's flow control,
+-- readuntil's limit).
+local function check_bufsize(fname, v)
+  if v ~= nil and (v < 1 or v % 1 ~= 0) then
+    check.argerror(fname, "'read_bufsize'", "byte count >= 1 expected, got " .. tostring(v))
+  end
+  return v
 end
 
 local function check_auth(fname, v)
@@ -140,6 +151,7 @@ function M.new(opts)
     connector_owner = conn == nil or opts.connector_owner ~= false,
     max_line_size = opts.max_line_size or 8190,
     max_field_size = opts.max_field_size or 8190,
+    read_bufsize = check_bufsize("session", opts.read_bufsize) or h1.READ_BUFSIZE,
     trace_configs = check_trace_configs(opts.trace_configs),
     cookie_jar = jar,
     auth = opts.auth,
@@ -148,7 +160,10 @@ function M.new(opts)
     max_body_size = opts.max_body_size or false,
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
     proxy = opts.proxy, proxy_auth = opts.proxy_auth, proxy_headers = opts.proxy_headers,
-    proxy_ssl = opts.proxy_ssl,
+    proxy_ssl = opts.proxy_ssl, trust_env = opts.trust_env or false,
+    version = prepare_mod.version(opts.version, "session") or "1.1",
+    -- false: a redirect's Location is fetched as sent (aiohttp's)
+    requote_redirect_url = opts.requote_redirect_url ~= false,
     -- trust_env: the proxy environment read once, as the session starts
     proxy_env = opts.trust_env and proxy_env.snapshot() or false,
     netrc = opts.trust_env and netrc.load() or false,
@@ -248,6 +263,7 @@ function request(self, method, raw_url, opts, fname)
   opts = check_options(fname, opts, REQUEST_OPTIONS)
   check_rfs(fname, opts.raise_for_status)
   check_auth(fname, opts.auth)
+  check_bufsize(fname, opts.read_bufsize)
   if opts ~= NO_OPTIONS then check_proxy(fname, opts) end
   local ssl_ok, why = tls.check(opts.ssl)
   if not ssl_ok then check.argerror(fname, "'ssl'", why) end
@@ -335,6 +351,14 @@ function Session:ws_connect(raw_url, opts)
     check.argerror("ws_connect", "'method'", "GET expected (RFC 6455 section 4.1)")
   end
   return ws_handshake.connect(self, raw_url, o, "ws_connect")
+end
+
+-- detach(): the session lets go of its connector without closing it
+-- (aiohttp's); the session is closed from then on.
+function Session:detach()
+  self.connector_owner = false
+  self.connector = nil
+  self.closed = true
 end
 
 -- Close the session and, if it owns it, its connector.

@@ -7,6 +7,11 @@
 --   sock_read     the longest gap between two reads from the peer
 --   pool          waiting for a free slot in the connector's pool alone
 --                 (lurl's addition; the wait also counts towards connect)
+--   ceil_threshold  aiohttp's: limits of at least this many seconds end on
+--                 a whole second (their deadline rounded up), which lets
+--                 aiohttp share timer wake-ups. lurl never rounds unless it
+--                 is set; it then does the same to total, connect and
+--                 sock_connect (sock_read moves with every read).
 -- A number means seconds; 0 or false means no limit. In a timeout object an
 -- absent field is no limit too; as a per-request override an absent field
 -- keeps the session's value.
@@ -16,7 +21,7 @@ local sched = require "lurl.sched"
 
 local M = {}
 
-local FIELDS = { "total", "connect", "sock_connect", "sock_read", "pool" }
+local FIELDS = { "total", "connect", "sock_connect", "sock_read", "pool", "ceil_threshold" }
 local Timeout = {}
 local mt = { __name = "lurl.timeout", __index = Timeout }
 
@@ -83,13 +88,21 @@ end
 local Deadline = {}
 local dmt = { __name = "lurl.deadline", __index = Deadline }
 
+-- When a limit of secs from now ends: rounded up to a whole second under
+-- ceil_threshold (aiohttp's ceil_timeout).
+local function ends(threshold, now, secs)
+  local at = now + secs
+  if threshold and secs >= threshold then return math.ceil(at) end
+  return at
+end
+
 -- start(t[, now]): now, when the caller just read the clock. The deadline
 -- also knows the phase the request is in (enter), so that an expiry can
 -- say where the time went.
 function M.start(t, now)
   now = now or sched.now()
-  return setmetatable({ t = t, total_at = t.total and now + t.total or false, connect_at = false,
-    sock_connect_at = false, phase = "pool", phase_at = now }, dmt)
+  return setmetatable({ t = t, total_at = t.total and ends(t.ceil_threshold, now, t.total) or false,
+    connect_at = false, sock_connect_at = false, connect_ceil = false, phase = "pool", phase_at = now }, dmt)
 end
 
 -- attempt(base, own, at, request_at) -> the deadline of one call of the
@@ -125,8 +138,11 @@ function Deadline:enter(phase, now)
 end
 
 -- The connect budget starts when a connection is first asked for.
-function Deadline:begin_connect()
-  if self.t.connect then self.connect_at = sched.now() + self.t.connect end
+-- connector_ceil: the connector's timeout_ceil_threshold, for a timeout
+-- without its own ceil_threshold (aiohttp's TCPConnector option).
+function Deadline:begin_connect(connector_ceil)
+  self.connect_ceil = self.t.ceil_threshold or connector_ceil
+  if self.t.connect then self.connect_at = ends(self.connect_ceil, sched.now(), self.t.connect) end
 end
 
 function Deadline:end_connect() self.connect_at = false end
@@ -134,7 +150,7 @@ function Deadline:end_connect() self.connect_at = false end
 -- One sock_connect window covers a new connection's TCP connect and TLS
 -- handshake, as aiohttp's covers create_connection.
 function Deadline:begin_sock_connect()
-  if self.t.sock_connect then self.sock_connect_at = sched.now() + self.t.sock_connect end
+  if self.t.sock_connect then self.sock_connect_at = ends(self.connect_ceil, sched.now(), self.t.sock_connect) end
 end
 
 function Deadline:end_sock_connect() self.sock_connect_at = false end

@@ -85,6 +85,12 @@ local quote_fragment = quoter { safe = "?/:@" }
 local quote_query_part = quoter { safe = "?/:@", qs = true, requote = false }
 -- user and password, from their decoded text (RFC 3986 3.2.1).
 local quote_userinfo = quoter { requote = false }
+-- A part kept as written (yarl's encoded=True): every character RFC 3986
+-- allows in a path, query or fragment stays (pchar, '/' and '?', section
+-- 3.3-3.5), escapes included whatever their case and validity; only bytes
+-- none of them may hold (space, '"', '[', non-ASCII, ...) are encoded, so
+-- that the text still fits in a request line.
+local quote_raw = quoter { safe = ":/?@%", requote = false }
 
 M.quote_path, M.quote_query, M.quote_fragment = quote_path, quote_query, quote_fragment
 
@@ -269,21 +275,25 @@ local function parse_authority(u, raw)
   return u
 end
 
--- parse(str) -> url, or nil, InvalidURL error. Any scheme; relative
+-- parse(str[, opts]) -> url, or nil, InvalidURL error. Any scheme; relative
 -- references parse too (scheme and host nil). Control characters are an
 -- error, not stripped as WHATWG does: CR and LF must never reach a request.
-function M.parse(s)
+-- opts.encoded: path, query and fragment are not requoted but kept as
+-- written (quote_raw), as aiohttp takes a Location under
+-- requote_redirect_url = false.
+function M.parse(s, opts)
   if type(s) ~= "string" then return invalid("InvalidURL", "URL must be a string, got " .. type(s), tostring(s)) end
   if s:find("[%z\1-\31\127]") then return invalid("InvalidURL", "URL contains a control character", s) end
   if s:byte(1) == 32 or s:byte(-1) == 32 then s = s:match("^ *(.-) *$") end
   local u, err = parse_authority(split(s), s)
   if not u then return nil, err end
-  u.path = quote_path(u.path)
+  local raw = opts and opts.encoded
+  u.path = (raw and quote_raw or quote_path)(u.path)
   -- yarl and RFC 3986 6.2.2.3: dot segments go from a path under an
   -- authority (a relative reference keeps them until it is resolved)
   if u.host and u.path:find(".", 1, true) then u.path = M.remove_dot_segments(u.path) end
-  if u.query then u.query = quote_query(u.query) end
-  if u.fragment then u.fragment = quote_fragment(u.fragment) end
+  if u.query then u.query = (raw and quote_raw or quote_query)(u.query) end
+  if u.fragment then u.fragment = (raw and quote_raw or quote_fragment)(u.fragment) end
   return u
 end
 

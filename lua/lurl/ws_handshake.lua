@@ -148,7 +148,8 @@ function M.connect(session, raw_url, o, fname)
     end
     stream:close()
     local u
-    u, err = redirect.target({ url = p.url_string, method = "GET", status = head[h1.STATUS] }, p.u, location)
+    u, err = redirect.target({ url = p.url_string, method = "GET", status = head[h1.STATUS] }, p.u, location,
+      session.requote_redirect_url == false)
     if not u then return nil, err end
     local opts = redirect.options(o.request, true, prepare.origin(u) ~= prepare.origin(p.u), p.auth)
     p, err = prepare.prepare(session, "GET", url.tostring(u), opts, fname)

@@ -52,6 +52,21 @@ check_keepalive_log() {
   fi
 }
 
+# start_port_server CMD...: run a peer server that prints its port on its
+# first line of stdout; sets SERVER_PID and PORT (empty when it did not
+# start within about 10 s). Its stderr goes to $T/server.err.
+start_port_server() {
+  "$@" >"$T/server.out" 2>"$T/server.err" &
+  SERVER_PID=$!
+  PORT=
+  for _ in $(seq 100); do
+    PORT=$(head -n 1 "$T/server.out" 2>/dev/null)
+    case $PORT in ''|*[!0-9]*) PORT= ;; *) break ;; esac
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+}
+
 cleanup() {
   stop_server "${STOP_SIGNAL:-TERM}"
   if [ "$FAILED" -ne 0 ] && [ -n "$SERVER_LOG" ] && [ -s "$SERVER_LOG" ]; then

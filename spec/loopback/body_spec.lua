@@ -464,11 +464,11 @@ describe("streamed request bodies", function()
   end)
 
   describe("headers and arguments", function()
-    it("no Content-Type is invented for a file or a generator", function()
+    it("a file or a generator without a type is application/octet-stream, as aiohttp sends it", function()
       ok_resp(s:post("echo", { data = lurl.file(temp_file("{}")) }))
       ok_resp(s:post("echo", { data = generator({ "{}" }).fn }))
-      assert.is_nil(seen[1].headers["content-type"])
-      assert.is_nil(seen[2].headers["content-type"])
+      ok_resp(s:post("echo", { data = "{}" }))
+      for i = 1, 3 do assert.are.equal("application/octet-stream", seen[i].headers["content-type"]) end
     end)
 
     it("the caller's Content-Type is sent as given", function()
@@ -634,6 +634,13 @@ describe("streamed request bodies", function()
       assert.are.equal("deflate", seen[1].headers["content-encoding"])
       assert_bytes(data, inflate("deflate", seen[1].body))
       assert.are.equal("one two three", inflate("gzip", seen[2].body))
+    end)
+
+    it("compress = true is deflate, as in aiohttp", function()
+      local text = ("deflate me "):rep(100)
+      ok_resp(s:post("/echo", { data = text, compress = true }))
+      assert.are.equal("deflate", seen[1].headers["content-encoding"])
+      assert.are.equal(text, inflate("deflate", seen[1].body))
     end)
 
     it("takes only gzip and deflate, and not with a Content-Encoding header", function()

@@ -139,6 +139,39 @@ describe("redirects", function()
     end)
   end)
 
+  describe("requote_redirect_url", function()
+    local RAW = "/raw/a%7Eb%7e?q=%7E%41%2f"
+    local function routes()
+      srv:route("/tilde", to(302, RAW))
+      srv:route("/tilde-abs", function() return { status = 302, headers = { Location = srv:url(RAW) } } end)
+      srv:route("/raw/a~b~", echo):route("/raw/a%7Eb%7e", echo)
+    end
+
+    it("is on by default: a Location is requoted as yarl does (%7E becomes ~)", function()
+      routes()
+      assert.is_true(s.requote_redirect_url)
+      assert.are.equal("/raw/a~b~?q=~A/", final(s:get("/tilde")).target)
+    end)
+
+    it("false fetches the Location exactly as sent, relative or absolute", function()
+      routes()
+      s:close()
+      s = support.session(srv, { requote_redirect_url = false })
+      assert.is_false(s.requote_redirect_url)
+      assert.are.equal(RAW, final(s:get("/tilde")).target)
+      local resp = assert(s:get("/tilde-abs"))
+      assert.are.equal(RAW, resp:json().target)
+      assert.are.equal(srv:url(RAW), resp.url)
+      -- the first request's own URL is requoted all the same (aiohttp's)
+      assert.are.equal("/raw/a~b~?q=~A/", final(s:get("/raw/a%7Eb%7e?q=%7E%41%2f")).target)
+    end)
+
+    it("must be a boolean", function()
+      support.raises("'requote_redirect_url' to 'session' (boolean expected, got string)", lurl.session,
+        { requote_redirect_url = "no" })
+    end)
+  end)
+
   describe("limits and bad Locations", function()
     it("raise TooManyRedirects past max_redirects (10), carrying the history", function()
       local resp, err = s:get("/loop")
@@ -155,12 +188,22 @@ describe("redirects", function()
       assert.are.equal("TooManyRedirects", err.kind)
     end)
 
+    it("follow exactly max_redirects redirects (aiohttp's reference: raised when exceeded)", function()
+      local resp = assert(s:get("/301/302/echo", { max_redirects = 2 }))
+      assert.are.equal(200, resp.status)
+      assert.are.equal(2, #resp.history)
+      local none, err = s:get("/301/302/echo", { max_redirects = 1 })
+      assert.is_nil(none)
+      assert.are.equal("TooManyRedirects", err.kind)
+      assert.are.equal(2, #err.history)
+    end)
+
     it("refuse a non-http(s) Location with NonHttpUrlRedirectClientError", function()
       for _, path in ipairs { "/ftp", "/mailto" } do
         local resp, err = s:get(path)
         assert.is_nil(resp)
         assert.are.equal("NonHttpUrlRedirectClientError", err.kind)
-        assert.is_true(err:is("InvalidUrlRedirectClientError"))
+        assert.is_true(err:is("RedirectClientError"))
         assert.is_true(err:is("NonHttpUrlClientError"))
       end
     end)

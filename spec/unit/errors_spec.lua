@@ -2,14 +2,19 @@
 local lurl = require "lurl"
 local errors = require "lurl.errors"
 
--- Every kind named in DESIGN.md's hierarchy, with its parent(s) there.
+-- aiohttp 3.12's tree (client_exceptions.py), every kind with its
+-- parents there; TimeoutError stands for asyncio.TimeoutError, and
+-- WSMessageTypeError (a TypeError) and WebSocketError (http_websocket's)
+-- are outside ClientError as in aiohttp.
 local design = {
   ClientError = {},
   ClientConnectionError = { "ClientError" },
+  ClientConnectionResetError = { "ClientConnectionError" },
   ClientOSError = { "ClientConnectionError" },
   ClientConnectorError = { "ClientOSError" },
   ClientConnectorDNSError = { "ClientConnectorError" },
   ClientProxyConnectionError = { "ClientConnectorError" },
+  UnixClientConnectorError = { "ClientConnectorError" },
   ClientSSLError = { "ClientConnectorError" },
   ClientConnectorSSLError = { "ClientSSLError" },
   ClientConnectorCertificateError = { "ClientSSLError" },
@@ -21,14 +26,18 @@ local design = {
   SocketTimeoutError = { "ServerTimeoutError" },
   ClientResponseError = { "ClientError" },
   ContentTypeError = { "ClientResponseError" },
+  ClientHttpProxyError = { "ClientResponseError" },
   TooManyRedirects = { "ClientResponseError" },
   WSServerHandshakeError = { "ClientResponseError" },
   ClientPayloadError = { "ClientError" },
   InvalidURL = { "ClientError" },
   InvalidUrlClientError = { "InvalidURL" },
-  InvalidUrlRedirectClientError = { "InvalidURL" },
-  NonHttpUrlClientError = { "InvalidURL" },
-  NonHttpUrlRedirectClientError = { "InvalidURL" },
+  RedirectClientError = { "ClientError" },
+  NonHttpUrlClientError = { "ClientError" },
+  InvalidUrlRedirectClientError = { "InvalidUrlClientError", "RedirectClientError" },
+  NonHttpUrlRedirectClientError = { "NonHttpUrlClientError", "RedirectClientError" },
+  WSMessageTypeError = {},
+  WebSocketError = {},
   TimeoutError = {},
   CancelledError = {},
 }
@@ -54,11 +63,22 @@ describe("lurl.errors", function()
       end)
     end
 
-    it("every kind except the roots is a ClientError; roots are not", function()
+    it("has exactly aiohttp's parents for aiohttp's kinds; lurl's own are ClientErrors", function()
+      -- lurl's own kinds (the body readers' two are asyncio's in aiohttp)
+      local own = { CircuitOpenError = true, ThrottledError = true, IncompleteReadError = true, LineTooLong = true }
+      for kind, ps in pairs(errors.kinds) do
+        if own[kind] then
+          assert.is_true(errors.new(kind, "m"):is("ClientError"), kind)
+        else
+          assert.are.same(design[kind], ps, kind)
+        end
+      end
+    end)
+
+    it("every kind outside aiohttp's four roots is a ClientError", function()
+      local roots = { TimeoutError = true, CancelledError = true, WSMessageTypeError = true, WebSocketError = true }
       for kind in pairs(errors.kinds) do
-        local e = errors.new(kind, "m")
-        local root = kind == "TimeoutError" or kind == "CancelledError"
-        assert.equal(not root, e:is("ClientError"), kind)
+        assert.equal(not roots[kind], errors.new(kind, "m"):is("ClientError"), kind)
       end
     end)
 
@@ -98,9 +118,10 @@ describe("lurl.errors", function()
       assert.is_false(e:is("ClientError"))
     end)
 
-    it("NonHttpUrlRedirectClientError is an InvalidURL (and NonHttpUrlClientError)", function()
+    it("NonHttpUrlRedirectClientError is a redirect and a non-http error, not an InvalidURL", function()
       local e = errors.new("NonHttpUrlRedirectClientError", "m")
-      assert.is_true(e:is("InvalidURL"))
+      assert.is_false(e:is("InvalidURL"))
+      assert.is_true(e:is("RedirectClientError"))
       assert.is_true(e:is("NonHttpUrlClientError"))
       assert.is_true(e:is("ClientError"))
       assert.is_false(e:is("ClientResponseError"))

@@ -158,7 +158,9 @@ describe("lurl.url", function()
         assert.equal("NonHttpUrlClientError", err.kind, s)
         local _, rerr = url.check_http(parse_ok(s), s, true)
         assert.equal("NonHttpUrlRedirectClientError", rerr.kind, s)
-        assert.is_true(rerr:is("InvalidURL"))
+        -- aiohttp 3.12: a redirect error, not an InvalidURL
+        assert.is_true(rerr:is("RedirectClientError"))
+        assert.is_false(rerr:is("InvalidURL"))
       end
     end)
 
@@ -340,6 +342,37 @@ describe("lurl.url", function()
   -- query are requoted: unsafe bytes encoded, escapes upper-cased, escapes of
   -- characters allowed raw decoded, protected ones ('/' '+' in a path,
   -- '=' '+' '&' ';' in a query) kept encoded, a stray '%' encoded as %25.
+  describe("parse with encoded = true (a Location under requote_redirect_url = false)", function()
+    local ENCODED = { encoded = true }
+    local vectors = {
+      -- as written: escapes of unreserved bytes, lower-case hex, invalid escapes
+      { "http://h/a%7Eb/%7e?q=%7E%41%2f&x=%zz#f%7E", "/a%7Eb/%7e?q=%7E%41%2f&x=%zz", "f%7E" },
+      { "http://h/p?q=a+b&c=d%20e", "/p?q=a+b&c=d%20e" },
+      -- what cannot go in a request line is still encoded
+      { "http://h/a b/é?x=[y]", "/a%20b/%C3%A9?x=%5By%5D" },
+      -- dot segments go as RFC 3986 section 5.2.4 says
+      { "http://h/a/./b/../c%7E", "/a/c%7E" },
+    }
+    for _, v in ipairs(vectors) do
+      it(v[1], function()
+        local u = assert(url.parse(v[1], ENCODED))
+        assert.are.equal(v[2], url.target(u))
+        if v[3] then assert.are.equal(v[3], u.fragment) end
+        -- idempotent: the text it gives parses to itself
+        assert.are.equal(url.tostring(u), url.tostring(assert(url.parse(url.tostring(u), ENCODED))))
+      end)
+    end
+
+    it("leaves the default parse requoting", function()
+      assert.are.equal("/a~b/~?q=~A/&x=%25zz", url.target(parse_ok("http://h/a%7Eb/%7e?q=%7E%41%2f&x=%zz")))
+    end)
+
+    it("still rejects control characters and bad hosts", function()
+      assert.is_nil(url.parse("http://h/a\r\nb", ENCODED))
+      assert.is_nil(url.parse("http://[::1/", ENCODED))
+    end)
+  end)
+
   describe("request target and Host as yarl", function()
     local vectors = {
       { "http://h/%7efoo/%2f/%41%zz/%/a b/é?q=%7e%2b%3d%26 x+y/é#f%7e",
