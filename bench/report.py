@@ -8,7 +8,8 @@
 # for handshake servers nginx (logged, resumed, multi, tls: what nginx logged
 # of the run's requests); through a proxy, proxy (cpu and origin_cpu: the CPU
 # seconds tinyproxy and nginx's worker used during the run; requests and
-# connections: what tinyproxy logged of it).
+# connections: what tinyproxy logged of it); on the WebSocket echo server,
+# ws_server (cpu: the CPU seconds the server used during the run).
 # META: key=value lines (machine, versions, parameters).
 import json
 import statistics
@@ -84,6 +85,10 @@ def flatten(rec, row):
     if "proxy" in rec:
         px = rec["proxy"]
         flat.update(proxy_cpu=px["cpu"], origin_cpu=px["origin_cpu"], proxy_conns=px["connections"])
+    if "ws_server" in rec:
+        flat.update(server_cpu=rec["ws_server"]["cpu"])
+    if "urllist" in rec:
+        flat.update(mismatched=rec["urllist"]["mismatched"], mismatch_kinds=rec["urllist"]["kinds"])
     return flat
 
 
@@ -140,6 +145,19 @@ def proxy_share(name, rs):
     return f"CPU: {name} {pct('cpu_seconds')}; tinyproxy {pct('proxy_cpu')}, nginx {pct('origin_cpu')}"
 
 
+def ws_share(name, rs):
+    """WebSocket echo: the median share of a CPU that the client and the echo
+    server used over the client's measured time, and how much the client's
+    VmRSS grew from a tenth of the messages to the end."""
+    def pct(key):
+        return f"{med([r[key] / r['seconds'] for r in rs]) * 100:.0f}%"
+    out = f"CPU: {name} {pct('cpu_seconds')}, server {pct('server_cpu')}"
+    growth = [(r["rss_end"] - r["rss_warm"]) / r["rss_warm"] * 100 for r in rs if r.get("rss_warm")]
+    if growth:
+        out += f"; RSS {med(growth):+.1f}% after warm-up"
+    return out
+
+
 def title_of(row, meta):
     t = row["title"].format(requests=f"{row['requests']:,}", conns=f"{row['conns']:,}", mib=fmt_mib(row["bytes"]))
     wire = int(meta.get("wire_" + row["id"], "0"))
@@ -154,7 +172,8 @@ class Table:
     def __init__(self, rows, recs, meta):
         self.meta = meta
         self.runs = int(meta.get("runs", "3"))
-        self.label = {"luahttp": meta.get("luahttp_label", "lua-http")}
+        self.label = {"luahttp": meta.get("luahttp_label", "lua-http"), "nodews": "node ws",
+                      "lurlmap": "lurl.map script", "aiodns": "aiohttp + aiodns", "xargs": "xargs -P + curl"}
         by_id = {r["id"]: r for r in rows}
         self.by = {}
         for rec in recs:
@@ -193,6 +212,33 @@ class Table:
         if all("proxy_cpu" in r for r in rs):
             res += f" ({proxy_share(self.label.get(c, c), rs)})"
         return res, ratio, cpu, rss
+
+    def wstext_result(self, row, c, rs):
+        """WebSocket echo: messages/s, its ratio to ref's, the client's and
+        the server's CPU share."""
+        res, ratio, cpu, rss = self.rate_result(row, c, rs, lambda r: r["requests"] / r["seconds"], "msg/s",
+                                                lambda r: r["requests"])
+        if all("server_cpu" in r for r in rs):
+            res += f" ({ws_share(self.label.get(c, c), rs)})"
+        return res, ratio, cpu, rss
+
+    wsbinary_result = wstext_result
+
+    def urllist_result(self, row, c, rs):
+        """A URL list: wall time, URLs/s, CPU seconds, and how many URLs the
+        worst run misclassified; speed against ref's (its time ÷ this one's)."""
+        ts = [r["seconds"] for r in rs]
+        t = med(ts)
+        ref_t = self.ref_median(row, lambda r: r["seconds"])
+        cpu = med([r["cpu_seconds"] / r["requests"] * 1e6 for r in rs])
+        rss = med([float(r["rss_kb"]) for r in rs])
+        worst = max(rs, key=lambda r: r["mismatched"])
+        wrong = f"{worst['mismatched']:,} misclassified" + (
+            " (" + ", ".join(f"{k} {n:,}" for k, n in sorted(worst["mismatch_kinds"].items())) + ")"
+            if worst["mismatched"] else "")
+        res = (f"{t:.1f} s{spread(ts)} ({row['requests'] / t:,.0f} URLs/s, CPU "
+               f"{med([r['cpu_seconds'] for r in rs]):.1f} s; {wrong})")
+        return res, f"speed {ref_t / t:.2f}× {row['ref']}" if ref_t else "—", cpu, rss
 
     def bodies_result(self, row, c, rs):
         return self.rate_result(row, c, rs, lambda r: r["requests"] * row["bytes"] / MIB / r["seconds"], "MiB/s",
@@ -279,13 +325,14 @@ def notes_of(rows, recs, meta):
         "result: W1, W5 requests/s, W2 MiB/s of response bodies, W3 wall time of one process "
         "(hyperfine median), W4 growth of VmRSS per open connection, W6 and W7 new TLS "
         "connections per second (one GET each), W8 MiB/s uploaded, W9 MiB/s of decoded output, "
-        "W10 requests/s through tinyproxy. "
+        "W10 requests/s through tinyproxy, W11-W13 WebSocket messages echoed per second. "
         "Every client checks each status and body length (wrk does not check bodies).",
         "±N%: half the spread between the fastest and slowest run, relative to the median. "
         "A load average well above 0 before the run means something else was using the CPUs.",
         "vs ref: throughput ÷ wrk's (W1, W2, W5; higher is better); W3 time ÷ curl's (lower is "
         "better); handshakes/s ÷ curl's (W6, W7; higher is better); MiB/s ÷ curl's (W8; higher "
-        "is better); time ÷ zcat's (W9; lower is better); req/s ÷ curl's (W10; higher is better).",
+        "is better); time ÷ zcat's (W9; lower is better); req/s ÷ curl's (W10; higher is better); msg/s ÷ "
+        "the faster peer's in the runs that set the rows (node ws in W11, W12; aiohttp in W13; higher is better).",
         "CPU us/req: user + system CPU of the client process (GNU time) ÷ requests; it includes "
         "process start-up. W3: CPU of one whole run; W4: per connection opened (one GET each); "
         "W6, W7: per handshake (= per request); W8, W9: per MiB (uploaded, decoded).",
@@ -339,7 +386,54 @@ def notes_of(rows, recs, meta):
             "file, process wall time (GNU time), no network. Target: lurl's time ≤ 1.2× zcat's.")
     if any(r["server"] == "http-proxy" for r in rows):
         notes.append(proxy_note(rows, recs, meta))
+    if any(r["server"] == "ws-echo" for r in rows):
+        notes.append(ws_note(rows, meta))
+    if "urllist" in kinds:
+        notes.append(urllist_note(rows, meta))
     return notes
+
+
+def ws_note(rows, meta):
+    """W11-W13: the WebSocket echo rows: the server, the window, what is checked."""
+    ids = ", ".join(r["id"] for r in rows if r["server"] == "ws-echo")
+    return (
+        f"{ids} (WebSocket echo; CPU us/req is per message): every client talks to the same echo server, "
+        f"spec/interop/ws_servers/ws_server.js on {meta.get('nodews', 'node ws')} (the interop checks' peer), "
+        "pinned to CPU 1, one process. permessage-deflate is off for all (the server runs with --no-deflate; "
+        "lurl compress = false, aiohttp compress=0, ws perMessageDeflate: false): payloads are random and "
+        "it would measure zlib. Each connection keeps "
+        f"{meta.get('ws_window', '?')} message(s) in flight: it sends, waits for the echo, checks it "
+        "(type and every byte), sends the next. The messages count is in all, split over the connections. "
+        "Text is base64 of random bytes (valid UTF-8), binary random bytes, the same file for every client. "
+        "lurl: session:ws_connect, send_str/send_bytes, receive; aiohttp: session.ws_connect, "
+        "send_str/send_bytes, receive; node ws: new WebSocket, send, on('message'). Each client times its "
+        "echo phase (connecting and closing included). CPU: the client's (GNU time, start-up included; on "
+        "CPU 0) and the server's (/proc/PID/stat; CPU 1) ÷ the client's measured time, medians of runs: the "
+        "server near 100% means it was the bound. RSS: the client's VmRSS at the end against that after a "
+        "tenth of the messages.")
+
+
+def urllist_note(rows, meta):
+    """W14: the URL list, its servers, each client's setup, what is checked."""
+    ids = ", ".join(r["id"] for r in rows if r["kind"] == "urllist")
+    return (
+        f"{ids} (a URL list; CPU us/req is per URL): bench/urllist.py's list, shuffled, over h1.bench.test ... "
+        "h1000.bench.test, each name in every class; spec/dns_server.py (dnslib, pinned to CPU 1) answers every "
+        "name with 127.0.0.1 after 20 ms, and each client runs in a mount namespace whose /etc/resolv.conf names "
+        "it (unshare -m; glibc, c-ares and aiodns all read it). 200 and 404 from nginx (1 KiB bodies), the "
+        "timeouts from bench/slow_server.py (aiohttp's server, answers after 5 s), refused from a port nobody "
+        "listens on. Same concurrency and a 2 s total timeout per request for all. lurl: `lurl --fetch -q -c N "
+        "-t 2 -a list -o file` (c-ares, its default); lurl.map script: lurl.map over io.lines, a session with "
+        "connector{limit = N} and timeout{total = 2}, the default (threaded) resolver; aiohttp: a task per URL "
+        "behind asyncio.Semaphore(N), TCPConnector(limit=N), ClientTimeout(total=2), ThreadedResolver (its "
+        "default); aiohttp + aiodns: the same with AsyncResolver"
+        + (f" ({meta['aiodns']})" if meta.get("aiodns") else "") + "; curl: one `curl -Z --parallel-max N -m 2 "
+        "-K config` (curl 7.88 has no --url @file); xargs -P + curl: `xargs -P N -n 1 curl -m 2`, a process per "
+        "URL, whose peak RSS is the largest single process's (GNU time), not the N alive at once. Every client "
+        "reads each body and writes one outcome per URL (status, timeout, refused), checked against what its "
+        "path says (bench/urllist.py check): misclassified counts the worst run's wrong or missing outcomes. "
+        "Time: each client's own (from reading the list to the last outcome; curl, xargs and lurl --fetch: the "
+        "process's wall time); speed ÷ aiohttp's (higher is better).")
 
 
 def proxy_note(rows, recs, meta):
@@ -384,7 +478,7 @@ def main():
         f"Versions: {meta['lurl']}; server {meta['nginx']} (1 worker, access_log off); "
         f"wrk: {meta['wrk']}; curl: {meta['curl']}; undici: {meta['undici']}; "
         f"aiohttp: {meta['aiohttp']}; lua-http: {meta['luahttp']}; hyperfine: {meta['hyperfine']}; "
-        f"zcat: {meta['zcat']}."
+        f"zcat: {meta['zcat']}" + (f"; node ws: {meta['nodews']}." if "nodews" in meta else ".")
     )
     if meta["only"] != meta["all"] or meta["clients"] != meta["all_clients"] or meta["scale"] != "1":
         out.append("")

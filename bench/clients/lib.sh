@@ -70,3 +70,13 @@ start_once() {
   jq -c --argjson rss_kb "$RSS_KB" \
     '.results[0] | {requests: 1, seconds: .median, cpu_seconds: (.user + .system), rss_kb: $rss_kb}' "$OUT/hyperfine.json"
 }
+
+# curl_outcomes: W14's outcome lines ("URL OUTCOME", bench/urllist.py) from
+# curl's -w '%{url} %{http_code} %{exitcode}' lines on stdin: the status,
+# or from the exit code a timeout (28) or a refused connection (7)
+curl_outcomes() {
+  awk '$3 == 0 { print $1, $2; next }
+       $3 == 28 { print $1, "timeout"; next }
+       $3 == 7 { print $1, "refused"; next }
+       { print $1, "error:curl-exit-" $3 }'
+}

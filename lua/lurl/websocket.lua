@@ -301,11 +301,19 @@ local function closed_error(self)
     .. (self.closed and "closed" or "closing"), { url = self.url, code = self.close_code })
 end
 
+-- A frame's bytes: a big one as pieces below LuaJIT's big-string size
+-- (core.ws.frame_pieces), which the stream writes as one.
+local PIECES_ABOVE = 120 * 1024
+local function frame(op, payload, rsv1, mask)
+  if #payload > PIECES_ABOVE then return ws.frame_pieces(op, payload, true, rsv1, mask) end
+  return ws.frame(op, payload, true, rsv1, mask)
+end
+
 -- One frame out; a write the socket queued is waited for, so a fast sender
 -- is held to the network's pace (memory stays flat).
 local function send(self, op, payload, rsv1)
   if self.closing or self.closed then return nil, closed_error(self) end
-  local ok, e, en = self.stream:write(ws.frame(op, payload, true, rsv1, self.mask), self.write_cb)
+  local ok, e, en = self.stream:write(frame(op, payload, rsv1, self.mask), self.write_cb)
   if ok then return true end
   if ok == nil then return nil, errors.new("ClientOSError", tostring(e), { url = self.url, errno = en }) end
   local q = self.writers

@@ -127,6 +127,12 @@ describe("core.ws", function()
     end)
 
     it("raises for a bad opcode or payload", function()
+      -- frame_pieces: the same bytes as pieces below LuaJIT's big strings
+      local big = ("z"):rep(300000)
+      local pieces = ws.frame_pieces(2, big, true, false, false)
+      assert.equal(3, #pieces)
+      for _, p in ipairs(pieces) do assert.is_true(#p <= 124 * 1024) end
+      assert.equal(ws.frame(2, big, true, false, false), table.concat(pieces))
       raises("opcode must be 0 to 15", ws.frame, 16, "")
       raises("opcode must be 0 to 15", ws.frame, -1, "")
       raises("string expected", ws.frame, 1)
