@@ -102,13 +102,10 @@ int rt_open_core(lua_State *L) {
     lua_setfield(L, -3, "pipe");
     lua_setfield(L, -2, "tcp");
     /* the submodules that push one table each */
-    static const luaL_Reg subs[] = {{"h1", rt_open_h1},
-                                    {"tls", rt_open_tls},
-                                    {"domain", rt_open_domain},
-                                    {"codec", rt_open_codec},
-                                    {"fs", rt_open_fs},
-                                    {"ws", rt_open_ws},
-                                    {NULL, NULL}};
+    static const luaL_Reg subs[] = {{"h1", rt_open_h1},         {"tls", rt_open_tls},
+                                    {"domain", rt_open_domain}, {"codec", rt_open_codec},
+                                    {"fs", rt_open_fs},         {"ws", rt_open_ws},
+                                    {"h2", rt_open_h2},         {NULL, NULL}};
     for (const luaL_Reg *m = subs; m->name; m++) {
         m->func(L);
         lua_setfield(L, -2, m->name);

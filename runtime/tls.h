@@ -25,6 +25,8 @@ typedef struct {
     int server; /* accepts connections (the test server) */
     int verify; /* checks the peer's certificate and name */
     char *password;
+    unsigned char *alpn; /* the protocols offered or accepted, RFC 7301 3.1's wire format */
+    unsigned int alpn_len;
     tls_session_slot sessions[TLS_SESSIONS];
     unsigned long seq;
 } tls_context;

@@ -157,19 +157,56 @@ static int set_min_version(SSL_CTX *ctx, const char *v) {
     return 0;
 }
 
-/* Only http/1.1 is spoken (RFC 7301). */
-static const unsigned char ALPN[] = "\x08http/1.1";
-
+/* ALPN (RFC 7301): a server picks the first protocol of its own list that
+ * the client offers (3.2), or none: the client then speaks its default. */
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg) {
     (void)ssl;
-    (void)arg;
+    const tls_context *x = arg;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, ALPN, sizeof ALPN - 1, in, inlen) !=
+    if (SSL_select_next_proto(&sel, outlen, x->alpn, x->alpn_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* The alpn option (a list of protocol names, in order of preference) in
+ * RFC 7301 3.1's wire format: each name after its length. Without it only
+ * http/1.1 is offered or accepted. */
+static void load_alpn(lua_State *L, tls_context *x) {
+    lua_getfield(L, 1, "alpn");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 1, 0);
+        lua_pushliteral(L, "http/1.1");
+        lua_rawseti(L, -2, 1);
+    }
+    if (!lua_istable(L, -1)) luaL_error(L, "TLS context option 'alpn' must be a list of strings");
+    size_t n = lua_objlen(L, -1), total = 0;
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        size_t len = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) lua_tolstring(L, -1, &len);
+        if (len < 1 || len > 255)
+            luaL_error(L, "TLS context option 'alpn' must list names of 1 to 255 bytes");
+        total += 1 + len;
+        lua_pop(L, 1);
+    }
+    if (!n || total > 65535) luaL_error(L, "TLS context option 'alpn' must list 1 to 255 names");
+    if (!(x->alpn = malloc(total))) luaL_error(L, "out of memory");
+    x->alpn_len = (unsigned int)total;
+    unsigned char *p = x->alpn;
+    for (size_t i = 1; i <= n; i++) {
+        size_t len;
+        lua_rawgeti(L, -1, (int)i);
+        const char *name = lua_tolstring(L, -1, &len);
+        *p++ = (unsigned char)len;
+        memcpy(p, name, len);
+        p += len;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
 }
 
 /* Whether dir holds the hash links OpenSSL looks CAs up by ("5ad8a5d6.0"). */
@@ -234,10 +271,10 @@ static void setup_peer_checks(tls_context *x) {
         mode = x->server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER;
     SSL_CTX_set_verify(x->ctx, mode, NULL);
     if (x->server) {
-        SSL_CTX_set_alpn_select_cb(x->ctx, select_alpn, NULL);
+        SSL_CTX_set_alpn_select_cb(x->ctx, select_alpn, x);
         return;
     }
-    SSL_CTX_set_alpn_protos(x->ctx, ALPN, sizeof ALPN - 1);
+    SSL_CTX_set_alpn_protos(x->ctx, x->alpn, x->alpn_len);
     SSL_CTX_set_session_cache_mode(x->ctx,
                                    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(x->ctx, tls_context_keep_session);
@@ -252,12 +289,13 @@ static int configure(lua_State *L, tls_context *x) {
         return load_failed(L, "ciphers", ciphers);
     /* idle pooled connections keep no read or write buffers */
     SSL_CTX_set_mode(x->ctx, SSL_MODE_RELEASE_BUFFERS);
+    load_alpn(L, x);
     setup_peer_checks(x);
     return 0;
 }
 
 /* core.tls.context{ server, verify, cafile, capath, certfile, keyfile,
- * password, min_version, ciphers } -> context, or nil, "ESSL: ...", "ESSL"
+ * password, min_version, ciphers, alpn } -> context, or nil, "ESSL: ...", "ESSL"
  * when a file or setting does not load. */
 static int l_context(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -285,6 +323,8 @@ static int context_gc(lua_State *L) {
         clear_slot(&x->sessions[i]);
     if (x->ctx) SSL_CTX_free(x->ctx);
     x->ctx = NULL;
+    free(x->alpn);
+    x->alpn = NULL;
     if (x->password) {
         OPENSSL_cleanse(x->password, strlen(x->password));
         free(x->password);

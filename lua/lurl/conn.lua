@@ -200,30 +200,11 @@ function Conn:await_continue(secs, deadline, ctx)
   return ev and "final" or "waited"
 end
 
--- Wait until an event is queued: true, or nil and a timeout error.
--- sock_read is the longest gap between two reads (aiohttp restarts its
--- timer on every data_received): bytes that made no event yet, such as a
--- head arriving a byte at a time, move the window on.
-local function await_event(self, deadline, ctx)
-  local since -- the window's start: now at first, read here only on expiry
-  while true do
-    self.reader, self.reader_seq = sched.prepare()
-    local secs, _, why = deadline:limit("read", since)
-    if sched.park(self.reader, secs) ~= sched.TIMEOUT then return true end
-    self.reader = nil
-    local read_at = self.read_at
-    if why ~= "sock_read" or not read_at or read_at <= (since or sched.now() - secs) then
-      return nil, deadline:error(why, ctx)
-    end
-    since = read_at
-  end
-end
-
 -- read_event(deadline) -> event, or nil and a timeout error.
 function Conn:read_event(deadline, ctx)
   local q = self.queue
   if q.head > q.tail then
-    local ok, err = await_event(self, deadline, ctx)
+    local ok, err = deadline:await_read(self, self, ctx)
     if not ok then return nil, err end
   end
   local ev = q[q.head]

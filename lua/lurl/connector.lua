@@ -18,6 +18,7 @@ local dns = require "lurl.dns"
 local errors = require "lurl.errors"
 local check = require "lurl.check"
 local sched = require "lurl.sched"
+local h2conn = require "lurl.h2conn"
 local http_tunnel = require "lurl.http_tunnel"
 local socks = require "lurl.socks"
 local tls = require "lurl.tls"
@@ -113,8 +114,12 @@ local function new(opts)
     seq = 0,
     closed = false,
     dialer = false,    -- set by lurl.testing.mock: streams without sockets
+    h2 = {},           -- key -> HTTP/2 connections (lurl.h2conn), each in its slot
+    h2_opening = {},   -- key -> connections being opened that may speak h2
+    h2_gate = {},      -- key -> requests waiting for them
   }, mt)
   self.on_close = function(c) return M.forget(self, c) end
+  self.on_h2_close = function(c) return M.forget_h2(self, c) end
   return self
 end
 
@@ -189,14 +194,14 @@ function M.is(v) return getmetatable(v) == mt end
 
 -- The TLS settings of an https request: its own ssl= and server_hostname,
 -- or the connector's (ssl = true means the connector's too, as in aiohttp).
-function Connector:tls_for(ssl, server_hostname)
+function Connector:tls_for(ssl, server_hostname, h2)
   if ssl == true then ssl = nil end
-  if ssl == nil and server_hostname == nil then
+  if ssl == nil and server_hostname == nil and not h2 then
     self.tls = self.tls or tls.settings(self.ssl)
     return self.tls
   end
   if ssl == nil then ssl = self.ssl end
-  return tls.settings(ssl, server_hostname)
+  return tls.settings(ssl, server_hostname, h2)
 end
 
 -- The pool key of an origin: connections are shared only within one key,
@@ -444,6 +449,59 @@ local function queue_wait(self, key, fresh, deadline, ctx, trace)
   return g
 end
 
+-- ---- HTTP/2 connections: one carries many requests ----
+
+-- An HTTP/2 connection keeps the slot it was opened in until it closes;
+-- requests take streams on it while it can open them.
+local function add_h2(self, c)
+  local list = self.h2[c.key]
+  if not list then list = {}; self.h2[c.key] = list end
+  list[#list + 1] = c
+end
+
+-- Called by every HTTP/2 connection of this pool as it closes.
+function M.forget_h2(self, c)
+  local list = self.h2[c.key]
+  for i = #(list or {}), 1, -1 do
+    if list[i] == c then table.remove(list, i) end
+  end
+  if list and #list == 0 then self.h2[c.key] = nil end
+  unslot(self, c.key)
+  M.dispatch(self)
+end
+
+-- A stream on an HTTP/2 connection to key that can take one more.
+local function h2_stream(self, key)
+  for _, c in ipairs(self.h2[key] or {}) do
+    if c:can_open() then return c:channel() end
+  end
+  return nil
+end
+
+-- A request that may speak HTTP/2 waits while a connection to its origin
+-- is being opened (it will most likely carry the request too) instead of
+-- opening one of its own, as curl waits to multiplex; then it takes a
+-- stream, or nil to open a connection after all. Or nil, err on timeout.
+local function h2_wait(self, key, deadline, ctx)
+  while (self.h2_opening[key] or 0) > 0 do
+    local ok, err = deadline:wait("connect", function(wake)
+      local list = self.h2_gate[key]
+      if not list then list = {}; self.h2_gate[key] = list end
+      list[#list + 1] = wake
+    end, ctx)
+    if not ok then return nil, err end
+  end
+  return self.h2[key] and h2_stream(self, key)
+end
+
+local function h2_opened(self, key)
+  local n = self.h2_opening[key] - 1
+  self.h2_opening[key] = n > 0 and n or nil
+  local list = self.h2_gate[key]
+  self.h2_gate[key] = nil
+  for _, wake in ipairs(list or {}) do wake(true) end
+end
+
 -- ---- opening connections ----
 
 local function connector_error(host, port, msg, errno, ctx, kind)
@@ -598,14 +656,30 @@ local function open(self, ex, deadline)
     s:close()
     return nil, closed_error(ex.context)
   end
-  local c = conn.new(s, ex.key, {
+  local opts = {
     max_line_size = ex.max_line_size or self.max_line_size,
     max_field_size = ex.max_field_size or self.max_field_size,
     on_close = self.on_close,
-  })
+  }
+  -- RFC 9113 section 3.2 (h2 chosen by ALPN) and 3.3 (prior knowledge)
+  local h2 = (info and info.alpn == "h2") or (ex.http2 == "prior_knowledge" and not ex.ssl)
+  if ex.http2 == "required" and not h2 then
+    s:close()
+    return nil, connector_error(host, port, "the server does not speak HTTP/2 (ALPN chose "
+      .. tostring(info and info.alpn or "nothing") .. ")", "EPROTO", ex.context)
+  end
+  local c
+  if h2 then
+    opts.on_close = self.on_h2_close
+    c = h2conn.new(s, ex.key, opts)
+    add_h2(self, c)
+  else
+    c = conn.new(s, ex.key, opts)
+  end
   c.ip = addr and addr.ip
   c.tls = info
   if trace then trace:emit("connection_create_end", {}) end
+  if h2 then return c:channel() end
   return c
 end
 
@@ -619,6 +693,11 @@ function Connector:acquire(ex, deadline)
   local key = ex.key
   if self.closed then return nil, closed_error(ex.context) end
   deadline:begin_connect(self.timeout_ceil_threshold)
+  if ex.http2 and not ex.fresh then
+    local stream, err = h2_wait(self, key, deadline, ex.context)
+    if err then deadline:end_connect(); return nil, err end
+    if stream then deadline:end_connect(); return hold(self, stream), true end
+  end
   local g, err
   if can_grant(self, key, ex.fresh) then
     g = grant(self, key, ex.fresh)
@@ -635,7 +714,9 @@ function Connector:acquire(ex, deadline)
     return hold(self, g), true
   end
   local ok, c
+  if ex.http2 then self.h2_opening[key] = (self.h2_opening[key] or 0) + 1 end
   ok, c, err = pcall(open, self, ex, deadline)
+  if ex.http2 then h2_opened(self, key) end
   deadline:end_connect()
   deadline:end_sock_connect()
   if not ok or not c then
@@ -653,6 +734,12 @@ function Connector:release(c, reusable, now)
   if not self.busy[c] then return end
   self.busy[c] = nil
   self.busy_count = self.busy_count - 1
+  -- a stream of an HTTP/2 connection: reset unless it ended; its
+  -- connection stays for the next request
+  if c.h2 then
+    if not reusable then c:close() end
+    return
+  end
   if not reusable or self.force_close or self.closed or c.closed then
     c:close()
     return
@@ -737,6 +824,9 @@ function Connector:close()
     for i = #list, 1, -1 do list[i]:close() end
   end
   for c in pairs(self.busy) do c:close() end
+  for _, list in pairs(self.h2) do
+    for i = #list, 1, -1 do list[i]:close() end
+  end
   for _, q in pairs(self.waiters) do
     local e = q.first
     while e do

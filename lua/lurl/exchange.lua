@@ -59,9 +59,10 @@ end
 -- Send the request on c and read the head. Returns the head event, or nil,
 -- err, replayable: whether the failure came before any response byte, so
 -- the server cannot have acted on what it may have received.
--- Send data on c: true, or nil and the typed error.
-local function send_on(c, data, deadline, ctx)
-  local ok, err, ename = c:send(data, deadline, ctx)
+-- Send data on c: true, or nil and the typed error. last: the end of an
+-- HTTP/2 stream's body (an HTTP/1.1 connection ignores it).
+local function send_on(c, data, deadline, ctx, last)
+  local ok, err, ename = c:send(data, deadline, ctx, last)
   if ok then return true end
   if type(err) == "table" then return nil, err end
   return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
@@ -102,8 +103,25 @@ local function send_expecting(c, ex, deadline, ctx)
   return send_body(c, ex, deadline, ctx)
 end
 
+-- HTTP/2 (RFC 9113 section 8.1): the head as a HEADERS frame, the body as
+-- DATA frames, its end as END_STREAM; no chunked framing, no 100 to wait.
+local function send_h2(c, ex, deadline, ctx)
+  local body = ex.body
+  local ok, err, ename = c:open(ex, body == nil)
+  if not ok then return nil, connection_error("ClientOSError", "cannot send request: " .. tostring(err),
+    { "error", err, ename }, ctx) end
+  if body == nil then return true end
+  if type(body) == "string" then return send_on(c, body, deadline, ctx, true) end
+  local function left() return (deadline:limit("write")) end
+  local function send(data) return send_on(c, data, deadline, ctx) end
+  ok, err = body_mod.send(body, send, left, false, ex.declared, ctx)
+  if not ok then return nil, err end
+  return send_on(c, "", deadline, ctx, true)
+end
+
 -- The head, then a streamed body part by part.
 local function send_request(c, ex, deadline, ctx)
+  if c.h2 then return send_h2(c, ex, deadline, ctx) end
   if ex.expect100 then return send_expecting(c, ex, deadline, ctx) end
   local ok, err = send_on(c, ex.bytes or h1.encode(ex), deadline, ctx)
   if not ok or type(ex.body) ~= "table" then return ok, err end
@@ -289,7 +307,7 @@ function M.new(session, p, opts, headers, bytes, tr)
   if decode == nil then decode = session.auto_decompress end
   return {
     method = method, url = p.u, url_string = p.url_string, fragment = p.fragment, target = p.target,
-    proxy = p.proxy,
+    proxy = p.proxy, http2 = p.http2,
     body = p.body, stream = opts.stream,
     headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
     chunked = p.chunked, declared = p.declared, decode = decode, expect100 = p.expect100,

@@ -22,10 +22,18 @@ end
 
 local OPTIONS = { concurrency = "number", ordered = "boolean", progress = "function" }
 
--- The next item, or nil at the end: items is a list or an iterator.
+-- The next item, or nil at the end: items is a list or an iterator. An
+-- iterator is not called again once it ended (io.lines raises then, and
+-- every worker asks once more).
 local function source(items)
   if type(items) == "function" then
-    return function() return items() end
+    local ended = false
+    return function()
+      if ended then return nil end
+      local item = items()
+      if item == nil then ended = true end
+      return item
+    end
   end
   local i = 0
   return function()

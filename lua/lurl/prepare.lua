@@ -348,11 +348,18 @@ local function prepare(session, method, raw_url, opts, fname)
   check_framing(version, chunked, fname)
   local port = u.port or url.default_ports[u.scheme]
   local connector = session.connector
-  local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname)
+  local http2 = opts.http2
+  if http2 == nil then http2 = session.http2 end
+  -- h2 by ALPN over TLS, h2c only with prior knowledge (RFC 9113 3.2, 3.3)
+  local h2 = u.scheme == "https" and (http2 == true or http2 == "required")
+    or (u.scheme == "http" and http2 == "prior_knowledge")
+  if opts.websocket then h2 = false end
+  local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname, h2)
   local url_string = url.tostring(u)
   return {
     method = method, u = u, url_string = url_string, fragment = fragment, port = port,
-    key = pool_key(connector, u, port, ssl, proxy), ssl = ssl, headers = headers, body = body,
+    key = pool_key(connector, u, port, ssl, proxy) .. (h2 and u.scheme == "http" and "|h2c" or ""), ssl = ssl,
+    http2 = h2 and http2 or false, headers = headers, body = body,
     auth = creds or false, chunked = chunked, declared = declared,
     version = version, keep_alive = keeps_alive(headers, version),
     expect100 = opts.expect100 and body ~= nil or false,

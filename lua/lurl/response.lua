@@ -85,7 +85,8 @@ function lazy.raw_headers(r)
 end
 
 function lazy.version(r)
-  local v = r._major .. "." .. r._minor
+  -- HTTP/2 is "2" (RFC 9113 has no minor version)
+  local v = r._major == 2 and "2" or (r._major .. "." .. r._minor)
   rawset(r, "version", v)
   return v
 end

@@ -44,7 +44,7 @@ local SESSION_OPTIONS = {
   auto_decompress = "boolean", max_decompressed_size = "number", max_body_size = "number",
   fallback_charset_resolver = "function", middlewares = "table",
   proxy = "any", proxy_auth = "any", proxy_headers = "table", proxy_ssl = "any", trust_env = "boolean",
-  version = "string", requote_redirect_url = "boolean", read_bufsize = "number",
+  version = "string", requote_redirect_url = "boolean", read_bufsize = "number", http2 = "any",
 }
 
 local REQUEST_OPTIONS = {
@@ -54,7 +54,7 @@ local REQUEST_OPTIONS = {
   ssl = "any", server_hostname = "string", allow_redirects = "boolean", max_redirects = "number",
   cookies = "table", auth = "any", auto_decompress = "boolean", max_decompressed_size = "number",
   max_body_size = "number", compress = "any", expect100 = "boolean", version = "string",
-  read_until_eof = "boolean", middlewares = "table", read_bufsize = "number",
+  read_until_eof = "boolean", middlewares = "table", read_bufsize = "number", http2 = "any",
   proxy = "any", proxy_auth = "any", proxy_headers = "table", proxy_ssl = "any",
 }
 
@@ -99,6 +99,16 @@ local function check_proxy(fname, opts)
   end
   local ok, why = tls.check(opts.proxy_ssl)
   if not ok then check.argerror(fname, "'proxy_ssl'", why) end
+end
+
+-- http2 = false | true (h2 by ALPN when the server offers it) | "required"
+-- | "prior_knowledge" (h2c on http://, RFC 9113 section 3.3)
+local HTTP2 = { [false] = true, [true] = true, required = true, prior_knowledge = true }
+local function check_http2(fname, v)
+  if v ~= nil and not HTTP2[v] then
+    check.argerror(fname, "'http2'", "false, true, \"required\" or \"prior_knowledge\" expected, got " .. tostring(v))
+  end
+  return v
 end
 
 local function check_trace_configs(list)
@@ -161,6 +171,7 @@ function M.new(opts)
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
     proxy = opts.proxy, proxy_auth = opts.proxy_auth, proxy_headers = opts.proxy_headers,
     proxy_ssl = opts.proxy_ssl, trust_env = opts.trust_env or false,
+    http2 = check_http2("session", opts.http2) or false,
     version = prepare_mod.version(opts.version, "session") or "1.1",
     -- false: a redirect's Location is fetched as sent (aiohttp's)
     requote_redirect_url = opts.requote_redirect_url ~= false,
@@ -264,6 +275,7 @@ function request(self, method, raw_url, opts, fname)
   check_rfs(fname, opts.raise_for_status)
   check_auth(fname, opts.auth)
   check_bufsize(fname, opts.read_bufsize)
+  check_http2(fname, opts.http2)
   if opts ~= NO_OPTIONS then check_proxy(fname, opts) end
   local ssl_ok, why = tls.check(opts.ssl)
   if not ssl_ok then check.argerror(fname, "'ssl'", why) end

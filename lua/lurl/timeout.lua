@@ -137,6 +137,28 @@ function Deadline:enter(phase, now)
   self.phase, self.phase_at = phase, now or sched.now()
 end
 
+-- await_read(waiter, source, ctx) -> true once the waiter's task is woken
+-- (waiter.reader and reader_seq hold it; who wakes it clears reader), or
+-- nil and a timeout error. sock_read is the longest gap between two reads
+-- (aiohttp restarts its timer on every data_received): source.read_at, when
+-- the peer last sent a byte, moves the window on even when those bytes made
+-- no event yet (a head arriving a byte at a time). The clock is read only
+-- when the window expires.
+function Deadline:await_read(waiter, source, ctx)
+  local since -- the window's start: now at first
+  while true do
+    waiter.reader, waiter.reader_seq = sched.prepare()
+    local secs, _, why = self:limit("read", since)
+    if sched.park(waiter.reader, secs) ~= sched.TIMEOUT then return true end
+    waiter.reader = nil
+    local read_at = source.read_at
+    if why ~= "sock_read" or not read_at or read_at <= (since or sched.now() - secs) then
+      return nil, self:error(why, ctx)
+    end
+    since = read_at
+  end
+end
+
 -- The connect budget starts when a connection is first asked for.
 -- connector_ceil: the connector's timeout_ceil_threshold, for a timeout
 -- without its own ceil_threshold (aiohttp's TCPConnector option).

@@ -27,8 +27,18 @@ local VERSIONS = { ["TLSv1.2"] = true, ["TLSv1.3"] = true }
 local CONTEXT_OPTIONS = {
   cafile = "string", capath = "string", certfile = "string", keyfile = "string",
   password = "string", ciphers = "string", verify = "boolean", min_version = "string",
-  server = "boolean",
+  server = "boolean", alpn = "table",
 }
+
+-- ALPN protocol names (RFC 7301 3.1): 1 to 255 bytes each, at least one.
+local function check_alpn(list)
+  if #list == 0 then check.argerror("ssl_context", "'alpn'", "a list of protocol names expected, got an empty one") end
+  for i, name in ipairs(list) do
+    if type(name) ~= "string" or #name < 1 or #name > 255 then
+      check.argerror("ssl_context", "'alpn'", ("protocol name %d must be a string of 1 to 255 bytes"):format(i))
+    end
+  end
+end
 
 -- lurl.ssl_context{ cafile, capath, certfile, keyfile, password,
 --   min_version = "TLSv1.2", ciphers, verify = true }: a client context.
@@ -38,6 +48,10 @@ local CONTEXT_OPTIONS = {
 -- mistyped path never means a silently different trust or identity.
 -- server = true makes a server context (lurl.testing.server): certfile and
 -- keyfile required; verify = true with a cafile asks clients for certificates.
+-- alpn = { "h2", "http/1.1" }: the protocols a client offers, in order of
+-- preference, or those a server accepts (it picks the first of its own list
+-- that the client offers); { "http/1.1" } when not given. tls_info().alpn
+-- tells what was agreed.
 function M.context(opts)
   if type(opts) ~= "table" then
     check.argerror("ssl_context", "#1", "options table expected, got " .. type(opts))
@@ -52,6 +66,7 @@ function M.context(opts)
   if opts.min_version and not VERSIONS[opts.min_version] then
     check.argerror("ssl_context", "'min_version'", "TLSv1.2 or TLSv1.3 expected, got " .. opts.min_version)
   end
+  if opts.alpn then check_alpn(opts.alpn) end
   if opts.keyfile and not opts.certfile then
     check.argerror("ssl_context", "'keyfile'", "needs certfile")
   end
@@ -68,15 +83,19 @@ end
 
 local shared = {}
 
-local function default_context()
-  shared.verified = shared.verified or M.context({})
-  return shared.verified
+-- The shared contexts, verified or not, offering h2 too when asked (ALPN,
+-- RFC 9113 section 3.2).
+local H2_ALPN = { "h2", "http/1.1" }
+local function shared_context(name, opts, h2)
+  local key = h2 and name .. "_h2" or name
+  if not shared[key] then
+    if h2 then opts.alpn = H2_ALPN end
+    shared[key] = M.context(opts)
+  end
+  return shared[key]
 end
-
-local function unverified_context()
-  shared.unverified = shared.unverified or M.context({ verify = false })
-  return shared.unverified
-end
+local function default_context(h2) return shared_context("verified", {}, h2) end
+local function unverified_context(h2) return shared_context("unverified", { verify = false }, h2) end
 
 -- ---- pinning ----
 
@@ -128,17 +147,20 @@ local function context_tag(ctx)
   return "|ctx" .. id
 end
 
-function M.settings(ssl, server_hostname)
+-- h2: offer h2 by ALPN on the shared contexts (a script's own context
+-- offers what its alpn option says).
+function M.settings(ssl, server_hostname, h2)
   local s
   if ssl == nil or ssl == true then
-    s = { context = default_context(), tag = "" }
+    s = { context = default_context(h2), tag = "" }
   elseif ssl == false then
-    s = { context = unverified_context(), tag = "|unverified" }
+    s = { context = unverified_context(h2), tag = "|unverified" }
   elseif M.is_fingerprint(ssl) then
-    s = { context = unverified_context(), fingerprint = ssl.digest, tag = "|sha256:" .. ssl.digest }
+    s = { context = unverified_context(h2), fingerprint = ssl.digest, tag = "|sha256:" .. ssl.digest }
   else
     s = { context = ssl, tag = context_tag(ssl) }
   end
+  if h2 then s.tag = s.tag .. "|h2" end
   if server_hostname then
     s.server_hostname = server_hostname
     s.tag = s.tag .. "|sni:" .. server_hostname

@@ -68,6 +68,19 @@ describe("lurl.map", function()
     assert.are.equal(1000, progressed)
   end)
 
+  it("takes io.lines, which must not be called after it ended", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    for i = 1, 50 do f:write("line ", i, "\n") end
+    f:close()
+    local n = 0
+    for _, res in lurl.map(io.lines(path), function(l) return #l end, { concurrency = 8 }) do
+      n = n + (res and 1 or 0)
+    end
+    os.remove(path)
+    assert.are.equal(50, n)
+  end)
+
   it("stops its workers on cancel(), after a break", function()
     local started = 0
     local items = {}

@@ -1,0 +1,252 @@
+-- One HTTP/2 client connection (RFC 9113) over an established stream, on
+-- libnghttp2 (core.h2: framing, HPACK, flow control, the state machine).
+-- Many requests run on it at once, each on a channel that offers the
+-- exchange and the response what lurl.conn offers them (begin, read_event,
+-- can_reuse, close, first_byte_at, read_at, the head event's layout), so
+-- the layers above it work the same over HTTP/1.1 and HTTP/2. Flow control
+-- follows the reader: the window of a stream opens as its body is read.
+local core = require "lurl.core"
+local sched = require "lurl.sched"
+local url = require "lurl.url"
+
+local M = {}
+
+-- Body bytes queued for the peer's window above which a sender waits.
+local SEND_HIGH = 256 * 1024
+
+local Conn = {}
+local mt = { __name = "lurl.h2_connection", __index = Conn }
+function mt.__tostring(c)
+  return ("lurl.h2_connection (%s, %d streams%s)"):format(c.key, c.open_streams, c.closed and ", closed" or "")
+end
+
+local Channel = {}
+local channel_mt = { __name = "lurl.h2_stream", __index = Channel }
+function channel_mt.__tostring(ch) return ("lurl.h2_stream (%s, stream %s)"):format(ch.key, tostring(ch.sid)) end
+
+local DONE = { "done" }
+
+local function push(ch, ev)
+  local q = ch.queue
+  q.tail = q.tail + 1
+  q[q.tail] = ev
+  local t = ch.reader
+  if t then
+    ch.reader = nil
+    sched.wake(t, ch.reader_seq, true)
+  end
+end
+
+local function wake_writer(ch, ...)
+  local t = ch.writer
+  if t then
+    ch.writer = nil
+    sched.wake(t, ch.writer_seq, ...)
+  end
+end
+
+-- ---- the connection ----
+
+-- Everything nghttp2 wants sent, written now.
+local function flush(self)
+  if self.closed then return end
+  local out = self.h:pull()
+  if out ~= "" then self.tcp:write(out) end
+end
+
+-- RFC 9113 section 8.3.1: the head of a response as lurl.conn's head event.
+local function head_event(names, values, end_stream)
+  local status, lines = nil, {}
+  for i = 1, #names do
+    if names[i] == ":status" then status = tonumber(values[i])
+    else lines[#lines + 1] = names[i] .. ": " .. values[i] .. "\r\n" end
+  end
+  local block = table.concat(lines)
+  local codings = block:match("\ncontent%-encoding: ([^\r]*)") or block:match("^content%-encoding: ([^\r]*)")
+  local ev = { "head", status, "", 2, 0, block, true, block:find("set-cookie:", 1, true) ~= nil, codings or false }
+  if end_stream then ev.done = true end
+  return ev
+end
+
+local RST_NAMES = { [0] = "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+  "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR",
+  "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED" }
+
+local function on_event(self, ev)
+  local kind = ev[1]
+  if kind == "goaway" then
+    self.goaway_last = ev[2]
+    -- RFC 9113 section 6.8: streams above the last id were never
+    -- processed; they are refused, which the exchange replays
+    for sid, ch in pairs(self.channels) do
+      if sid > ev[2] then push(ch, { "error", "refused by GOAWAY", "H2_REFUSED_STREAM", refused = true }) end
+    end
+    return
+  end
+  local ch = self.channels[ev[2]]
+  if not ch then return end
+  if kind == "headers" then
+    if ev[6] == "response" then
+      ch.first_byte_at = ch.first_byte_at or sched.now()
+      push(ch, head_event(ev[3], ev[4], ev[5]))
+      if ev[5] then ch.ended = true end
+    end
+  elseif kind == "data" then
+    if #ev[3] > 0 then push(ch, { "body", ev[3] }) end
+    if ev[4] then ch.ended = true; push(ch, DONE) end
+  elseif kind == "close" then
+    self.channels[ev[2]] = nil
+    self.open_streams = self.open_streams - 1
+    ch.active = false
+    if ev[3] ~= 0 then
+      local name = RST_NAMES[ev[3]] or tostring(ev[3])
+      push(ch, { "error", "stream reset by the server: " .. name, "H2_" .. name, refused = ev[3] == 7 })
+    end
+    wake_writer(ch, nil, "stream closed", "H2_STREAM_CLOSED")
+  end
+end
+
+local function fail_all(self, msg, ename)
+  for _, ch in pairs(self.channels) do
+    push(ch, { "error", msg, ename })
+    wake_writer(ch, nil, msg, ename)
+  end
+end
+
+local function on_read(self, data, err, ename)
+  if not data then
+    fail_all(self, ename == "EOF" and "connection closed by the server" or err, ename)
+    return self:close()
+  end
+  self.read_at = sched.now()
+  local ok, msg, name = self.h:recv(data)
+  if not ok then
+    fail_all(self, msg, name)
+    return self:close()
+  end
+  while true do
+    local ev = self.h:event()
+    if not ev then break end
+    on_event(self, ev)
+  end
+  flush(self)
+  for _, ch in pairs(self.channels) do
+    if ch.writer and self.h:queued(ch.sid) < SEND_HIGH then wake_writer(ch, true) end
+  end
+end
+
+-- new(stream, key, opts) -> an HTTP/2 connection: the preface and SETTINGS
+-- go out at once. opts: max_field_size, on_close(conn).
+function M.new(stream, key, opts)
+  local self = setmetatable({
+    key = key, tcp = stream, h2 = true, closed = false, open_streams = 0, channels = {}, goaway_last = false,
+    read_at = false, on_close = opts.on_close,
+    h = core.h2.session { max_header_list_size = opts.max_field_size and opts.max_field_size * 8 or nil },
+  }, mt)
+  stream:read_start(function(data, err, ename) return on_read(self, data, err, ename) end)
+  flush(self)
+  return self
+end
+
+-- Whether another request may start here (the peer's concurrency, no
+-- GOAWAY, open).
+function Conn:can_open()
+  return not self.closed and not self.goaway_last and self.h:can_open()
+end
+
+function Conn:channel()
+  self.open_streams = self.open_streams + 1
+  return setmetatable({ conn = self, key = self.key, h2 = true, tls = self.tls, ip = self.ip,
+    queue = { head = 1, tail = 0 }, active = false, ended = false, closed = false, reusable = true,
+    first_byte_at = nil, read_at = false, requests = 0 }, channel_mt)
+end
+
+function Conn:close()
+  if self.closed then return end
+  self.closed = true
+  fail_all(self, "connection closed", "ECLOSED")
+  self.tcp:close()
+  if self.on_close then self.on_close(self) end
+end
+
+-- ---- one request's stream ----
+
+-- RFC 9113 section 8.2.2: fields that are HTTP/1.1's connection business
+-- have no place in HTTP/2 ("te" only as "trailers").
+local DROP = { connection = true, ["keep-alive"] = true, ["proxy-connection"] = true, ["transfer-encoding"] = true,
+  upgrade = true, host = true }
+
+-- open(ex, end_stream): the HEADERS frame (section 8.3.1's pseudo-headers
+-- first) -> true, or nil, message, ename.
+function Channel:open(ex, end_stream)
+  local names = { ":method", ":scheme", ":authority", ":path" }
+  local values = { ex.method, ex.url.scheme, ex.headers:get("Host") or url.host_header(ex.url), url.target(ex.url) }
+  for name, value in ex.headers:items() do
+    local lower = name:lower()
+    if not DROP[lower] and (lower ~= "te" or value:lower() == "trailers") then
+      names[#names + 1], values[#values + 1] = lower, value
+    end
+  end
+  local conn = self.conn
+  local sid, err = conn.h:request(names, values, end_stream)
+  if not sid then return nil, err, "H2_REQUEST" end
+  self.sid, self.active = sid, true
+  conn.channels[sid] = self
+  flush(conn)
+  return true
+end
+
+-- send(data, deadline, ctx[, last]): body bytes as DATA frames; waits while
+-- more than SEND_HIGH waits for the peer's window.
+function Channel:send(data, deadline, ctx, last)
+  local conn = self.conn
+  if conn.closed or not self.active then return nil, "ECONNRESET: stream closed", "ECONNRESET" end
+  conn.h:data(self.sid, data, last or false)
+  flush(conn)
+  if conn.h:queued(self.sid) < SEND_HIGH then return true end
+  self.writer, self.writer_seq = sched.prepare()
+  return deadline:park(self.writer, "write", ctx)
+end
+
+-- begin(no_body): a channel carries one request.
+function Channel:begin()
+  self.requests = self.requests + 1
+end
+
+-- Expect: 100-continue does not apply (the body follows its HEADERS).
+function Channel:await_continue() return "continue" end
+
+-- read_event(deadline, ctx) -> the next event, as lurl.conn's; body bytes
+-- taken open the stream's window again (RFC 9113 section 5.2).
+function Channel:read_event(deadline, ctx)
+  local q = self.queue
+  if q.head > q.tail then
+    local ok, err = deadline:await_read(self, self.conn, ctx)
+    if not ok then return nil, err end
+  end
+  local ev = q[q.head]
+  q[q.head] = nil
+  q.head = q.head + 1
+  if ev[1] == "body" and self.active then
+    self.conn.h:consume(self.sid, #ev[2])
+    flush(self.conn)
+  end
+  return ev
+end
+
+-- A stream is never reused; its connection goes on when it ended cleanly.
+function Channel:can_reuse() return self.ended end
+
+-- close(): an unfinished stream is reset (CANCEL), only it.
+function Channel:close()
+  if self.closed then return end
+  self.closed = true
+  local conn = self.conn
+  if self.active and not conn.closed then
+    conn.h:reset(self.sid, 8)
+    flush(conn)
+  end
+end
+
+M.Channel = Channel
+return M
