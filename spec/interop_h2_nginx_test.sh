@@ -38,14 +38,16 @@ http {
   }
   server { listen 127.0.0.1:$2 http2; root $WWW; }
   server { listen 127.0.0.1:$3 ssl; root $WWW; }
+  # a GOAWAY after every 20th request: the streams above its last id come back
+  server { listen 127.0.0.1:$4 ssl http2; http2_max_requests 20; root $WWW; }
 }
 CONF
 }
-start_nginx 3 || { fail "nginx did not start"; echo "interop_h2: $PASSED passed, $FAILED failed"; exit 1; }
-read -r P_H2 P_H2C P_H1 <<<"${PORTS[*]}"
+start_nginx 4 || { fail "nginx did not start"; echo "interop_h2: $PASSED passed, $FAILED failed"; exit 1; }
+read -r P_H2 P_H2C P_H1 P_GOAWAY <<<"${PORTS[*]}"
 
 if timeout 120 "$LURL" spec/interop/h2_client.lua "https://127.0.0.1:$P_H2" "$PKI/ca.pem" \
-    "http://127.0.0.1:$P_H2C" "https://127.0.0.1:$P_H1"; then
+    "http://127.0.0.1:$P_H2C" "https://127.0.0.1:$P_H1" "https://127.0.0.1:$P_GOAWAY"; then
   pass "h2_client.lua"
 else
   fail "h2_client.lua"

@@ -30,6 +30,12 @@ local function head_failure(ev, err, ctx)
     -- TLS 1.3 servers reject a client certificate after the handshake
     return connection_error("ClientSSLError", "TLS error before the response: " .. message, ev, ctx)
   end
+  -- HTTP/2: the stream was reset or the connection went away before the
+  -- head (RFC 9113 sections 6.4, 6.8)
+  if errno and errno:match("^H2_") then
+    return connection_error("ServerDisconnectedError", "HTTP/2 stream ended before the response: " .. message, ev,
+      ctx)
+  end
   if errno == "HPE_INVALID_EOF_STATE" then
     return connection_error("ServerDisconnectedError", "server disconnected in the middle of the response head", ev,
       ctx)
@@ -45,8 +51,9 @@ local function read_head(c, deadline, ctx)
   -- a 100 that came after the body went anyway
   while ev and ev[1] == "continue" do ev, err = c:read_event(deadline, ctx) end
   if ev and ev[1] == "head" then return ev end
-  -- a broken connection that never gave a byte may be a stale keep-alive one
-  return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at
+  -- a broken connection that never gave a byte may be a stale keep-alive
+  -- one; an HTTP/2 stream the server refused was never processed at all
+  return nil, head_failure(ev, err, ctx), ev ~= nil and not c.first_byte_at, ev and ev.refused
 end
 
 local function emit_sent(tr, ex)
@@ -243,10 +250,14 @@ end
 -- (the server closed it while it sat idle) is sent once more on a new
 -- connection, when that is safe: the method is idempotent, or the socket
 -- refused the request so none of it reached the server.
-local function may_replay(connector, ex, c, reused, replayable)
+-- refused: an HTTP/2 stream above a GOAWAY's last id or reset with
+-- REFUSED_STREAM, which the server never processed, so any method may go
+-- again (RFC 9113 section 8.7).
+local function may_replay(connector, ex, c, reused, replayable, refused)
   local body = ex.body
+  if type(body) == "table" and not body.replayable then return false end
+  if refused then return true end
   return reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[ex.method] or c.unsent)
-    and (type(body) ~= "table" or body.replayable)
 end
 
 -- One try: a connection and the exchange of the request on it. Returns the
@@ -257,12 +268,12 @@ local function attempt(session, ex, deadline)
   local c, reused = connector:acquire(ex, deadline)
   if not c then return nil, reused end
   ex.reused = reused
-  local ok, head, herr, replayable = pcall(exchange, c, ex, deadline)
+  local ok, head, herr, replayable, refused = pcall(exchange, c, ex, deadline)
   if ok and head then return c, head end
   -- a timeout, cancellation or failure leaves the connection in an unknown state
   connector:release(c, false)
   if not ok then error(head, 0) end
-  return nil, herr, not ex.fresh and may_replay(connector, ex, c, reused, replayable)
+  return nil, herr, not ex.fresh and may_replay(connector, ex, c, reused, replayable, refused)
 end
 
 local function perform(session, ex, deadline)

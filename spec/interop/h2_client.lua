@@ -1,11 +1,12 @@
 -- The lurl side of spec/interop_h2_nginx_test.sh: HTTP/2 against nginx,
 -- over TLS (ALPN) and as h2c with prior knowledge.
---   lurl spec/interop/h2_client.lua https://127.0.0.1:PORT CAFILE http://127.0.0.1:PORT_H2C http://127.0.0.1:PORT_H1
+--   lurl spec/interop/h2_client.lua https://127.0.0.1:PORT CAFILE http://127.0.0.1:PORT_H2C https://127.0.0.1:PORT_H1
+--     https://127.0.0.1:PORT_GOAWAY
 local lurl = require "lurl"
 local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local H = dofile(dir .. "/harness.lua")
 
-local base, cafile, h2c_base, h1_base = arg[1], arg[2], arg[3], arg[4]
+local base, cafile, h2c_base, h1_base, goaway_base = arg[1], arg[2], arg[3], arg[4], arg[5]
 -- a script's own context offers h2 when its alpn says so
 local ctx = lurl.ssl_context { cafile = cafile, alpn = { "h2", "http/1.1" } }
 local s = lurl.session { http2 = true, connector = lurl.connector { ssl = ctx } }
@@ -46,6 +47,22 @@ H.check("a 3 MiB upload as a string and from a generator", function()
   end
   H.eq(H.ok(s:put(base .. "/dav/gen.bin", { data = gen })).status, 201, "generator status")
   H.eq(#H.ok(s:get(base .. "/dav/gen.bin")):read(), 48 * 65536, "generator stored")
+end)
+
+H.check("requests across nginx's GOAWAYs (http2_max_requests 20) are all answered", function()
+  local g = lurl.session { http2 = true, connector = lurl.connector { ssl = ctx } }
+  local fns = {}
+  for i = 1, 100 do
+    fns[i] = function()
+      local method = i % 2 == 0 and "GET" or "POST"
+      local r = H.ok(g:request(method, goaway_base .. "/static/hello.txt"))
+      return r.status
+    end
+  end
+  local ok = 0
+  for _, status in ipairs(lurl.gather(fns)) do if status == 200 or status == 405 then ok = ok + 1 end end
+  H.eq(ok, 100, "answered")
+  g:close()
 end)
 
 H.check("h2c with prior knowledge", function()

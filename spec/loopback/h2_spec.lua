@@ -1,0 +1,95 @@
+-- HTTP/2 through a session (lurl.h2conn and the connector's h2 path)
+-- against a small h2c server written here on core.h2 in server mode: the
+-- pieces the nginx interop check cannot make happen on demand (a refused
+-- stream, a reset one).
+local core = require "lurl.core"
+local lurl = require "lurl"
+
+local REFUSED_STREAM, INTERNAL_ERROR = 7, 2
+
+-- An h2c server on 127.0.0.1: answer(sid, n) for the n-th request it sees
+-- returns "refuse", "reset" or a body. Counts connections.
+local function h2c_server(answer)
+  local srv = { connections = 0, requests = 0, links = {} }
+  local listener
+  listener = assert(core.tcp.listen("127.0.0.1", 0, function()
+    local tcp = listener:accept()
+    if not tcp then return end
+    srv.connections = srv.connections + 1
+    local h = core.h2.session { server = true }
+    srv.links[#srv.links + 1] = tcp
+    local function flush()
+      local out = h:pull()
+      if out ~= "" and not tcp:closed() then tcp:write(out) end
+    end
+    tcp:read_start(function(data)
+      if not data then return tcp:close() end
+      if not h:recv(data) then return tcp:close() end
+      for ev in function() return h:event() end do
+        if ev[1] == "headers" and ev[6] == "request" then
+          srv.requests = srv.requests + 1
+          local a = answer(ev[2], srv.requests)
+          if a == "refuse" then h:reset(ev[2], REFUSED_STREAM)
+          elseif a == "reset" then h:reset(ev[2], INTERNAL_ERROR)
+          else
+            h:response(ev[2], { ":status", "content-length" }, { "200", tostring(#a) }, false)
+            h:data(ev[2], a, true)
+          end
+        elseif ev[1] == "data" then
+          h:consume(ev[2], #ev[3])
+        end
+      end
+      flush()
+    end)
+    flush()
+  end))
+  listener:ref(false)
+  srv.port = select(2, listener:sockname())
+  function srv.close()
+    for _, t in ipairs(srv.links) do if not t:closed() then t:close() end end
+    listener:close()
+  end
+  return srv
+end
+
+describe("http2", function()
+  local srv, s
+
+  after_each(function()
+    if s then s:close(); s = nil end
+    if srv then srv.close(); srv = nil end
+  end)
+
+  local function url(path) return ("http://127.0.0.1:%d%s"):format(srv.port, path) end
+
+  it("speaks h2c with prior knowledge and multiplexes on one connection", function()
+    srv = h2c_server(function(_, n) return "reply " .. n end)
+    s = lurl.session { http2 = "prior_knowledge" }
+    local fns = {}
+    for i = 1, 20 do fns[i] = function() return assert(s:get(url("/x"))):text() end end
+    local bodies = lurl.gather(fns)
+    assert.are.equal(20, #bodies)
+    assert.are.equal(1, srv.connections)
+    assert.are.equal("2", assert(s:get(url("/v"))).version)
+  end)
+
+  it("sends a refused stream again on a new connection, whatever the method", function()
+    srv = h2c_server(function(_, n) return n == 1 and "refuse" or "fine" end)
+    s = lurl.session { http2 = "prior_knowledge" }
+    local resp = assert(s:post(url("/once"), { data = "payload" }))
+    assert.are.equal("fine", resp:text())
+    assert.are.equal(2, srv.requests)
+    assert.are.equal(2, srv.connections)
+  end)
+
+  it("gives a stream reset with another code as a typed error, the connection going on", function()
+    srv = h2c_server(function(_, n) return n == 1 and "reset" or "after" end)
+    s = lurl.session { http2 = "prior_knowledge" }
+    local resp, err = s:post(url("/boom"), { data = "x" })
+    assert.is_nil(resp)
+    assert.is_true(err:is("ServerDisconnectedError"))
+    assert.matches("INTERNAL_ERROR", err.message)
+    assert.are.equal("after", assert(s:get(url("/next"))):text())
+    assert.are.equal(1, srv.connections)
+  end)
+end)
