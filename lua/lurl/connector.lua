@@ -671,6 +671,7 @@ local function open(self, ex, deadline)
   local c
   if h2 then
     opts.on_close = self.on_h2_close
+    opts.keepalive_timeout = self.keepalive_timeout
     c = h2conn.new(s, ex.key, opts)
     add_h2(self, c)
   else

@@ -85,6 +85,9 @@ local function on_event(self, ev)
   end
   local ch = self.channels[ev[2]]
   if not ch then return end
+  -- sock_read is the gap between two reads of this stream (RFC 9113: other
+  -- streams' traffic says nothing of this one's)
+  ch.read_at = self.read_at
   if kind == "headers" then
     if ev[6] == "response" then
       ch.first_byte_at = ch.first_byte_at or sched.now()
@@ -97,6 +100,7 @@ local function on_event(self, ev)
   elseif kind == "close" then
     self.channels[ev[2]] = nil
     self.open_streams = self.open_streams - 1
+    if self.open_streams == 0 then self:idle() end
     ch.active = false
     if ev[3] ~= 0 then
       local name = RST_NAMES[ev[3]] or tostring(ev[3])
@@ -140,7 +144,7 @@ end
 function M.new(stream, key, opts)
   local self = setmetatable({
     key = key, tcp = stream, h2 = true, closed = false, open_streams = 0, channels = {}, goaway_last = false,
-    read_at = false, on_close = opts.on_close,
+    read_at = false, on_close = opts.on_close, keepalive_timeout = opts.keepalive_timeout, idle_timer = false,
     h = core.h2.session { max_header_list_size = opts.max_field_size and opts.max_field_size * 8 or nil },
   }, mt)
   stream:read_start(function(data, err, ename) return on_read(self, data, err, ename) end)
@@ -155,15 +159,28 @@ function Conn:can_open()
 end
 
 function Conn:channel()
-  self.open_streams = self.open_streams + 1
   return setmetatable({ conn = self, key = self.key, h2 = true, tls = self.tls, ip = self.ip,
     queue = { head = 1, tail = 0 }, active = false, ended = false, closed = false, reusable = true,
     first_byte_at = nil, read_at = false, requests = 0 }, channel_mt)
 end
 
+-- No stream open: the connection closes after keepalive_timeout unless a
+-- request takes a stream again (as an idle HTTP/1.1 connection expires).
+function Conn:idle()
+  if not self.keepalive_timeout or self.closed then return end
+  if not self.idle_timer then
+    self.idle_timer = sched.timer()
+    self.idle_timer:ref(false)
+    self.idle_cb = function() if self.open_streams == 0 then self:close() end end
+  end
+  self.idle_timer:start(self.keepalive_timeout, self.idle_cb)
+  self.tcp:ref(false)
+end
+
 function Conn:close()
   if self.closed then return end
   self.closed = true
+  if self.idle_timer then self.idle_timer:close() end
   fail_all(self, "connection closed", "ECLOSED")
   self.tcp:close()
   if self.on_close then self.on_close(self) end
@@ -192,6 +209,9 @@ function Channel:open(ex, end_stream)
   if not sid then return nil, err, "H2_REQUEST" end
   self.sid, self.active = sid, true
   conn.channels[sid] = self
+  conn.open_streams = conn.open_streams + 1
+  if conn.idle_timer then conn.idle_timer:stop() end
+  conn.tcp:ref(true)
   flush(conn)
   return true
 end
@@ -221,7 +241,7 @@ function Channel:await_continue() return "continue" end
 function Channel:read_event(deadline, ctx)
   local q = self.queue
   if q.head > q.tail then
-    local ok, err = deadline:await_read(self, self.conn, ctx)
+    local ok, err = deadline:await_read(self, self, ctx)
     if not ok then return nil, err end
   end
   local ev = q[q.head]

@@ -8,7 +8,8 @@ local lurl = require "lurl"
 local REFUSED_STREAM, INTERNAL_ERROR = 7, 2
 
 -- An h2c server on 127.0.0.1: answer(sid, n) for the n-th request it sees
--- returns "refuse", "reset" or a body. Counts connections.
+-- returns "refuse", "reset", "hold" (no answer) or a body. Counts
+-- connections.
 local function h2c_server(answer)
   local srv = { connections = 0, requests = 0, links = {} }
   local listener
@@ -31,7 +32,7 @@ local function h2c_server(answer)
           local a = answer(ev[2], srv.requests)
           if a == "refuse" then h:reset(ev[2], REFUSED_STREAM)
           elseif a == "reset" then h:reset(ev[2], INTERNAL_ERROR)
-          else
+          elseif a ~= "hold" then -- "hold": never answered
             h:response(ev[2], { ":status", "content-length" }, { "200", tostring(#a) }, false)
             h:data(ev[2], a, true)
           end
@@ -71,6 +72,37 @@ describe("http2", function()
     assert.are.equal(20, #bodies)
     assert.are.equal(1, srv.connections)
     assert.are.equal("2", assert(s:get(url("/v"))).version)
+  end)
+
+  it("closes a connection left without streams after keepalive_timeout", function()
+    srv = h2c_server(function() return "x" end)
+    s = lurl.session { http2 = "prior_knowledge", connector = lurl.connector { keepalive_timeout = 0.2 } }
+    assert(s:get(url("/a")))
+    assert.are.equal(1, s.connector:stats().total)
+    lurl.sleep(0.5)
+    assert.are.equal(0, s.connector:stats().total)
+    assert(s:get(url("/b")))
+    assert.are.equal(2, srv.connections)
+  end)
+
+  it("times a silent stream out by sock_read while another stream keeps talking", function()
+    srv = h2c_server(function(_, n) return n == 1 and "hold" or "quick" end)
+    s = lurl.session { http2 = "prior_knowledge", timeout = lurl.timeout { sock_read = 0.3, total = 5 } }
+    local slow_err, failed_after
+    local t0 = lurl.now()
+    local slow = lurl.spawn(function()
+      local r, err = s:get(url("/slow"))
+      slow_err, failed_after = err, lurl.now() - t0
+      return r
+    end)
+    lurl.sleep(0.05)
+    for _ = 1, 24 do -- 1.2 s of other streams' traffic on the connection
+      assert(s:get(url("/quick")))
+      lurl.sleep(0.05)
+    end
+    slow:join()
+    assert.is_true(slow_err:is("SocketTimeoutError"), tostring(slow_err))
+    assert.is_true(failed_after < 0.9, "failed after " .. failed_after)
   end)
 
   it("sends a refused stream again on a new connection, whatever the method", function()
