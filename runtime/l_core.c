@@ -4,11 +4,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <ares.h>
 #include <brotli/decode.h>
 #include <idn2.h>
 #include <libpsl.h>
 #include <llhttp.h>
 #include <luajit.h>
+#include <nghttp2/nghttp2.h>
 #include <openssl/crypto.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -21,12 +23,12 @@ int lurl_versions(char *buf, size_t size) {
     uint32_t br = BrotliDecoderVersion(); /* major << 24 | minor << 12 | patch */
     return snprintf(buf, size,
                     "lurl %s, MIT License\n%s\nlibuv %s\nllhttp %d.%d.%d\n%s\nzlib %s\n"
-                    "brotli %u.%u.%u\nzstd %s\nlibpsl %s\nlibidn2 %s",
+                    "brotli %u.%u.%u\nzstd %s\nlibpsl %s\nlibidn2 %s\nc-ares %s\nnghttp2 %s",
                     LURL_VERSION, LUAJIT_VERSION, uv_version_string(), LLHTTP_VERSION_MAJOR,
                     LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, OpenSSL_version(OPENSSL_VERSION),
                     zlibVersion(), (unsigned)(br >> 24), (unsigned)(br >> 12 & 0xfff),
                     (unsigned)(br & 0xfff), ZSTD_versionString(), psl_get_version(),
-                    idn2_check_version(NULL));
+                    idn2_check_version(NULL), ares_version(NULL), nghttp2_version(0)->version_str);
 }
 
 /* Monotonic seconds with sub-microsecond resolution. */

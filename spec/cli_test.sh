@@ -126,7 +126,7 @@ t_e_without_code() {
 expect_versions() {
     expect_rc 0
     local name version
-    for name in lurl LuaJIT libuv llhttp OpenSSL zlib brotli zstd libpsl libidn2 "MIT License"; do
+    for name in lurl LuaJIT libuv llhttp OpenSSL zlib brotli zstd libpsl libidn2 c-ares nghttp2 "MIT License"; do
         expect_out_has "$name"
     done
     # the version is project()'s in CMakeLists.txt, written nowhere else
