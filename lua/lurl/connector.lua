@@ -795,21 +795,36 @@ function Connector:stats()
     e.idle = #list
     e.connecting = e.connecting - #list
   end
+  local in_use = 0
   for c in pairs(self.busy) do
-    local e = entry(c.key)
-    e.in_use = e.in_use + 1
-    e.connecting = e.connecting - 1
+    if not c.h2 then -- an HTTP/2 stream counts with its connection, below
+      local e = entry(c.key)
+      e.in_use = e.in_use + 1
+      e.connecting = e.connecting - 1
+      in_use = in_use + 1
+    end
   end
   for key, q in pairs(self.waiters) do
     local e = entry(key)
     local w = q.first
     while w do e.waiting = e.waiting + 1; w = w.next end
   end
+  -- an HTTP/2 connection is one connection in use, carrying streams
+  local streams = 0
+  for key, list in pairs(self.h2) do
+    local e = entry(key)
+    e.streams = 0
+    e.in_use = e.in_use + #list
+    e.connecting = e.connecting - #list
+    in_use = in_use + #list
+    for _, c in ipairs(list) do e.streams = e.streams + c.open_streams end
+    streams = streams + e.streams
+  end
   return {
     limit = self.limit, limit_per_host = self.limit_per_host,
-    total = self.count, idle = self.idle_count, in_use = self.busy_count,
-    connecting = self.count - self.idle_count - self.busy_count,
-    waiting = self.waiting, per_host = per_host,
+    total = self.count, idle = self.idle_count, in_use = in_use,
+    connecting = self.count - self.idle_count - in_use,
+    waiting = self.waiting, per_host = per_host, streams = streams,
     dns_cache = self.dns and self.dns:size() or 0,
   }
 end
