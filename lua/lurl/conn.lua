@@ -12,6 +12,7 @@
 -- and wakes the task waiting in read_event(). While a connection sits idle in
 -- the pool any byte or EOF from the peer means it is unusable: it is closed.
 local core = require "lurl.core"
+local event_queue = require "lurl.event_queue"
 local h1 = require "lurl.h1"
 local sched = require "lurl.sched"
 
@@ -26,16 +27,7 @@ end
 
 local DONE, EOF, CONTINUE = { "done" }, { "eof" }, { "continue" } -- events without payload are shared
 
-local function push(self, ev)
-  local q = self.queue
-  q.tail = q.tail + 1
-  q[q.tail] = ev
-  local t = self.reader
-  if t then
-    self.reader = nil
-    sched.wake(t, self.reader_seq, true)
-  end
-end
+local push = event_queue.push
 
 -- Flow control as aiohttp's StreamReader does it: reading pauses when more
 -- than twice read_bufsize of body waits unread and resumes below
@@ -202,14 +194,8 @@ end
 
 -- read_event(deadline) -> event, or nil and a timeout error.
 function Conn:read_event(deadline, ctx)
-  local q = self.queue
-  if q.head > q.tail then
-    local ok, err = deadline:await_read(self, self, ctx)
-    if not ok then return nil, err end
-  end
-  local ev = q[q.head]
-  q[q.head] = nil
-  q.head = q.head + 1
+  local ev, err = event_queue.take(self, deadline, ctx)
+  if not ev then return nil, err end
   if ev[1] == "body" then
     self.buffered = self.buffered - #ev[2]
     if not self.reading and not self.closed and self.active and self.buffered < self.low_water then

@@ -6,6 +6,7 @@
 -- the layers above it work the same over HTTP/1.1 and HTTP/2. Flow control
 -- follows the reader: the window of a stream opens as its body is read.
 local core = require "lurl.core"
+local event_queue = require "lurl.event_queue"
 local sched = require "lurl.sched"
 local url = require "lurl.url"
 
@@ -26,16 +27,7 @@ function channel_mt.__tostring(ch) return ("lurl.h2_stream (%s, stream %s)"):for
 
 local DONE = { "done" }
 
-local function push(ch, ev)
-  local q = ch.queue
-  q.tail = q.tail + 1
-  q[q.tail] = ev
-  local t = ch.reader
-  if t then
-    ch.reader = nil
-    sched.wake(t, ch.reader_seq, true)
-  end
-end
+local push = event_queue.push
 
 local function wake_writer(ch, ...)
   local t = ch.writer
@@ -239,14 +231,8 @@ function Channel:await_continue() return "continue" end
 -- read_event(deadline, ctx) -> the next event, as lurl.conn's; body bytes
 -- taken open the stream's window again (RFC 9113 section 5.2).
 function Channel:read_event(deadline, ctx)
-  local q = self.queue
-  if q.head > q.tail then
-    local ok, err = deadline:await_read(self, self, ctx)
-    if not ok then return nil, err end
-  end
-  local ev = q[q.head]
-  q[q.head] = nil
-  q.head = q.head + 1
+  local ev, err = event_queue.take(self, deadline, ctx)
+  if not ev then return nil, err end
   if ev[1] == "body" and self.active then
     self.conn.h:consume(self.sid, #ev[2])
     flush(self.conn)

@@ -1,0 +1,36 @@
+-- The queue of a connection's events (lurl.conn for HTTP/1.1, each stream
+-- of lurl.h2conn): the read side pushes from libuv callbacks and wakes the
+-- task waiting in take(), which waits under the request's deadline. A
+-- holder has queue = { head = 1, tail = 0 }, reader and reader_seq (the
+-- waiting task) and read_at (when its peer last sent a byte).
+local sched = require "lurl.sched"
+
+local M = {}
+
+-- push(holder, ev): queue the event; the waiting reader, if any, goes on.
+function M.push(holder, ev)
+  local q = holder.queue
+  q.tail = q.tail + 1
+  q[q.tail] = ev
+  local t = holder.reader
+  if t then
+    holder.reader = nil
+    sched.wake(t, holder.reader_seq, true)
+  end
+end
+
+-- take(holder, deadline, ctx) -> the next event, or nil and a timeout
+-- error (sock_read counted from holder.read_at: deadline:await_read).
+function M.take(holder, deadline, ctx)
+  local q = holder.queue
+  if q.head > q.tail then
+    local ok, err = deadline:await_read(holder, holder, ctx)
+    if not ok then return nil, err end
+  end
+  local ev = q[q.head]
+  q[q.head] = nil
+  q.head = q.head + 1
+  return ev
+end
+
+return M
