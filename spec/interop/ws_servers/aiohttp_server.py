@@ -13,22 +13,16 @@ it accepts, and serves until killed. Paths:
                    then /echo
 There is no /frag: aiohttp sends every message in one frame.
 """
-import argparse
 import asyncio
-import ssl
+import os
+import sys
 
 from aiohttp import WSMsgType, web
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_args import parse_args, tls_context  # noqa: E402
+
 MAX = 8 * 1024 * 1024
-
-
-def parse_args():
-    p = argparse.ArgumentParser()
-    p.add_argument("port", type=int)
-    p.add_argument("--cert")
-    p.add_argument("--key")
-    p.add_argument("--no-deflate", action="store_true")
-    return p.parse_args()
 
 
 async def echo(ws):
@@ -88,10 +82,7 @@ def routes(compress):
 
 
 async def main(args):
-    context = None
-    if args.cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(args.cert, args.key)
+    context = tls_context(args)
     app = web.Application()
     app.add_routes(routes(not args.no_deflate))
     runner = web.AppRunner(app)

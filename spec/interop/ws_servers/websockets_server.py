@@ -12,23 +12,17 @@ it accepts, and serves until killed. Paths:
     /subproto      "protocol:NAME" (the subprotocol agreed, "chat" when offered),
                    then /echo
 """
-import argparse
 import asyncio
+import os
+import sys
 import http
-import ssl
 
 import websockets
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server_args import parse_args, tls_context  # noqa: E402
+
 PATHS = ("/echo", "/ping", "/frag", "/subproto")
-
-
-def parse_args():
-    p = argparse.ArgumentParser()
-    p.add_argument("port", type=int)
-    p.add_argument("--cert")
-    p.add_argument("--key")
-    p.add_argument("--no-deflate", action="store_true")
-    return p.parse_args()
 
 
 async def echo(ws):
@@ -71,10 +65,7 @@ async def process_request(path, _headers):
 
 
 async def main(args):
-    context = None
-    if args.cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(args.cert, args.key)
+    context = tls_context(args)
     async with websockets.serve(
         handler, "127.0.0.1", args.port, ssl=context, process_request=process_request,
         compression=None if args.no_deflate else "deflate", subprotocols=["chat"],
