@@ -220,10 +220,26 @@ local function unslot(self, key)
   self.per_key[key] = n > 0 and n or nil
 end
 
+-- Every idle connection is also in one list of the whole pool, oldest
+-- first (linked through c.older and c.newer), so that the least recently
+-- used one is at hand however many origins a long URL list has touched.
+local function lru_push(self, c)
+  c.older, c.newer = self.newest, nil
+  if self.newest then self.newest.newer = c else self.oldest = c end
+  self.newest = c
+end
+
+local function lru_remove(self, c)
+  if c.older then c.older.newer = c.newer else self.oldest = c.newer end
+  if c.newer then c.newer.older = c.older else self.newest = c.older end
+  c.older, c.newer = nil, nil
+end
+
 local function unpool(self, c)
   if not c.pooled then return end
   c.pooled = false
   self.idle_count = self.idle_count - 1
+  lru_remove(self, c)
   local list = self.idle[c.key]
   for i = #list, 1, -1 do
     if list[i] == c then table.remove(list, i); break end
@@ -238,6 +254,8 @@ function M.forget(self, c)
     self.busy_count = self.busy_count - 1
   end
   unslot(self, c.key)
+  -- the origin's last connection: its (empty) idle list goes too
+  if not self.per_key[c.key] then self.idle[c.key] = nil end
   -- while grant() makes room, the room is its own: dispatch afterwards
   if self.granting then self.freed = true else M.dispatch(self) end
 end
@@ -257,31 +275,12 @@ local function take_idle(self, key)
   return nil
 end
 
--- The least recently used idle connection of any key.
-local function oldest_idle(self)
-  local best
-  for _, list in pairs(self.idle) do
-    local c = list[1]
-    if c and (not best or c.idle_since < best.idle_since) then best = c end
-  end
-  return best
-end
-
--- Close idle connections past keepalive_timeout; the timer runs while any
--- connection is idle and never keeps the loop alive by itself.
+-- Close idle connections past keepalive_timeout, oldest first; the timer
+-- runs while any connection is idle and never keeps the loop alive by itself.
 local function sweep(self)
-  local now, next_at = sched.now(), nil
-  for key, list in pairs(self.idle) do
-    for i = #list, 1, -1 do
-      local c = list[i]
-      if expired(self, c, now) then c:close()
-      elseif not next_at or c.idle_since < next_at then next_at = c.idle_since end
-    end
-    -- forget origins with nothing idle (a long-lived pool may see many); the
-    -- busy path keeps its list between requests
-    if #list == 0 then self.idle[key] = nil end
-  end
-  if next_at then self.sweeper:start(next_at + self.keepalive_timeout - now, self.sweep_cb) end
+  local now = sched.now()
+  while self.oldest and expired(self, self.oldest, now) do self.oldest:close() end
+  if self.oldest then self.sweeper:start(self.oldest.idle_since + self.keepalive_timeout - now, self.sweep_cb) end
 end
 
 local function new_sweeper(self)
@@ -329,7 +328,7 @@ local function grant(self, key, fresh)
   if not g then
     local per = self.limit_per_host
     if per > 0 and (self.per_key[key] or 0) >= per then self.idle[key][1]:close() end
-    if self.limit > 0 and self.count >= self.limit then oldest_idle(self):close() end
+    if self.limit > 0 and self.count >= self.limit then self.oldest:close() end
     reserve(self, key)
     g = SLOT
   end
@@ -752,6 +751,7 @@ function Connector:release(c, reusable, now)
   list[#list + 1] = c
   c.pooled = true
   self.idle_count = self.idle_count + 1
+  lru_push(self, c)
   arm_sweeper(self)
   M.dispatch(self)
 end
@@ -809,21 +809,27 @@ function Connector:stats()
     local w = q.first
     while w do e.waiting = e.waiting + 1; w = w.next end
   end
-  -- an HTTP/2 connection is one connection in use, carrying streams
-  local streams = 0
+  -- an HTTP/2 connection is one connection, in use while it carries
+  -- streams and idle without
+  local streams, idle = 0, self.idle_count
   for key, list in pairs(self.h2) do
     local e = entry(key)
     e.streams = 0
-    e.in_use = e.in_use + #list
     e.connecting = e.connecting - #list
-    in_use = in_use + #list
-    for _, c in ipairs(list) do e.streams = e.streams + c.open_streams end
+    for _, c in ipairs(list) do
+      e.streams = e.streams + c.open_streams
+      if c.open_streams > 0 then
+        e.in_use, in_use = e.in_use + 1, in_use + 1
+      else
+        e.idle, idle = e.idle + 1, idle + 1
+      end
+    end
     streams = streams + e.streams
   end
   return {
     limit = self.limit, limit_per_host = self.limit_per_host,
-    total = self.count, idle = self.idle_count, in_use = in_use,
-    connecting = self.count - self.idle_count - in_use,
+    total = self.count, idle = idle, in_use = in_use,
+    connecting = self.count - idle - in_use,
     waiting = self.waiting, per_host = per_host, streams = streams,
     dns_cache = self.dns and self.dns:size() or 0,
   }

@@ -315,6 +315,23 @@ describe("connector", function()
       assert.is_truthy(support.eventually(function() return server:open_connections() == 0 end))
       other:close()
     end)
+
+    it("the idle connection closed to make room is the least recently used", function()
+      local servers = {}
+      for i, name in ipairs { "a", "b", "c" } do servers[i] = support.server { ["/x"] = function() return name end } end
+      local a, b, cc = servers[1], servers[2], servers[3]
+      local c = lurl.connector { limit = 2 }
+      s = lurl.session { connector = c }
+      assert.are.equal("a", ok_body(s:get(a:url("/x"))))
+      assert.are.equal("b", ok_body(s:get(b:url("/x"))))
+      assert.are.equal("a", ok_body(s:get(a:url("/x")))) -- b is now the older idle one
+      assert.are.equal("c", ok_body(s:get(cc:url("/x"))))
+      local per = c:stats().per_host
+      assert.are.equal(1, per[c:key("http", "127.0.0.1", a.port)].idle)
+      assert.is_nil(per[c:key("http", "127.0.0.1", b.port)])
+      assert.are.equal(1, a.connections)
+      for _, srv in ipairs(servers) do srv:close() end
+    end)
   end)
 
   describe("wait queue", function()

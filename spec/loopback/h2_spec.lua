@@ -72,7 +72,7 @@ describe("http2", function()
     assert.are.equal(20, #bodies)
     assert.are.equal(1, srv.connections)
     local st = s.connector:stats()
-    assert.are.same({ 1, 1, 0, 0 }, { st.total, st.in_use, st.connecting, st.streams })
+    assert.are.same({ 1, 0, 1, 0, 0 }, { st.total, st.in_use, st.idle, st.connecting, st.streams })
     assert.are.equal("2", assert(s:get(url("/v"))).version)
   end)
 
