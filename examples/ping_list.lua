@@ -3,7 +3,7 @@
 -- per-request timeout, makes the requests queue for the pool inside their
 -- own timeout and reports servers that answer as timed out. lurl.map runs
 -- a fixed pool of workers instead, so each timeout measures its request
--- alone; and the pool's limit matches the workers, so nothing queues.
+-- alone; and the pool has room for every worker, so nothing queues.
 --
 --   build/lurl examples/ping_list.lua [urls.txt]
 --
@@ -35,11 +35,12 @@ end
 
 local items, server = urls_and_server()
 local session = lurl.session {
-  -- as many connections as workers (no request waits in the pool), and
-  -- c-ares, which resolves many names at once (libuv's getaddrinfo does
-  -- four at a time: on a long list of hosts the others would wait for a
-  -- thread inside their own timeout)
-  connector = lurl.connector { limit = CONCURRENCY, resolver = "ares" },
+  -- a connection for every worker (no request waits in the pool) and
+  -- idle ones for hosts that come again (at its limit the pool closes the
+  -- least recently used idle connection); c-ares resolves many names at
+  -- once (libuv's getaddrinfo does four at a time: on a long list of hosts
+  -- the others would wait for a thread inside their own timeout)
+  connector = lurl.connector { limit = 4 * CONCURRENCY, resolver = "ares" },
   timeout = lurl.timeout { total = TIMEOUT },
 }
 

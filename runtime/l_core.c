@@ -1,8 +1,10 @@
 /* lurl.core: the C side of the runtime as one Lua table. Everything here is
  * mechanism; the Lua library in lua/lurl builds the API on top of it. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include <ares.h>
 #include <brotli/decode.h>
@@ -49,6 +51,21 @@ static int l_open_fds(lua_State *L) {
     return 1;
 }
 
+/* raise_nofile() -> the soft limit on open files after raising it to the
+ * hard limit (a command holding thousands of sockets asks for it, as servers
+ * do); the soft limit as it was when raising is not allowed. */
+static int l_raise_nofile(lua_State *L) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return rt_fail(L, uv_translate_sys_error(errno));
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = was;
+    }
+    lua_pushnumber(L, rl.rlim_cur == RLIM_INFINITY ? 1e9 : (lua_Number)rl.rlim_cur);
+    return 1;
+}
+
 /* set_drain(fn): the scheduler's function that runs ready tasks; the runtime
  * calls it after every callback into Lua (lurl.sched sets it once). */
 static int l_set_drain(lua_State *L) {
@@ -84,6 +101,7 @@ static int l_versions(lua_State *L) {
 int rt_open_core(lua_State *L) {
     static const luaL_Reg fns[] = {{"now", l_now},
                                    {"open_fds", l_open_fds},
+                                   {"raise_nofile", l_raise_nofile},
                                    {"versions", l_versions},
                                    {"set_drain", l_set_drain},
                                    {"random_bytes", l_random_bytes},

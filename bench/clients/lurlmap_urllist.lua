@@ -1,9 +1,9 @@
 -- lurl.map: W14's URL list (BENCH_FILE) by a script as docs/batch.md and
 -- examples/ping_list.lua write it: io.lines through lurl.map's BENCH_CONNS
--- workers, a session whose pool holds as many connections, lurl.timeout{
--- total = BENCH_TIMEOUT }, every body read. The session's default resolver
--- (getaddrinfo on libuv's threads; lurl --fetch uses c-ares). One outcome
--- line per URL to BENCH_OUTCOMES. Prints requests and seconds.
+-- workers, a session whose pool holds four connections a worker (one in
+-- use, the others idle for hosts that come again) and resolves with c-ares,
+-- lurl.timeout{ total = BENCH_TIMEOUT }, every body read. One outcome line
+-- per URL to BENCH_OUTCOMES. Prints requests and seconds.
 local lurl = require "lurl"
 local errors = require "lurl.errors"
 local lib = dofile((arg[0]:match("^(.*/)") or "") .. "../lib.lua")
@@ -12,7 +12,7 @@ local p = lib.params()
 local timeout = tonumber(os.getenv("BENCH_TIMEOUT"))
 local out = assert(io.open(assert(os.getenv("BENCH_OUTCOMES")), "w"))
 local session = lurl.session {
-  connector = lurl.connector { limit = p.conns },
+  connector = lurl.connector { limit = 4 * p.conns, resolver = "ares" },
   timeout = lurl.timeout { total = timeout },
 }
 
