@@ -120,6 +120,8 @@ local function new(opts)
   }, mt)
   self.on_close = function(c) return M.forget(self, c) end
   self.on_h2_close = function(c) return M.forget_h2(self, c) end
+  -- a stream ended: a request queued for room may take its place
+  self.on_h2_stream_end = function() return M.dispatch(self) end
   return self
 end
 
@@ -304,12 +306,20 @@ end
 
 local SLOT = setmetatable({}, { __name = "lurl.connector.slot" }) -- leave to open one connection
 
+-- An HTTP/2 connection to key that can take one more stream, if any.
+local function h2_room(self, key)
+  for _, c in ipairs(self.h2[key] or {}) do
+    if c:can_open() then return c end
+  end
+  return nil
+end
+
 -- Whether the request for key could get something now: an idle connection,
 -- or a slot within both limits (an idle connection of any key may be
 -- closed to make room).
 local function can_grant(self, key, fresh)
   local list = self.idle[key]
-  if not fresh and list and #list > 0 then return true end
+  if not fresh and ((list and #list > 0) or h2_room(self, key)) then return true end
   local per = self.limit_per_host
   if per > 0 and (self.per_key[key] or 0) >= per and not (list and #list > 0) then return false end
   return self.limit == 0 or self.count < self.limit or self.idle_count > 0
@@ -323,6 +333,10 @@ end
 -- Something for a request that can_grant approved: an idle connection or
 -- SLOT, after closing idle ones that stand in the way of the limits.
 local function grant(self, key, fresh)
+  -- a stream that freed on an HTTP/2 connection (a waiter queued while
+  -- every stream was taken and no connection could be added)
+  local h2 = not fresh and h2_room(self, key)
+  if h2 then return h2:channel() end
   self.granting = true
   local g = not fresh and take_idle(self, key)
   if not g then
@@ -471,10 +485,8 @@ end
 
 -- A stream on an HTTP/2 connection to key that can take one more.
 local function h2_stream(self, key)
-  for _, c in ipairs(self.h2[key] or {}) do
-    if c:can_open() then return c:channel() end
-  end
-  return nil
+  local c = h2_room(self, key)
+  return c and c:channel()
 end
 
 -- A request that may speak HTTP/2 waits while a connection to its origin
@@ -499,6 +511,16 @@ local function h2_opened(self, key)
   local list = self.h2_gate[key]
   self.h2_gate[key] = nil
   for _, wake in ipairs(list or {}) do wake(true) end
+end
+
+-- The gate opens once a new HTTP/2 connection has the server's SETTINGS
+-- and so its limit on streams: until then nghttp2 assumes 100, and the
+-- requests let through earlier would open connections of their own (1,000
+-- requests at once took 2 connections to a server allowing 1,000 streams).
+local function h2_settle(self, key, ch)
+  local c = ch and ch.h2 and ch.conn
+  if not c or c.settled then return h2_opened(self, key) end
+  c.on_settled = function() h2_opened(self, key) end
 end
 
 -- ---- opening connections ----
@@ -669,7 +691,7 @@ local function open(self, ex, deadline)
   end
   local c
   if h2 then
-    opts.on_close = self.on_h2_close
+    opts.on_close, opts.on_stream_end = self.on_h2_close, self.on_h2_stream_end
     opts.keepalive_timeout = self.keepalive_timeout
     c = h2conn.new(s, ex.key, opts)
     add_h2(self, c)
@@ -696,7 +718,11 @@ function Connector:acquire(ex, deadline)
   if ex.http2 and not ex.fresh then
     local stream, err = h2_wait(self, key, deadline, ex.context)
     if err then deadline:end_connect(); return nil, err end
-    if stream then deadline:end_connect(); return hold(self, stream), true end
+    if stream then
+      deadline:end_connect()
+      if ex.trace then ex.trace:emit("connection_reuseconn", {}) end
+      return hold(self, stream), true
+    end
   end
   local g, err
   if can_grant(self, key, ex.fresh) then
@@ -716,7 +742,7 @@ function Connector:acquire(ex, deadline)
   local ok, c
   if ex.http2 then self.h2_opening[key] = (self.h2_opening[key] or 0) + 1 end
   ok, c, err = pcall(open, self, ex, deadline)
-  if ex.http2 then h2_opened(self, key) end
+  if ex.http2 then h2_settle(self, key, ok and c) end
   deadline:end_connect()
   deadline:end_sock_connect()
   if not ok or not c then
@@ -734,10 +760,10 @@ function Connector:release(c, reusable, now)
   if not self.busy[c] then return end
   self.busy[c] = nil
   self.busy_count = self.busy_count - 1
-  -- a stream of an HTTP/2 connection: reset unless it ended; its
-  -- connection stays for the next request
+  -- a stream of an HTTP/2 connection goes (reset unless it ended, its
+  -- place given back if it never opened); its connection stays
   if c.h2 then
-    if not reusable then c:close() end
+    c:close()
     return
   end
   if not reusable or self.force_close or self.closed or c.closed then

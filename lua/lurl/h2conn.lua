@@ -8,6 +8,7 @@
 local core = require "lurl.core"
 local event_queue = require "lurl.event_queue"
 local sched = require "lurl.sched"
+local status_mod = require "lurl.status"
 local url = require "lurl.url"
 
 local M = {}
@@ -25,7 +26,7 @@ local Channel = {}
 local channel_mt = { __name = "lurl.h2_stream", __index = Channel }
 function channel_mt.__tostring(ch) return ("lurl.h2_stream (%s, stream %s)"):format(ch.key, tostring(ch.sid)) end
 
-local DONE = { "done" }
+local DONE, EOF = { "done" }, { "eof" } -- shared: they carry nothing
 
 local push = event_queue.push
 
@@ -40,22 +41,44 @@ end
 -- ---- the connection ----
 
 -- Everything nghttp2 wants sent, written now.
+local fail_all
+
+-- A write that failed ends the connection with its error: the kernel tells
+-- a reset once, so the read that follows would only see an end of file.
+local function write_failed(self, err, ename)
+  if self.closed then return end
+  fail_all(self, err, ename)
+  self:close()
+end
+
 local function flush(self)
   if self.closed then return end
   local out = self.h:pull()
-  if out ~= "" then self.tcp:write(out) end
+  if out == "" then return end
+  local ok, err, ename = self.tcp:write(out, self.write_cb)
+  if ok == nil then write_failed(self, err, ename) end
 end
 
 -- RFC 9113 section 8.3.1: the head of a response as lurl.conn's head event.
-local function head_event(names, values, end_stream)
-  local status, lines = nil, {}
+local function head_event(names, values, end_stream, max_field)
+  local status, lines, codings, cookies = nil, {}, nil, false
   for i = 1, #names do
-    if names[i] == ":status" then status = tonumber(values[i])
-    else lines[#lines + 1] = names[i] .. ": " .. values[i] .. "\r\n" end
+    local name, value = names[i], values[i]
+    if name == ":status" then status = tonumber(value)
+    elseif max_field and #name + #value + 2 > max_field then
+      -- the limit HTTP/1.1's parser puts on a header line, per field here
+      -- (nghttp2's own is on the whole list)
+      return { "error", ("header field %s is %d bytes, over max_field_size %d"):format(name, #name + #value + 2,
+        max_field), "HPE_HEADER_OVERFLOW" }
+    else
+      lines[#lines + 1] = name .. ": " .. value .. "\r\n"
+      -- several Content-Encoding fields are one list (RFC 9110 section 5.3)
+      if name == "content-encoding" then codings = codings and codings .. ", " .. value or value end
+      if name == "set-cookie" then cookies = true end
+    end
   end
-  local block = table.concat(lines)
-  local codings = block:match("\ncontent%-encoding: ([^\r]*)") or block:match("^content%-encoding: ([^\r]*)")
-  local ev = { "head", status, "", 2, 0, block, true, block:find("set-cookie:", 1, true) ~= nil, codings or false }
+  -- RFC 9113 section 8.3.2: no reason phrase on the wire
+  local ev = { "head", status, status_mod.reason(status), 2, 0, table.concat(lines), true, cookies, codings or false }
   if end_stream then ev.done = true end
   return ev
 end
@@ -64,8 +87,19 @@ local RST_NAMES = { [0] = "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_
   "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR",
   "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED" }
 
+-- The peer's first SETTINGS (RFC 9113 section 3.4), or the end of the
+-- connection before them: whoever waits to learn its limit on streams goes.
+local function settle(self)
+  if self.settled then return end
+  self.settled = true
+  local f = self.on_settled
+  self.on_settled = nil
+  if f then f() end
+end
+
 local function on_event(self, ev)
   local kind = ev[1]
+  if kind == "settings" then return settle(self) end
   if kind == "goaway" then
     self.goaway_last = ev[2]
     -- RFC 9113 section 6.8: streams above the last id were never
@@ -83,8 +117,13 @@ local function on_event(self, ev)
   if kind == "headers" then
     if ev[6] == "response" then
       ch.first_byte_at = ch.first_byte_at or sched.now()
-      push(ch, head_event(ev[3], ev[4], ev[5]))
+      push(ch, head_event(ev[3], ev[4], ev[5], self.max_field_size))
       if ev[5] then ch.ended = true end
+    elseif ev[6] == "trailers" and ev[5] then
+      -- trailers end the body (RFC 9113 section 8.1); like HTTP/1.1's,
+      -- they are not kept
+      ch.ended = true
+      push(ch, DONE)
     end
   elseif kind == "data" then
     if #ev[3] > 0 then push(ch, { "body", ev[3] }) end
@@ -93,6 +132,7 @@ local function on_event(self, ev)
     self.channels[ev[2]] = nil
     self.open_streams = self.open_streams - 1
     if self.open_streams == 0 then self:idle() end
+    if self.on_stream_end then self.on_stream_end(self) end
     ch.active = false
     if ev[3] ~= 0 then
       local name = RST_NAMES[ev[3]] or tostring(ev[3])
@@ -102,9 +142,19 @@ local function on_event(self, ev)
   end
 end
 
-local function fail_all(self, msg, ename)
+local function take_events(self)
+  while true do
+    local ev = self.h:event()
+    if not ev then return end
+    on_event(self, ev)
+  end
+end
+
+function fail_all(self, msg, ename)
   for _, ch in pairs(self.channels) do
-    push(ch, { "error", msg, ename })
+    -- the server's close is the event HTTP/1.1 gives it, so that both
+    -- transports fail the same way (ServerDisconnectedError)
+    push(ch, ename == "EOF" and EOF or { "error", msg, ename })
     wake_writer(ch, nil, msg, ename)
   end
 end
@@ -120,11 +170,7 @@ local function on_read(self, data, err, ename)
     fail_all(self, msg, name)
     return self:close()
   end
-  while true do
-    local ev = self.h:event()
-    if not ev then break end
-    on_event(self, ev)
-  end
+  take_events(self)
   flush(self)
   for _, ch in pairs(self.channels) do
     if ch.writer and self.h:queued(ch.sid) < SEND_HIGH then wake_writer(ch, true) end
@@ -132,13 +178,17 @@ local function on_read(self, data, err, ename)
 end
 
 -- new(stream, key, opts) -> an HTTP/2 connection: the preface and SETTINGS
--- go out at once. opts: max_field_size, on_close(conn).
+-- go out at once. opts: max_field_size, keepalive_timeout, on_close(conn),
+-- on_stream_end(conn) (a stream ended: room for another).
 function M.new(stream, key, opts)
   local self = setmetatable({
-    key = key, tcp = stream, h2 = true, closed = false, open_streams = 0, channels = {}, goaway_last = false,
+    key = key, tcp = stream, h2 = true, closed = false, open_streams = 0, reserved = 0, channels = {},
+    goaway_last = false,
     read_at = false, on_close = opts.on_close, keepalive_timeout = opts.keepalive_timeout, idle_timer = false,
+    max_field_size = opts.max_field_size, settled = false, on_settled = false, on_stream_end = opts.on_stream_end,
     h = core.h2.session { max_header_list_size = opts.max_field_size and opts.max_field_size * 8 or nil },
   }, mt)
+  self.write_cb = function(ok, err, ename) if not ok then write_failed(self, err, ename) end end
   stream:read_start(function(data, err, ename) return on_read(self, data, err, ename) end)
   flush(self)
   return self
@@ -148,11 +198,16 @@ end
 -- GOAWAY, open).
 function Conn:can_open()
   return not self.closed and not self.goaway_last and self.h:can_open()
+    and self.open_streams + self.reserved < self.h:peer_max_streams()
 end
 
+-- A channel for one request. Until it opens its stream it holds a place
+-- (reserved), so that requests handed channels in the same turn never
+-- exceed the peer's limit on streams.
 function Conn:channel()
+  self.reserved = self.reserved + 1
   return setmetatable({ conn = self, key = self.key, h2 = true, tls = self.tls, ip = self.ip,
-    queue = { head = 1, tail = 0 }, active = false, ended = false, closed = false, reusable = true,
+    queue = { head = 1, tail = 0 }, active = false, opened = false, ended = false, closed = false, reusable = true,
     first_byte_at = nil, read_at = false, requests = 0 }, channel_mt)
 end
 
@@ -172,6 +227,7 @@ end
 function Conn:close()
   if self.closed then return end
   self.closed = true
+  settle(self)
   if self.idle_timer then self.idle_timer:close() end
   fail_all(self, "connection closed", "ECLOSED")
   self.tcp:close()
@@ -199,7 +255,8 @@ function Channel:open(ex, end_stream)
   local conn = self.conn
   local sid, err = conn.h:request(names, values, end_stream)
   if not sid then return nil, err, "H2_REQUEST" end
-  self.sid, self.active = sid, true
+  conn.reserved = conn.reserved - 1
+  self.sid, self.active, self.opened = sid, true, true
   conn.channels[sid] = self
   conn.open_streams = conn.open_streams + 1
   if conn.idle_timer then conn.idle_timer:stop() end
@@ -248,9 +305,17 @@ function Channel:close()
   if self.closed then return end
   self.closed = true
   local conn = self.conn
+  if not self.opened then
+    conn.reserved = conn.reserved - 1
+    -- its place goes to a request waiting for one
+    if conn.on_stream_end then conn.on_stream_end(conn) end
+  end
   if self.active and not conn.closed then
     conn.h:reset(self.sid, 8)
     flush(conn)
+    -- the stream's close event comes as the reset goes out: counted now,
+    -- not at the next read
+    take_events(conn)
   end
 end
 

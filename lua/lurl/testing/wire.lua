@@ -5,15 +5,10 @@ local cjson = require "cjson"
 local core = require "lurl.core"
 local check = require "lurl.check"
 local headers_mod = require "lurl.headers"
+local status_mod = require "lurl.status"
 
 local M = {}
 
-M.REASONS = {
-  [100] = "Continue", [200] = "OK", [201] = "Created", [204] = "No Content", [301] = "Moved Permanently",
-  [302] = "Found", [304] = "Not Modified", [400] = "Bad Request", [404] = "Not Found",
-  [429] = "Too Many Requests", [500] = "Internal Server Error", [502] = "Bad Gateway",
-  [503] = "Service Unavailable", [504] = "Gateway Timeout",
-}
 
 -- ---- requests ----
 
@@ -128,7 +123,7 @@ function M.response(resp, req)
     h:set("Content-Length", tostring(resp.content_length or #body))
   end
   if resp.close or not req.keep_alive then h:set("Connection", "close") end
-  local line = ("HTTP/1.1 %d %s"):format(status, resp.reason or M.REASONS[status] or "Unknown")
+  local line = ("HTTP/1.1 %d %s"):format(status, resp.reason or status_mod.REASONS[status] or "Unknown")
   local head = assert(core.h1.encode(line, h:flat()))
   if req.method == "HEAD" then body = "" end
   local wire = resp.chunked and req.method ~= "HEAD" and encode_chunked(body, resp.bad_chunking, resp.trailers) or body
