@@ -121,6 +121,9 @@ end
 -- whole response in one read, the path that decodes a body whole.
 local function whole(ce, body)
   return function()
+    -- HTTP/2 has no raw bytes to send; its head and first DATA frame go
+    -- out back to back
+    if support.http2 then return { headers = { ["Content-Encoding"] = ce }, body = body } end
     return { raw = ("HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s"):format(ce, #body, body) }
   end
 end
@@ -183,14 +186,15 @@ describe("response decompression", function()
         local body, err, n, biggest = drain(resp:iter_chunked(65536))
         assert.is_nil(err)
         same(BIG, body)
-        assert.are.equal(65536, biggest)
+        -- HTTP/2's DATA frames (16 KiB) decode to smaller pieces
+        if support.http2 then assert.is_true(biggest <= 65536) else assert.are.equal(65536, biggest) end
         assert.is_true(n >= #BIG / 65536, "pieces: " .. n)
       end)
 
       it("streams a 6 MiB chunked body read with read(), and reads it whole without stream", function()
         srv:route("/big-chunked", coded(name, big[name], { chunked = true }))
         local resp = get("/big-chunked", { stream = true })
-        assert.are.equal("chunked", resp.headers["transfer-encoding"])
+        if not support.http2 then assert.are.equal("chunked", resp.headers["transfer-encoding"]) end
         same(BIG, resp:read())
         same(BIG, get("/big-chunked"):read())
         -- read(n) across the decoded pieces
@@ -204,7 +208,8 @@ describe("response decompression", function()
         same(BIG, table.concat(parts))
       end)
 
-      it("corrupt data is a ClientPayloadError naming " .. name .. ", and the connection is dropped", function()
+      it("corrupt data is a ClientPayloadError naming " .. name .. ", and the connection (its stream) is dropped",
+        function()
         srv:route("/bad-whole", whole(name, corrupt(small[name])))
         srv:route("/bad-big", coded(name, corrupt(big[name])))
         srv:route("/conn", coded(nil, "x"))
@@ -214,7 +219,8 @@ describe("response decompression", function()
         failed(resp)
         payload_error(err, "^cannot decode " .. name .. " body: EDECODE: invalid ")
         local after = get("/conn").headers["x-conn"]
-        assert.are_not.equal(first, after)
+        -- HTTP/1.1 drops the connection; HTTP/2 resets the stream alone
+        if support.http2 then assert.are.equal(first, after) else assert.are_not.equal(first, after) end
         -- mid-stream: what came before the damage, then the error
         local got, ierr = drain(get("/bad-big", { stream = true }):iter_chunked(65536))
         payload_error(ierr, "^cannot decode " .. name .. " body: EDECODE: invalid ")
@@ -222,7 +228,8 @@ describe("response decompression", function()
         resp, err = s:get("/bad-big")
         failed(resp)
         payload_error(err, "^cannot decode " .. name .. " body")
-        assert.are_not.equal(after, get("/conn").headers["x-conn"])
+        local last = get("/conn").headers["x-conn"]
+        if support.http2 then assert.are.equal(after, last) else assert.are_not.equal(after, last) end
       end)
 
       it("a truncated stream (complete as HTTP) is a ClientPayloadError naming " .. name, function()

@@ -72,12 +72,13 @@ describe("response", function()
     it("status, reason, ok, version, method, url", function()
       local resp = assert(s:get("plain?x=1"))
       assert.are.equal(201, resp.status)
-      assert.are.equal("Made It", resp.reason)
+      -- HTTP/2 has no reason phrase on the wire: the standard one stands in
+      assert.are.equal(support.http2 and "Created" or "Made It", resp.reason)
       assert.is_true(resp.ok)
-      assert.are.equal("1.1", resp.version)
+      assert.are.equal(support.http2 and "2" or "1.1", resp.version)
       assert.are.equal("GET", resp.method)
       assert.are.equal(server:url("/plain?x=1"), resp.url)
-      assert.matches("201 Made It", tostring(resp), 1, true)
+      assert.matches(support.http2 and "201 Created" or "201 Made It", tostring(resp), 1, true)
       local r404 = assert(s:get("404"))
       assert.is_false(r404.ok)
     end)
@@ -91,6 +92,7 @@ describe("response", function()
     end)
 
     it("raw_headers keep the wire names and order", function()
+      if support.h1_only("HTTP/2 sends field names in lower case") then return end
       local resp = assert(s:get("plain"))
       local names = {}
       for _, pair in ipairs(resp.raw_headers) do names[#names + 1] = pair[1] end
@@ -250,6 +252,7 @@ describe("response", function()
 
   describe("framing", function()
     it("read_until_eof = false takes a body delimited by the connection's end as empty (aiohttp)", function()
+      if support.h1_only("a body delimited by the connection's end") then return end
       local resp = assert(s:get("until-close", { read_until_eof = false }))
       assert.are.equal("", resp:text())
       assert.are.equal(0, s.connector:stats().idle)
@@ -270,10 +273,11 @@ describe("response", function()
     it("204 and 304 have no body", function()
       assert.are.equal("", assert(s:get("204")):read())
       assert.are.equal(304, assert(s:get("304")).status)
-      assert.are.equal("ok", assert(s:get("interim")):read())
+      if not support.http2 then assert.are.equal("ok", assert(s:get("interim")):read()) end
     end)
 
     it("a 1xx interim response is skipped", function()
+      if support.h1_only("an interim response in raw bytes") then return end
       local resp = assert(s:get("interim"))
       assert.are.equal(200, resp.status)
       assert.are.equal("ok", resp:read())
@@ -281,12 +285,13 @@ describe("response", function()
 
     it("chunked with trailers", function()
       local resp = assert(s:get("chunked"))
-      assert.are.equal("chunked", resp.headers["transfer-encoding"])
+      if not support.http2 then assert.are.equal("chunked", resp.headers["transfer-encoding"]) end
       assert.are.equal("chunky body", resp:read())
       assert.are.equal(1, s.connector:stats().idle)
     end)
 
     it("a body without length is read until close", function()
+      if support.h1_only("a body delimited by the connection's end") then return end
       local resp = assert(s:get("until-close"))
       assert.are.equal("read me until close", resp:read())
       assert.are.equal(0, s.connector:stats().idle)
@@ -296,6 +301,7 @@ describe("response", function()
   describe("truncated bodies", function()
     for _, path in ipairs { "short", "bad-chunks", "reset", "cut" } do
       it("are ClientPayloadError, never success: " .. path, function()
+        if path == "bad-chunks" and support.h1_only("chunked coding") then return end
         local resp, err = s:get(path)
         assert.is_nil(resp)
         assert.are.equal("ClientPayloadError", err.kind)
@@ -304,6 +310,7 @@ describe("response", function()
       end)
 
       it("streamed, are ClientPayloadError from read(): " .. path, function()
+        if path == "bad-chunks" and support.h1_only("chunked coding") then return end
         local resp = assert(s:get(path, { stream = true }))
         local body, err = resp:read()
         assert.is_nil(body)
@@ -388,15 +395,16 @@ describe("response", function()
       assert.are.equal(head .. assert(resp:read()), assert(s:get("plain")):read())
     end)
 
-    it("release() after a partial read closes the connection", function()
+    it("release() after a partial read closes the connection (over HTTP/2 resets the stream)", function()
       local resp = assert(s:get("big", { stream = true }))
       assert.are.equal(10, #assert(resp:read(10)))
       resp:release()
       local st = s.connector:stats()
       assert.are.equal(0, st.in_use)
-      assert.are.equal(0, st.idle)
+      -- over HTTP/2 only the stream goes (RST_STREAM); the connection stays
+      assert.are.equal(support.http2 and 1 or 0, st.idle)
       assert.is_truthy(s:get("plain"))
-      assert.are.equal(2, server.connections)
+      assert.are.equal(support.http2 and 1 or 2, server.connections)
     end)
 
     it("release() after a full read keeps the connection", function()
@@ -433,6 +441,7 @@ describe("response", function()
     end)
 
     it("a status line longer than max_line_size is a clear error", function()
+      if support.h1_only("HTTP/2 has no status line") then return end
       local resp, err = s:get("long-status")
       assert.is_nil(resp)
       assert.is_true(err:is("ClientResponseError"))
@@ -440,6 +449,7 @@ describe("response", function()
     end)
 
     it("raising max_line_size lets it pass", function()
+      if support.h1_only("HTTP/2 has no status line") then return end
       s:close()
       s = support.session(server, { max_line_size = 10000 })
       local resp = assert(s:get("long-status"))

@@ -41,7 +41,7 @@ describe("session", function()
         return { headers = { ["Content-Type"] = "application/json; charset=latin1" }, body = '{"name":"caf\233"}' }
       end,
       ["/status/500"] = function() return { status = 500, body = "boom" } end,
-      ["/hangup"] = function() return { raw = "", close = true } end,
+      ["/hangup"] = function() return { drop = true } end,
     }
     s = support.session(server)
   end)

@@ -1,5 +1,5 @@
 -- lurl.testing: tools for specs of lurl scripts and policies.
---   server(opts)  a real HTTP/1.1 server on loopback (lurl.testing.server)
+--   server(opts)  a real HTTP/1.1 (and HTTP/2) server on loopback (lurl.testing.server)
 --   proxy(opts)   a forward proxy (HTTP, CONNECT, SOCKS) on loopback (lurl.testing.proxy)
 --   mock()        a transport without sockets (lurl.testing.mock)
 --   clock(opts)   virtual time for every timer and deadline (lurl.testing.clock)

@@ -31,11 +31,13 @@
 -- makes a route that answers each in turn (then the last for good).
 --
 -- What came is counted: server.requests in all, server:count(path) per
--- path, and at least the last `keep` (1000) requests are in server.received, each
+-- path, server.resets the HTTP/2 streams the client reset, and at least
+-- the last `keep` (1000) requests are in server.received, each
 -- with its headers, body and `at` (sched.now() when it was read), to check
 -- attempts, bodies and Idempotency-Keys.
 local core = require "lurl.core"
 local check = require "lurl.check"
+local h2 = require "lurl.testing.h2"
 local sched = require "lurl.sched"
 local wire = require "lurl.testing.wire"
 local ws = require "lurl.testing.ws"
@@ -183,6 +185,48 @@ local function accept_tls(server, tcp)
   return false
 end
 
+-- A route's answer to req, the request noted first.
+local function answer(server, req)
+  log(server, req)
+  return handle(server, req)
+end
+
+-- With http2, a connection that chose h2 by ALPN or opens with the client
+-- preface is served by lurl.testing.h2; returns whether it was.
+local function serve_h2(server, peer)
+  if not server.http2 then return false end
+  local first = peer:receive()
+  if not first then return true end
+  local tls = peer.tcp:tls_info()
+  if (tls and tls.alpn == "h2") or first:sub(1, #h2.PREFACE) == h2.PREFACE then
+    h2.serve(peer, first, function(req) return answer(server, req) end)
+    return true
+  end
+  table.insert(peer.chunks, 1, first)
+  return false
+end
+
+-- Requests one after the other until the connection ends.
+local function serve_h1(server, peer)
+  local tcp = peer.tcp
+  while true do
+    local req = peer:read_request()
+    if not req then break end
+    tcp:ref(true)
+    peer.busy = true
+    local a = answer(server, req)
+    if a.ws then
+      ws.accept(peer, req, a)
+      break
+    end
+    local keep = peer:respond(req, a)
+    peer.busy = false
+    if tcp:closed() then break end
+    tcp:ref(false)
+    if not keep then break end
+  end
+end
+
 local function serve(server, tcp)
   if server.ssl and not accept_tls(server, tcp) then
     server.tasks[sched.current()] = nil
@@ -193,23 +237,7 @@ local function serve(server, tcp)
   server.peers[peer] = true
   -- an idle keep-alive connection must not keep a finished script running
   tcp:ref(false)
-  while true do
-    local req = peer:read_request()
-    if not req then break end
-    tcp:ref(true)
-    peer.busy = true
-    log(server, req)
-    local answer = handle(server, req)
-    if answer.ws then
-      ws.accept(peer, req, answer)
-      break
-    end
-    local keep = peer:respond(req, answer)
-    peer.busy = false
-    if tcp:closed() then break end
-    tcp:ref(false)
-    if not keep then break end
-  end
+  if not serve_h2(server, peer) then serve_h1(server, peer) end
   server.peers[peer] = nil
   server.tasks[sched.current()] = nil
   tcp:close()
@@ -218,12 +246,17 @@ end
 -- ---- the server ----
 
 -- server{ routes = { [path] = fn, ["*"] = fallback }, host = "127.0.0.1",
---         port = 0, ssl = lurl.ssl_context{ server = true, ... }, keep = 1000 } or, on a
--- Unix socket, server{ routes =, path = }. With ssl it speaks HTTPS.
+--         port = 0, ssl = lurl.ssl_context{ server = true, ... }, keep = 1000,
+--         http2 = false } or, on a Unix socket, server{ routes =, path = }.
+-- With ssl it speaks HTTPS. With http2 it speaks HTTP/2 too
+-- (lurl.testing.h2): to a client that opens with the preface (h2c with
+-- prior knowledge) and over TLS when ALPN chose h2 (ssl's context must
+-- list "h2" in alpn); HTTP/1.1 to the others.
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({ routes = opts.routes or {}, host = opts.host or "127.0.0.1", path = opts.path,
-    ssl = opts.ssl, tls_errors = {}, requests = 0, connections = 0, peers = {}, tasks = {},
+    ssl = opts.ssl, http2 = opts.http2, tls_errors = {}, requests = 0, connections = 0, resets = 0,
+    peers = {}, tasks = {},
     counts = {}, received = {}, keep = opts.keep or 1000 }, mt)
   local function on_connection()
     local tcp = self.listener:accept()
