@@ -87,4 +87,4 @@ H.check("without http2 (and a context offering only http/1.1) the same server an
 end)
 
 s:close()
-H.finish()
+H.finish("h2_client")
