@@ -290,7 +290,9 @@ function Channel:await_continue() return "continue" end
 function Channel:read_event(deadline, ctx)
   local ev, err = event_queue.take(self, deadline, ctx)
   if not ev then return nil, err end
-  if ev[1] == "body" and self.active then
+  -- every byte read opens the windows again, the connection's too once the
+  -- stream has ended (RFC 9113 section 6.9: DATA counts against both)
+  if ev[1] == "body" and not self.conn.closed then
     self.conn.h:consume(self.sid, #ev[2])
     flush(self.conn)
   end
@@ -309,7 +311,17 @@ function Channel:close()
     conn.reserved = conn.reserved - 1
     -- its place goes to a request waiting for one
     if conn.on_stream_end then conn.on_stream_end(conn) end
+    return
   end
+  -- body bytes that came and will never be read still count against the
+  -- connection's window: they are consumed here, or the connection stalls
+  -- once streams left unread add up to it
+  local q, unread = self.queue, 0
+  for i = q.head, q.tail do
+    local ev = q[i]
+    if ev[1] == "body" then unread = unread + #ev[2] end
+  end
+  if unread > 0 and not conn.closed then conn.h:consume(self.sid, unread) end
   if self.active and not conn.closed then
     conn.h:reset(self.sid, 8)
     flush(conn)

@@ -126,4 +126,21 @@ describe("http2", function()
     assert.are.equal("after", assert(s:get(url("/next"))):text())
     assert.are.equal(1, srv.connections)
   end)
+
+  -- RFC 9113 section 6.9: DATA counts against the connection's window as
+  -- well as the stream's. Bodies that had all come (END_STREAM) before the
+  -- script read them, or that it never read, were not given back to the
+  -- connection's window: past its 16 MiB the connection stalled.
+  it("gives the connection's window back for bodies read after their stream ended, or never read", function()
+    local body = ("w"):rep(200 * 1024) -- within a stream's window: it all comes at once
+    local server = lurl.testing.server { http2 = true, routes = { ["/w"] = function() return body end } }
+    s = lurl.session { http2 = "prior_knowledge", timeout = { sock_read = 5 } }
+    for i = 1, 100 do -- 20 MiB in all
+      local resp = assert(s:get(server:url("/w"), { stream = true }))
+      lurl.sleep(0.002)
+      if i % 2 == 0 then assert.are.equal(#body, #resp:read()) else resp:release() end
+    end
+    assert.are.equal(1, server.connections)
+    server:close()
+  end)
 end)
