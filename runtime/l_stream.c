@@ -243,11 +243,17 @@ void stream_deliver_end(l_stream *t, int status, const char *message, const char
     rt_callback(rt, 3);
 }
 
+/* One read(2) of up to RT_READ_BUF_SIZE, handed on in pieces of at most
+ * RT_DELIVERY_SIZE; Lua may close the stream in any delivery. */
 static void plain_received(l_stream *t, char *base, ssize_t nread) {
-    if (nread > 0)
-        stream_deliver(t, base, (size_t)nread);
-    else
+    if (nread <= 0) {
         stream_deliver_end(t, (int)nread, NULL, NULL);
+        return;
+    }
+    for (size_t at = 0; at < (size_t)nread && !t->h.closed; at += RT_DELIVERY_SIZE) {
+        size_t left = (size_t)nread - at;
+        stream_deliver(t, base + at, left < RT_DELIVERY_SIZE ? left : RT_DELIVERY_SIZE);
+    }
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {

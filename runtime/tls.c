@@ -225,13 +225,13 @@ static void deliver_failure(l_stream *t) {
     stream_deliver_end(t, 0, msg, "ESSL");
 }
 
-/* Decrypt everything the socket brought and hand it to Lua, one piece per
- * filled read buffer. Lua may close the stream in any delivery. */
+/* Decrypt everything the socket brought and hand it to Lua, in pieces of
+ * at most RT_DELIVERY_SIZE. Lua may close the stream in any delivery. */
 static void pump(l_stream *t) {
     char *buf = t->h.rt->read_buf;
     while (t->tls && !t->tls->k.broken) {
         size_t len;
-        int e = tls_link_read(&t->tls->k, buf, RT_READ_BUF_SIZE, &len);
+        int e = tls_link_read(&t->tls->k, buf, RT_DELIVERY_SIZE, &len);
         if (len) {
             stream_deliver(t, buf, len);
             if (t->h.closed) return;
