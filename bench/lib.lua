@@ -19,6 +19,7 @@ function M.params()
     file = env("BENCH_FILE"),
     resume = env("BENCH_RESUME"),
     proxy = env("BENCH_PROXY"),
+    http2 = env("BENCH_HTTP2") == "1",
   }
 end
 
@@ -92,8 +93,22 @@ end
 -- streamed (stream = true, iter_chunked(chunk)) and dropped, every byte
 -- counted: each must come to p.bytes, decoded (auto_decompress, the default)
 -- when the body is encoded. Prints requests, seconds (the load phase) and bytes.
+-- session(p) -> the session an adapter measures with, its TLS context (or
+-- nil) and its http2 option: a pool of p.conns connections, verifying the
+-- server against p.cafile, through p.proxy; with p.http2, HTTP/2 as the URL
+-- allows (by ALPN and required over TLS, with prior knowledge on h2c).
+function M.session(p)
+  local h2 = p.http2 and (p.url:match("^https:") and "required" or "prior_knowledge") or false
+  local ssl = p.cafile and lurl.ssl_context { cafile = p.cafile, alpn = h2 and { "h2", "http/1.1" } or nil } or nil
+  local session = lurl.session {
+    connector = lurl.connector { limit = p.conns, ssl = ssl, keepalive_timeout = 300 },
+    proxy = p.proxy, http2 = h2,
+  }
+  return session, ssl, h2
+end
+
 function M.stream_load(p, chunk)
-  local session = lurl.session { connector = lurl.connector { limit = p.conns, keepalive_timeout = 300 } }
+  local session = M.session(p)
   local t0 = lurl.now()
   local done, bytes = 0, 0
   M.run_tasks(p.conns, function(t)

@@ -5,7 +5,11 @@
 -- Prints requests and conns (BENCH_CONNS), rss_before, rss_after,
 -- bytes_per_conn, lua_heap_per_conn (the part of bytes_per_conn that is Lua
 -- heap, after a full GC), fds, idle and seconds (opening them all). Needs
--- ulimit -n above BENCH_CONNS (scripts/bench raises it).
+-- ulimit -n above BENCH_CONNS (scripts/bench raises it). With BENCH_HTTP2
+-- (an h2c URL) the connections are HTTP/2 ones with prior knowledge; since
+-- HTTP/2 shares one connection an origin, each task asks for its own host
+-- name (c1.test, c2.test, ...), which the connector resolves to the URL's
+-- address.
 local lurl = require "lurl"
 local core = require "lurl.core"
 local lib = dofile((arg[0]:match("^(.*/)") or "") .. "../lib.lua")
@@ -14,13 +18,22 @@ local p = lib.params()
 
 -- The pool must hold every connection: limit = 0 means "no limit"
 -- (aiohttp's convention). The idle count printed at the end proves it did.
-local session = lurl.session { connector = lurl.connector { limit = 0, keepalive_timeout = 600 },
+local h2 = p.http2 and "prior_knowledge" or false
+local host = p.url:match("^%a+://([^:/]+)")
+local url_of = function() return p.url end
+local resolver
+if h2 then
+  url_of = function(t) return (p.url:gsub("^(%a+://)[^:/]+", "%1c" .. t .. ".test")) end
+  resolver = function() return { { ip = host, family = 4 } } end
+end
+local session = lurl.session { http2 = h2,
+  connector = lurl.connector { limit = 0, keepalive_timeout = 600, resolver = resolver },
   timeout = lurl.timeout { total = 120, sock_connect = 60 } }
 
 -- Warm up the code paths (and the JIT) on one connection, then close it, so
 -- "before" holds everything but the connections themselves.
 do
-  local warm = lurl.session()
+  local warm = lurl.session { http2 = h2 }
   for _ = 1, 20 do
     local r = assert(warm:get(p.url))
     assert(r.status == 200 and #r:read() == p.bytes)
@@ -40,7 +53,7 @@ local t0 = lurl.now()
 local tasks, failures = {}, 0
 for t = 1, p.conns do
   tasks[t] = lurl.spawn(function()
-    local resp, err = session:get(p.url)
+    local resp, err = session:get(url_of(t))
     if not resp then return nil, tostring(err) end
     local body = resp:read()
     if resp.status ~= 200 or #body ~= p.bytes then return nil, "bad response " .. tostring(resp.status) end

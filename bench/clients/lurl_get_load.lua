@@ -7,16 +7,15 @@
 -- session's proxy option), and each task's first response must say so
 -- (resp.proxy). Prints requests, seconds (the load phase only), conns (the
 -- connections the pool holds at the end) and, over TLS, tls (the first
--- response's protocol/cipher).
-local lurl = require "lurl"
+-- response's protocol/cipher). With BENCH_HTTP2 the session speaks HTTP/2
+-- (required: by ALPN over TLS, with prior knowledge on h2c) and the
+-- BENCH_CONNS tasks are streams, which share the connections the server's
+-- SETTINGS_MAX_CONCURRENT_STREAMS allows; each task's first response must
+-- have come over HTTP/2.
 local lib = dofile((arg[0]:match("^(.*/)") or "") .. "../lib.lua")
 
 local p = lib.params()
-local ssl = p.cafile and lurl.ssl_context { cafile = p.cafile } or nil
-local session = lurl.session {
-  connector = lurl.connector { limit = p.conns, ssl = ssl, keepalive_timeout = 300 },
-  proxy = p.proxy,
-}
+local session, ssl, h2 = lib.session(p)
 
 local first_tls
 -- over TLS: task t's first response came over TLS
@@ -36,6 +35,7 @@ local elapsed, stats = lib.load(session, p, function(resp, t, i)
   if i ~= 1 then return end
   if ssl then check_tls(resp, t) end
   if p.proxy then check_proxy(resp, t) end
+  if h2 and resp.version ~= "2" then error(("task %d request 1: HTTP/%s, not 2"):format(t, resp.version), 0) end
 end)
 lib.print_json {
   requests = p.requests, seconds = elapsed, conns = stats.idle + stats.in_use,
