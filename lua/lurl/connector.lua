@@ -308,7 +308,9 @@ local SLOT = setmetatable({}, { __name = "lurl.connector.slot" }) -- leave to op
 
 -- An HTTP/2 connection to key that can take one more stream, if any.
 local function h2_room(self, key)
-  for _, c in ipairs(self.h2[key] or {}) do
+  local list = self.h2[key]
+  if not list then return nil end
+  for _, c in ipairs(list) do
     if c:can_open() then return c end
   end
   return nil
