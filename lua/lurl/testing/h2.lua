@@ -125,36 +125,23 @@ local function h1_only(resp)
   end
 end
 
--- Answer one stream as resp says.
-local function respond(link, sid, req, resp)
-  local only = h1_only(resp)
-  if only then resp = { status = 500, body = "lurl.testing.server: '" .. only .. "' is HTTP/1.1 only" } end
-  if resp.never then return end
-  if resp.delay then sched.sleep(resp.delay) end
-  if not link:open(sid) then return end
-  if resp.drop then return link.tcp:close() end
-  if resp.reset then return link.tcp:close(true) end
-  if resp.rst_stream then
-    link.own_resets[sid] = true
-    link.h:reset(sid, resp.rst_stream)
-    return link:flush()
-  end
-  local names, values, body = head_fields(resp, req)
-  local cut = resp.close_after or resp.reset_after
-  if cut then body = body:sub(1, cut) end
-  -- a longer content_length than the body leaves the stream open (a HEAD
-  -- answer has no body whatever its length says, RFC 9110 section 9.3.2)
-  local owed = req.method == "HEAD" and 0 or resp.content_length or #body
-  local ends = not cut and not resp.stall and not resp.trailers and owed <= #body
-  link.h:response(sid, names, values, ends and #body == 0 and not resp.drip)
+-- The answers that end a stream without a response (or the connection):
+-- true when resp was one of them.
+local function cut_short(link, sid, resp)
+  if resp.drop then link.tcp:close(); return true end
+  if resp.reset then link.tcp:close(true); return true end
+  if not resp.rst_stream then return false end
+  link.own_resets[sid] = true
+  link.h:reset(sid, resp.rst_stream)
   link:flush()
-  if resp.stall then return end
-  if #body > 0 or (ends and resp.drip) then
-    if not send_body(link, sid, body, resp, ends) then return end
-  end
+  return true
+end
+
+-- After the body: the connection cut (close_after, reset_after, or close
+-- with the stream left open, as HTTP/1.1's would end), trailers, GOAWAY.
+local function finish(link, sid, resp, ends)
+  local cut = resp.close_after or resp.reset_after
   if cut then return link.tcp:close(resp.reset_after ~= nil) end
-  -- close with a stream left open (a body short of its length): the
-  -- connection ends, as HTTP/1.1's would
   if resp.close and not ends and not resp.trailers and not resp.stall then return link.tcp:close() end
   if resp.trailers and link:open(sid) then
     link.h:trailers(sid, trailer_fields(resp.trailers))
@@ -166,8 +153,29 @@ local function respond(link, sid, req, resp)
   end
 end
 
--- Run a complete request's route in a task of its own.
--- (the server's own list has it too, so that server:close() cancels it).
+-- Answer one stream as resp says.
+local function respond(link, sid, req, resp)
+  local only = h1_only(resp)
+  if only then resp = { status = 500, body = "lurl.testing.server: '" .. only .. "' is HTTP/1.1 only" } end
+  if resp.never then return end
+  if resp.delay then sched.sleep(resp.delay) end
+  if not link:open(sid) or cut_short(link, sid, resp) then return end
+  local names, values, body = head_fields(resp, req)
+  local cut = resp.close_after or resp.reset_after
+  if cut then body = body:sub(1, cut) end
+  -- a longer content_length than the body leaves the stream open (a HEAD
+  -- answer has no body whatever its length says, RFC 9110 section 9.3.2)
+  local owed = req.method == "HEAD" and 0 or resp.content_length or #body
+  local ends = not cut and not resp.stall and not resp.trailers and owed <= #body
+  link.h:response(sid, names, values, ends and #body == 0 and not resp.drip)
+  link:flush()
+  if resp.stall then return end
+  if (#body > 0 or (ends and resp.drip)) and not send_body(link, sid, body, resp, ends) then return end
+  finish(link, sid, resp, ends)
+end
+
+-- Run a complete request's route in a task of its own, which the server's
+-- list holds too, so that server:close() cancels it.
 local function dispatch(link, sid, req)
   req.body = table.concat(req.body)
   local all = link.peer.server.tasks
