@@ -38,8 +38,10 @@ http {
   }
   server { listen 127.0.0.1:$2 http2; root $WWW; }
   server { listen 127.0.0.1:$3 ssl; root $WWW; }
-  # a GOAWAY after every 20th request: the streams above its last id come back
-  server { listen 127.0.0.1:$4 ssl http2; http2_max_requests 20; root $WWW; }
+  # a GOAWAY after every 20th request: the streams above its last id come
+  # back (since nginx 1.19.7 keepalive_requests sets it; http2_max_requests
+  # is obsolete and does nothing)
+  server { listen 127.0.0.1:$4 ssl http2; keepalive_requests 20; root $WWW; }
 }
 CONF
 }

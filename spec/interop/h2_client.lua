@@ -49,8 +49,12 @@ H.check("a 3 MiB upload as a string and from a generator", function()
   H.eq(#H.ok(s:get(base .. "/dav/gen.bin")):read(), 48 * 65536, "generator stored")
 end)
 
-H.check("requests across nginx's GOAWAYs (http2_max_requests 20) are all answered", function()
-  local g = lurl.session { http2 = true, connector = lurl.connector { ssl = ctx } }
+H.check("requests across nginx's GOAWAYs (every 20 requests) are all answered, the refused ones sent again", function()
+  -- streams above a GOAWAY's last id were never processed: each goes again
+  -- on a new connection (RFC 9113 section 8.7), traced as a retry
+  local retried = 0
+  local tc = lurl.trace_config { on_request_stale_retry = function() retried = retried + 1 end }
+  local g = lurl.session { http2 = true, connector = lurl.connector { ssl = ctx }, trace_configs = { tc } }
   local fns = {}
   for i = 1, 100 do
     fns[i] = function()
@@ -62,6 +66,8 @@ H.check("requests across nginx's GOAWAYs (http2_max_requests 20) are all answere
   local ok = 0
   for _, status in ipairs(lurl.gather(fns)) do if status == 200 or status == 405 then ok = ok + 1 end end
   H.eq(ok, 100, "answered")
+  assert(retried > 0, "no stream was sent again after a GOAWAY")
+  print(("     (%d requests sent again after GOAWAYs)"):format(retried))
   g:close()
 end)
 
