@@ -306,12 +306,13 @@ end
 
 local SLOT = setmetatable({}, { __name = "lurl.connector.slot" }) -- leave to open one connection
 
--- An HTTP/2 connection to key that can take one more stream, if any.
-local function h2_room(self, key)
+-- An HTTP/2 connection to key that can take one more stream, if any, but
+-- not avoid (the connection that refused the request being sent again).
+local function h2_room(self, key, avoid)
   local list = self.h2[key]
   if not list then return nil end
   for _, c in ipairs(list) do
-    if c:can_open() then return c end
+    if c ~= avoid and c:can_open() then return c end
   end
   return nil
 end
@@ -486,8 +487,8 @@ function M.forget_h2(self, c)
 end
 
 -- A stream on an HTTP/2 connection to key that can take one more.
-local function h2_stream(self, key)
-  local c = h2_room(self, key)
+local function h2_stream(self, key, avoid)
+  local c = h2_room(self, key, avoid)
   return c and c:channel()
 end
 
@@ -495,7 +496,7 @@ end
 -- is being opened (it will most likely carry the request too) instead of
 -- opening one of its own, as curl waits to multiplex; then it takes a
 -- stream, or nil to open a connection after all. Or nil, err on timeout.
-local function h2_wait(self, key, deadline, ctx)
+local function h2_wait(self, key, deadline, ctx, avoid)
   while (self.h2_opening[key] or 0) > 0 do
     local ok, err = deadline:wait("connect", function(wake)
       local list = self.h2_gate[key]
@@ -504,7 +505,7 @@ local function h2_wait(self, key, deadline, ctx)
     end, ctx)
     if not ok then return nil, err end
   end
-  return self.h2[key] and h2_stream(self, key)
+  return self.h2[key] and h2_stream(self, key, avoid)
 end
 
 local function h2_opened(self, key)
@@ -717,8 +718,11 @@ function Connector:acquire(ex, deadline)
   local key = ex.key
   if self.closed then return nil, closed_error(ex.context) end
   deadline:begin_connect(self.timeout_ceil_threshold)
-  if ex.http2 and not ex.fresh then
-    local stream, err = h2_wait(self, key, deadline, ex.context)
+  -- a request sent again (fresh) after its stream was refused may take a
+  -- stream of another HTTP/2 connection, so that the refused ones of a
+  -- GOAWAY share the new connection instead of opening one each
+  if ex.http2 then
+    local stream, err = h2_wait(self, key, deadline, ex.context, ex.avoid)
     if err then deadline:end_connect(); return nil, err end
     if stream then
       deadline:end_connect()

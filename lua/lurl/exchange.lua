@@ -253,11 +253,19 @@ end
 -- refused: an HTTP/2 stream above a GOAWAY's last id or reset with
 -- REFUSED_STREAM, which the server never processed, so any method may go
 -- again (RFC 9113 section 8.7).
+-- A stale connection's request goes again once; a refused one up to
+-- MAX_REFUSED times (each GOAWAY of a server that sends one every few
+-- requests refuses the streams above its last id), within the deadline.
+local MAX_REFUSED = 4
+
 local function may_replay(connector, ex, c, reused, replayable, refused)
   local body = ex.body
   if type(body) == "table" and not body.replayable then return false end
-  if refused then return true end
-  return reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[ex.method] or c.unsent)
+  if refused then
+    ex.refused = ex.refused + 1
+    return ex.refused <= MAX_REFUSED
+  end
+  return not ex.fresh and reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[ex.method] or c.unsent)
 end
 
 -- One try: a connection and the exchange of the request on it. Returns the
@@ -273,19 +281,20 @@ local function attempt(session, ex, deadline)
   -- a timeout, cancellation or failure leaves the connection in an unknown state
   connector:release(c, false)
   if not ok then error(head, 0) end
-  return nil, herr, not ex.fresh and may_replay(connector, ex, c, reused, replayable, refused)
+  -- a request sent again goes anywhere but the HTTP/2 connection that failed it
+  ex.avoid = c.h2 and c.conn or false
+  return nil, herr, may_replay(connector, ex, c, reused, replayable, refused)
 end
 
 local function perform(session, ex, deadline)
   local connector = session.connector
   local c, head, retry = attempt(session, ex, deadline)
-  if not c then
+  while not c do
     if not retry then return nil, head end
     ex.fresh = true
     local tr = ex.trace
     if tr then tr:emit("request_stale_retry", { method = ex.method, url = ex.url_string, exception = head }) end
-    c, head = attempt(session, ex, deadline)
-    if not c then return nil, head end
+    c, head, retry = attempt(session, ex, deadline)
   end
   local resp = make_response(session, ex, head, c, deadline)
   -- the body phase starts with the response (its first byte: no clock read)
@@ -330,6 +339,7 @@ function M.new(session, p, opts, headers, bytes, tr)
     max_field_size = opts.max_field_size or session.max_field_size,
     read_bufsize = opts.read_bufsize or session.read_bufsize,
     context = { url = p.url_string, method = method }, trace = tr or false, reused = false, fresh = false,
+    avoid = false, refused = 0,
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
     queue = false, dns = false, connect = false, handshake = false, proxy_time = false,
   }
