@@ -264,7 +264,11 @@ end
 M.fail = fail
 
 -- The next chunk of the body, decoded when the response has a
--- Content-Encoding the session undoes (never ""); false at the end.
+-- Content-Encoding the session undoes (never ""); false at the end. A
+-- decoded body makes garbage many times faster than the bytes that come
+-- in, and LuaJIT collects once the heap has doubled: one step of the
+-- collector a decoded piece keeps pace (a 64 MiB text body read in 64 KiB
+-- pieces grew the peak RSS by 6.0 MiB without, 1.9 MiB with).
 local function pull_decoded(self)
   local d = self._decode
   if not d then return pull_raw(self) end
@@ -282,22 +286,18 @@ local function pull_decoded(self)
       out, err = d:finish()
       if not out then return fail(self, err) end
     end
-    if out ~= "" then return out end
+    if out ~= "" then
+      collectgarbage("step", 0)
+      return out
+    end
     if not chunk then return false end
   end
 end
 
--- pull_decoded, counting the decoded bytes (resp.total_bytes). A decoded
--- body makes garbage many times faster than the bytes that come in, and
--- LuaJIT collects once the heap has doubled: one step of the collector a
--- piece keeps pace (a 64 MiB text body read in 64 KiB pieces grew the peak
--- RSS by 6.0 MiB without, 1.9 MiB with).
+-- pull_decoded, counting the decoded bytes (resp.total_bytes).
 local function pull(self)
   local chunk, err = pull_decoded(self)
-  if chunk then
-    self._total = self._total + #chunk
-    if rawget(self, "_decode") then collectgarbage("step", 0) end
-  end
+  if chunk then self._total = self._total + #chunk end
   return chunk, err
 end
 
