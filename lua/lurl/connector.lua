@@ -311,7 +311,12 @@ local SLOT = setmetatable({}, { __name = "lurl.connector.slot" }) -- leave to op
 local function h2_room(self, key, avoid)
   local list = self.h2[key]
   if not list then return nil end
-  for _, c in ipairs(list) do
+  -- the first connection apart: with one connection an origin's lookup
+  -- enters no loop, which would stop LuaJIT compiling the request path
+  local c = list[1]
+  if c ~= avoid and c:can_open() then return c end
+  for i = 2, #list do
+    c = list[i]
     if c ~= avoid and c:can_open() then return c end
   end
   return nil
@@ -496,13 +501,23 @@ end
 -- is being opened (it will most likely carry the request too) instead of
 -- opening one of its own, as curl waits to multiplex; then it takes a
 -- stream, or nil to open a connection after all. Or nil, err on timeout.
-local function h2_wait(self, key, deadline, ctx, avoid)
-  while (self.h2_opening[key] or 0) > 0 do
+local function await_opening(self, key, deadline, ctx)
+  while self.h2_opening[key] do
     local ok, err = deadline:wait("connect", function(wake)
       local list = self.h2_gate[key]
       if not list then list = {}; self.h2_gate[key] = list end
       list[#list + 1] = wake
     end, ctx)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+-- (the wait in a function of its own: its loop and closure, on the path
+-- of every request, would keep LuaJIT from compiling that path)
+local function h2_wait(self, key, deadline, ctx, avoid)
+  if self.h2_opening[key] then
+    local ok, err = await_opening(self, key, deadline, ctx)
     if not ok then return nil, err end
   end
   return self.h2[key] and h2_stream(self, key, avoid)

@@ -80,16 +80,23 @@ end
 -- before its body goes anyway (curl's default).
 local EXPECT_WAIT = 1
 
--- The body after a head that went alone.
-local function send_body(c, ex, deadline, ctx)
-  if type(ex.body) == "string" then return send_on(c, ex.body, deadline, ctx) end
+-- A streamed body (a file, a generator) part by part; chunked: in
+-- HTTP/1.1's chunked framing. Its own function: the closures it makes
+-- would keep LuaJIT from compiling the callers' paths without a body.
+local function send_parts(c, ex, deadline, ctx, chunked)
   local function left() return (deadline:limit("write")) end
   local function send(data)
     local secs, _, why = deadline:limit("write")
     if secs == 0 then return nil, deadline:error(why, ctx) end
     return send_on(c, data, deadline, ctx)
   end
-  return body_mod.send(ex.body, send, left, ex.chunked, ex.declared, ctx)
+  return body_mod.send(ex.body, send, left, chunked, ex.declared, ctx)
+end
+
+-- The body after a head that went alone.
+local function send_body(c, ex, deadline, ctx)
+  if type(ex.body) == "string" then return send_on(c, ex.body, deadline, ctx) end
+  return send_parts(c, ex, deadline, ctx, ex.chunked)
 end
 
 -- Expect: 100-continue (RFC 9110 section 10.1.1): the head, then the body
@@ -119,9 +126,7 @@ local function send_h2(c, ex, deadline, ctx)
     { "error", err, ename }, ctx) end
   if body == nil then return true end
   if type(body) == "string" then return send_on(c, body, deadline, ctx, true) end
-  local function left() return (deadline:limit("write")) end
-  local function send(data) return send_on(c, data, deadline, ctx) end
-  ok, err = body_mod.send(body, send, left, false, ex.declared, ctx)
+  ok, err = send_parts(c, ex, deadline, ctx, false)
   if not ok then return nil, err end
   return send_on(c, "", deadline, ctx, true)
 end

@@ -34,6 +34,7 @@ local function wake_writer(ch, ...)
   local t = ch.writer
   if t then
     ch.writer = nil
+    ch.conn.writers[ch] = nil
     sched.wake(t, ch.writer_seq, ...)
   end
 end
@@ -51,12 +52,26 @@ local function write_failed(self, err, ename)
   self:close()
 end
 
+-- Senders waiting for the peer's window go on once what is queued of
+-- their stream is below SEND_HIGH.
 local function flush(self)
+  self.flush_due = false
   if self.closed then return end
   local out = self.h:pull()
   if out == "" then return end
   local ok, err, ename = self.tcp:write(out, self.write_cb)
-  if ok == nil then write_failed(self, err, ename) end
+  if ok == nil then return write_failed(self, err, ename) end
+  for ch in pairs(self.writers) do
+    if self.h:queued(ch.sid) < SEND_HIGH then wake_writer(ch, true) end
+  end
+end
+
+-- The frames of a turn (HEADERS of the requests its tasks start, WINDOW_UPDATEs
+-- of the bodies they read) go out in one write once every task has run.
+local function flush_later(self)
+  if self.flush_due then return end
+  self.flush_due = true
+  sched.later(flush, self)
 end
 
 -- RFC 9113 section 8.3.1: the head of a response as lurl.conn's head event.
@@ -171,10 +186,7 @@ local function on_read(self, data, err, ename)
     return self:close()
   end
   take_events(self)
-  flush(self)
-  for _, ch in pairs(self.channels) do
-    if ch.writer and self.h:queued(ch.sid) < SEND_HIGH then wake_writer(ch, true) end
-  end
+  flush_later(self)
 end
 
 -- new(stream, key, opts) -> an HTTP/2 connection: the preface and SETTINGS
@@ -183,6 +195,7 @@ end
 function M.new(stream, key, opts)
   local self = setmetatable({
     key = key, tcp = stream, h2 = true, closed = false, open_streams = 0, reserved = 0, channels = {},
+    writers = {}, flush_due = false, -- writers: the channels whose senders wait for the peer's window
     goaway_last = false,
     read_at = false, on_close = opts.on_close, keepalive_timeout = opts.keepalive_timeout, idle_timer = false,
     max_field_size = opts.max_field_size, settled = false, on_settled = false, on_stream_end = opts.on_stream_end,
@@ -246,10 +259,11 @@ local DROP = { connection = true, ["keep-alive"] = true, ["proxy-connection"] = 
 function Channel:open(ex, end_stream)
   local names = { ":method", ":scheme", ":authority", ":path" }
   local values = { ex.method, ex.url.scheme, ex.headers:get("Host") or url.host_header(ex.url), url.target(ex.url) }
-  for name, value in ex.headers:items() do
-    local lower = name:lower()
-    if not DROP[lower] and (lower ~= "te" or value:lower() == "trailers") then
-      names[#names + 1], values[#values + 1] = lower, value
+  local lower, given = ex.headers:fields()
+  for i = 1, #lower do
+    local name, value = lower[i], given[i]
+    if not DROP[name] and (name ~= "te" or value:lower() == "trailers") then
+      names[#names + 1], values[#values + 1] = name, value
     end
   end
   local conn = self.conn
@@ -261,7 +275,7 @@ function Channel:open(ex, end_stream)
   conn.open_streams = conn.open_streams + 1
   if conn.idle_timer then conn.idle_timer:stop() end
   conn.tcp:ref(true)
-  flush(conn)
+  flush_later(conn)
   return true
 end
 
@@ -274,6 +288,7 @@ function Channel:send(data, deadline, ctx, last)
   flush(conn)
   if conn.h:queued(self.sid) < SEND_HIGH then return true end
   self.writer, self.writer_seq = sched.prepare()
+  conn.writers[self] = true
   return deadline:park(self.writer, "write", ctx)
 end
 
@@ -294,7 +309,7 @@ function Channel:read_event(deadline, ctx)
   -- stream has ended (RFC 9113 section 6.9: DATA counts against both)
   if ev[1] == "body" and not self.conn.closed then
     self.conn.h:consume(self.sid, #ev[2])
-    flush(self.conn)
+    flush_later(self.conn)
   end
   return ev
 end

@@ -128,6 +128,11 @@ function Headers:items()
   end
 end
 
+-- fields() -> the lower-case names and the values, in wire order: the
+-- lists themselves, for an encoder that only reads them (HTTP/2's, whose
+-- field names are lower case, RFC 9113 section 8.2.1).
+function Headers:fields() return lowers(self), self[VALUES] end
+
 -- Flat {name1, value1, ...} list for the wire encoder.
 function Headers:flat()
   local out, names, values = {}, self[NAMES], self[VALUES]

@@ -109,10 +109,27 @@ end
 local draining = false
 local virtual = nil -- the installed virtual clock (lurl.testing.clock), or nil
 
+-- Work left for when no task is ready (M.later): fn(arg) pairs, run in the
+-- order given; what they wake runs after them.
+local later_fn, later_arg, lhead, ltail = {}, {}, 1, 0
+
+local function run_later()
+  while lhead <= ltail do
+    local fn, arg = later_fn[lhead], later_arg[lhead]
+    later_fn[lhead], later_arg[lhead] = nil, nil
+    lhead = lhead + 1
+    fn(arg)
+  end
+  lhead, ltail = 1, 0
+end
+
 -- With a virtual clock that jumps by itself, time moves to its next timer
 -- whenever no task is ready.
 local function run_all()
-  repeat run_ready() until not (virtual and virtual.on_quiet())
+  repeat
+    run_ready()
+    run_later()
+  until rhead > rtail and not (virtual and virtual.on_quiet())
 end
 
 local function drain()
@@ -123,6 +140,14 @@ local function drain()
   if not ok then error(err, 0) end
 end
 core.set_drain(drain)
+
+-- later(fn, arg): fn(arg) once every ready task has run and yielded, before
+-- the loop polls again. A connection gathers what the tasks of one turn
+-- want written into one write (one system call, not one a request).
+function M.later(fn, arg)
+  ltail = ltail + 1
+  later_fn[ltail], later_arg[ltail] = fn, arg
+end
 
 -- Queue task to resume with the given values once the running task yields
 -- or the current callback returns.

@@ -144,19 +144,30 @@ end
 -- the peer last sent a byte, moves the window on even when those bytes made
 -- no event yet (a head arriving a byte at a time). The clock is read only
 -- when the window expires.
+--
+-- The first wait is outside the loop of moved windows: a loop entered on
+-- every read would stop LuaJIT from compiling the read path (a root trace
+-- aborts at an inner loop).
+local function read_window(self, waiter, since)
+  waiter.reader, waiter.reader_seq = sched.prepare()
+  local secs, _, why = self:limit("read", since)
+  if sched.park(waiter.reader, secs) ~= sched.TIMEOUT then return true end
+  waiter.reader = nil
+  return false, secs, why
+end
+
 function Deadline:await_read(waiter, source, ctx)
+  local woken, secs, why = read_window(self, waiter, nil)
   local since -- the window's start: now at first
-  while true do
-    waiter.reader, waiter.reader_seq = sched.prepare()
-    local secs, _, why = self:limit("read", since)
-    if sched.park(waiter.reader, secs) ~= sched.TIMEOUT then return true end
-    waiter.reader = nil
+  while not woken do
     local read_at = source.read_at
     if why ~= "sock_read" or not read_at or read_at <= (since or sched.now() - secs) then
       return nil, self:error(why, ctx)
     end
     since = read_at
+    woken, secs, why = read_window(self, waiter, since)
   end
+  return true
 end
 
 -- The connect budget starts when a connection is first asked for.

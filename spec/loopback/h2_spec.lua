@@ -76,6 +76,28 @@ describe("http2", function()
     assert.are.equal("2", assert(s:get(url("/v"))).version)
   end)
 
+  it("sends the HEADERS of the requests started in one turn in one write", function()
+    srv = h2c_server(function() return "x" end)
+    s = lurl.session { http2 = "prior_knowledge" }
+    assert(s:get(url("/first"))):read()
+    local _, list = next(s.connector.h2)
+    local c = list[1]
+    local tcp, writes = c.tcp, 0
+    c.tcp = setmetatable({}, { __index = function(_, k)
+      local v = tcp[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...)
+        if k == "write" then writes = writes + 1 end
+        return v(tcp, ...)
+      end
+    end })
+    local fns = {}
+    for i = 1, 50 do fns[i] = function() return assert(s:get(url("/x"))):text() end end
+    assert.are.equal(50, #lurl.gather(fns))
+    -- one write for the 50 HEADERS frames, and a few WINDOW_UPDATEs
+    assert.is_true(writes <= 4, writes .. " writes")
+  end)
+
   it("closes a connection left without streams after keepalive_timeout", function()
     srv = h2c_server(function() return "x" end)
     s = lurl.session { http2 = "prior_knowledge", connector = lurl.connector { keepalive_timeout = 0.2 } }

@@ -363,6 +363,23 @@ describe("lurl scheduler", function()
     end)
   end)
 
+  describe("later", function()
+    local sched = require "lurl.sched"
+
+    it("runs once the ready tasks have run, in order, before what it wakes", function()
+      local log = {}
+      local waiter = lurl.spawn(function()
+        local task, seq = sched.prepare()
+        sched.later(function(t) log[#log + 1] = "later 1"; sched.wake(t, seq, "woken") end, task)
+        local got = sched.park(task)
+        log[#log + 1] = got
+      end)
+      lurl.spawn(function() log[#log + 1] = "task"; sched.later(function(x) log[#log + 1] = x end, "later 2") end)
+      waiter:join()
+      assert.same({ "task", "later 1", "later 2", "woken" }, log)
+    end)
+  end)
+
   describe("wait_for", function()
     it("passes the results through when the function is quick", function()
       local a, b, c = lurl.wait_for(2, function(x, y) lurl.sleep(0.01); return x, y, "z" end, "x", "y")
