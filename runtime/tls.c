@@ -39,7 +39,8 @@ static int set_peer_name(SSL *ssl, int verify, const char *host) {
 }
 
 /* The SSL of a new connection, set up as client or server of context x. */
-static int new_ssl(tls_link *k, tls_context *x, const char *host, const char *session_key) {
+static int new_ssl(tls_link *k, tls_context *x, const char *host, const char *session_key,
+                   const char *alpn, size_t alpn_len) {
     k->ssl = SSL_new(x->ctx);
     k->rbio = BIO_new(BIO_s_mem());
     k->wbio = BIO_new(BIO_s_mem());
@@ -52,6 +53,10 @@ static int new_ssl(tls_link *k, tls_context *x, const char *host, const char *se
     }
     SSL_set_connect_state(k->ssl);
     if (host && !set_peer_name(k->ssl, x->verify, host)) return 0;
+    /* SSL_set_alpn_protos returns 0 on success */
+    if (alpn && !x->alpn_given &&
+        SSL_set_alpn_protos(k->ssl, (const unsigned char *)alpn, (unsigned int)alpn_len))
+        return 0;
     if (!session_key) return 1;
     if (!(k->session_key = strdup(session_key))) return 0;
     SSL_SESSION *saved = tls_context_take_session(x, session_key);
@@ -61,13 +66,28 @@ static int new_ssl(tls_link *k, tls_context *x, const char *host, const char *se
     return ok;
 }
 
-int tls_link_open(lua_State *L, tls_link *k, int ctx_idx, const char *host,
-                  const char *session_key) {
+int tls_link_open(lua_State *L, tls_link *k, int ctx_idx, const char *host, const char *session_key,
+                  const char *alpn, size_t alpn_len) {
     k->ctx_ref = LUA_NOREF;
-    if (!new_ssl(k, lua_touserdata(L, ctx_idx), host, session_key)) return 0;
+    if (!new_ssl(k, lua_touserdata(L, ctx_idx), host, session_key, alpn, alpn_len)) return 0;
     lua_pushvalue(L, ctx_idx);
     k->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
+}
+
+const char *tls_opt_alpn(lua_State *L, int idx, size_t *len) {
+    *len = 0;
+    const char *alpn = luaL_optlstring(L, idx, NULL, len);
+    if (!alpn) return NULL;
+    /* each name after its length byte, none empty (RFC 7301 section 3.1) */
+    size_t at = 0;
+    while (at < *len) {
+        size_t n = (unsigned char)alpn[at];
+        if (!n || at + 1 + n > *len) luaL_argerror(L, idx, "ALPN list in wire format expected");
+        at += 1 + n;
+    }
+    if (!*len || *len > 65535) luaL_argerror(L, idx, "ALPN list in wire format expected");
+    return alpn;
 }
 
 void tls_link_free(lua_State *L, tls_link *k) {
@@ -308,10 +328,11 @@ static int start_failed(lua_State *L, l_stream *t, const stream_transport *plain
     return n;
 }
 
-/* stream:tls_start(context, host, session_key, fn) -> true, or nil, err,
- * ename. Runs the handshake as client (the host names the server for SNI
- * and verification; session_key, usually "host:port", saves and resumes
- * sessions) or as server, as the context says. fn(true) once it is done,
+/* stream:tls_start(context, host, session_key, fn[, alpn]) -> true, or nil,
+ * err, ename. Runs the handshake as client (the host names the server for
+ * SNI and verification; session_key, usually "host:port", saves and resumes
+ * sessions; alpn, as tls_link_open takes it, is this connection's offer) or
+ * as server, as the context says. fn(true) once it is done,
  * or fn(nil, message, ename, verify_code) (fail_handshake). Start reading
  * from fn or a task it wakes: data behind the handshake is delivered then. */
 int tls_start(lua_State *L) {
@@ -320,13 +341,16 @@ int tls_start(lua_State *L) {
     const char *host = luaL_optstring(L, 3, NULL);
     const char *session_key = luaL_optstring(L, 4, NULL);
     luaL_checktype(L, 5, LUA_TFUNCTION);
+    size_t alpn_len;
+    const char *alpn = tls_opt_alpn(L, 6, &alpn_len);
     if (t->tls) return luaL_argerror(L, 1, "TLS is already started");
     tls_conn *c = calloc(1, sizeof *c);
     if (!c) return luaL_error(L, "out of memory");
     c->done_ref = LUA_NOREF;
     const stream_transport *plain = t->tp;
     t->tls = c;
-    if (!tls_link_open(L, &c->k, 2, host, session_key)) return start_failed(L, t, plain);
+    if (!tls_link_open(L, &c->k, 2, host, session_key, alpn, alpn_len))
+        return start_failed(L, t, plain);
     int err = stream_read_socket(t, 1);
     if (err) {
         tls_free(t);

@@ -27,6 +27,7 @@ typedef struct {
     char *password;
     unsigned char *alpn; /* the protocols offered or accepted, RFC 7301 3.1's wire format */
     unsigned int alpn_len;
+    int alpn_given; /* the script chose them: a connection's own offer does not replace them */
     tls_session_slot sessions[TLS_SESSIONS];
     unsigned long seq;
 } tls_context;
@@ -68,10 +69,16 @@ typedef struct {
 
 /* Set up k (zeroed) as client or server of the context at ctx_idx (checked
  * by the caller): host names the server for SNI and verification,
- * session_key saves and resumes sessions. 0 on failure (the reason is in
- * OpenSSL's queue); tls_link_free cleans up either way. */
-int tls_link_open(lua_State *L, tls_link *k, int ctx_idx, const char *host,
-                  const char *session_key);
+ * session_key saves and resumes sessions, alpn (RFC 7301 3.1's wire format,
+ * or NULL) is this connection's offer unless the context's alpn option set
+ * one. 0 on failure (the reason is in OpenSSL's queue); tls_link_free cleans
+ * up either way. */
+int tls_link_open(lua_State *L, tls_link *k, int ctx_idx, const char *host, const char *session_key,
+                  const char *alpn, size_t alpn_len);
+
+/* The optional alpn argument at idx: a string in RFC 7301 3.1's wire
+ * format (checked), or NULL for none. */
+const char *tls_opt_alpn(lua_State *L, int idx, size_t *len);
 
 /* Free the SSL, keeping its session resumable unless TLS failed. */
 void tls_link_free(lua_State *L, tls_link *k);

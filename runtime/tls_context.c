@@ -176,6 +176,7 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
  * http/1.1 is offered or accepted. */
 static void load_alpn(lua_State *L, tls_context *x) {
     lua_getfield(L, 1, "alpn");
+    x->alpn_given = !lua_isnil(L, -1);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_createtable(L, 1, 0);

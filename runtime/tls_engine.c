@@ -42,18 +42,21 @@ static const char *set_reason(tls_engine *e) {
     return e->reason;
 }
 
-/* core.tls.engine(context, host, session_key) -> engine, or nil, "ESSL: ...",
- * "ESSL". Client or server as the context says; host and session_key as for
- * stream:tls_start (SNI and verification; saved and resumed sessions). */
+/* core.tls.engine(context, host, session_key[, alpn]) -> engine, or nil,
+ * "ESSL: ...", "ESSL". Client or server as the context says; host,
+ * session_key and alpn as for stream:tls_start (SNI and verification; saved
+ * and resumed sessions; this connection's ALPN offer). */
 static int l_engine(lua_State *L) {
     tls_context_check(L, 1);
     const char *host = luaL_optstring(L, 2, NULL);
     const char *session_key = luaL_optstring(L, 3, NULL);
+    size_t alpn_len;
+    const char *alpn = tls_opt_alpn(L, 4, &alpn_len);
     tls_engine *e = lua_newuserdata(L, sizeof *e);
     memset(e, 0, sizeof *e);
     luaL_getmetatable(L, ENGINE_MT);
     lua_setmetatable(L, -2);
-    if (tls_link_open(L, &e->k, 1, host, session_key)) return 1;
+    if (tls_link_open(L, &e->k, 1, host, session_key, alpn, alpn_len)) return 1;
     int n = tls_push_start_failure(L, "cannot start TLS");
     free_engine(L, e);
     return n;

@@ -102,6 +102,7 @@ local function new(opts)
     retry_stale = opts.retry_stale ~= false,
     ssl = opts.ssl,    -- aiohttp's ssl= for https requests that do not set their own
     tls = false,       -- the settings made of it, when first needed
+    tls_h2 = false,    -- the same, offering h2
     max_line_size = opts.max_line_size, max_field_size = opts.max_field_size,
     idle = {},         -- key -> idle connections, most recently used last
     idle_count = 0,
@@ -198,9 +199,12 @@ function M.is(v) return getmetatable(v) == mt end
 -- or the connector's (ssl = true means the connector's too, as in aiohttp).
 function Connector:tls_for(ssl, server_hostname, h2)
   if ssl == true then ssl = nil end
-  if ssl == nil and server_hostname == nil and not h2 then
-    self.tls = self.tls or tls.settings(self.ssl)
-    return self.tls
+  if ssl == nil and server_hostname == nil then
+    -- the connector's own settings, made once (with h2 and without)
+    local field = h2 and "tls_h2" or "tls"
+    local s = self[field] or tls.settings(self.ssl, nil, h2)
+    self[field] = s
+    return s
   end
   if ssl == nil then ssl = self.ssl end
   return tls.settings(ssl, server_hostname, h2)

@@ -350,10 +350,11 @@ local function prepare(session, method, raw_url, opts, fname)
   local connector = session.connector
   local http2 = opts.http2
   if http2 == nil then http2 = session.http2 end
-  -- h2 by ALPN over TLS, h2c only with prior knowledge (RFC 9113 3.2, 3.3)
+  -- h2 by ALPN over TLS, h2c only with prior knowledge (RFC 9113 3.2, 3.3);
+  -- a request that asked for HTTP/1.0 gets it
   local h2 = u.scheme == "https" and (http2 == true or http2 == "required")
     or (u.scheme == "http" and http2 == "prior_knowledge")
-  if opts.websocket then h2 = false end
+  if opts.websocket or version == "1.0" then h2 = false end
   local ssl = u.scheme == "https" and connector:tls_for(opts.ssl, opts.server_hostname, h2)
   local url_string = url.tostring(u)
   return {

@@ -101,8 +101,9 @@ local function check_proxy(fname, opts)
   if not ok then check.argerror(fname, "'proxy_ssl'", why) end
 end
 
--- http2 = false | true (h2 by ALPN when the server offers it) | "required"
--- | "prior_knowledge" (h2c on http://, RFC 9113 section 3.3)
+-- http2 = true (the default: h2 by ALPN when the server chooses it) |
+-- false | "required" | "prior_knowledge" (h2c on http://, RFC 9113
+-- section 3.3)
 local HTTP2 = { [false] = true, [true] = true, required = true, prior_knowledge = true }
 local function check_http2(fname, v)
   if v ~= nil and not HTTP2[v] then
@@ -171,7 +172,7 @@ function M.new(opts)
     fallback_charset_resolver = opts.fallback_charset_resolver or false,
     proxy = opts.proxy, proxy_auth = opts.proxy_auth, proxy_headers = opts.proxy_headers,
     proxy_ssl = opts.proxy_ssl, trust_env = opts.trust_env or false,
-    http2 = check_http2("session", opts.http2) or false,
+    http2 = check_http2("session", opts.http2) == nil or opts.http2,
     version = prepare_mod.version(opts.version, "session") or "1.1",
     -- false: a redirect's Location is fetched as sent (aiohttp's)
     requote_redirect_url = opts.requote_redirect_url ~= false,

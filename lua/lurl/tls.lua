@@ -83,19 +83,17 @@ end
 
 local shared = {}
 
--- The shared contexts, verified or not, offering h2 too when asked (ALPN,
--- RFC 9113 section 3.2).
-local H2_ALPN = { "h2", "http/1.1" }
-local function shared_context(name, opts, h2)
-  local key = h2 and name .. "_h2" or name
-  if not shared[key] then
-    if h2 then opts.alpn = H2_ALPN end
-    shared[key] = M.context(opts)
-  end
-  return shared[key]
+-- The shared contexts, verified or not.
+local function shared_context(name, opts)
+  if not shared[name] then shared[name] = M.context(opts) end
+  return shared[name]
 end
-local function default_context(h2) return shared_context("verified", {}, h2) end
-local function unverified_context(h2) return shared_context("unverified", { verify = false }, h2) end
+local function default_context() return shared_context("verified", {}) end
+local function unverified_context() return shared_context("unverified", { verify = false }) end
+
+-- What a connection that may speak HTTP/2 offers by ALPN (RFC 9113 section
+-- 3.2), in RFC 7301 section 3.1's wire format: each name after its length.
+local H2_ALPN = "\2h2\8http/1.1"
 
 -- ---- pinning ----
 
@@ -147,20 +145,22 @@ local function context_tag(ctx)
   return "|ctx" .. id
 end
 
--- h2: offer h2 by ALPN on the shared contexts (a script's own context
--- offers what its alpn option says).
+-- h2: the connection offers h2 and http/1.1 by ALPN, unless its context
+-- was made with an alpn option (then it offers that list).
 function M.settings(ssl, server_hostname, h2)
   local s
   if ssl == nil or ssl == true then
-    s = { context = default_context(h2), tag = "" }
+    s = { context = default_context(), tag = "" }
   elseif ssl == false then
-    s = { context = unverified_context(h2), tag = "|unverified" }
+    s = { context = unverified_context(), tag = "|unverified" }
   elseif M.is_fingerprint(ssl) then
-    s = { context = unverified_context(h2), fingerprint = ssl.digest, tag = "|sha256:" .. ssl.digest }
+    s = { context = unverified_context(), fingerprint = ssl.digest, tag = "|sha256:" .. ssl.digest }
   else
     s = { context = ssl, tag = context_tag(ssl) }
   end
-  if h2 then s.tag = s.tag .. "|h2" end
+  -- connections that offer h2 and those that do not are pooled apart; the
+  -- default (h2 offered) keeps the plain key
+  if h2 then s.alpn = H2_ALPN else s.tag = s.tag .. "|h1" end
   if server_hostname then
     s.server_hostname = server_hostname
     s.tag = s.tag .. "|sni:" .. server_hostname
@@ -195,9 +195,9 @@ end
 
 -- Start TLS on stream, fn to get the outcome: the stream that carries it
 -- (stream itself, or the one inside it), or nil, err, ename.
-local function start(stream, context, name, session_key, fn)
-  if runs_over(stream) then return tls_over.start(stream, context, name, session_key, fn) end
-  local ok, e, en = stream:tls_start(context, name, session_key, fn)
+local function start(stream, s, name, session_key, fn)
+  if runs_over(stream) then return tls_over.start(stream, s.context, name, session_key, fn, s.alpn) end
+  local ok, e, en = stream:tls_start(s.context, name, session_key, fn, s.alpn)
   if not ok then return nil, e, en end
   return stream
 end
@@ -211,7 +211,7 @@ end
 function M.handshake(stream, s, host, port, deadline, ctx)
   local name = s.server_hostname or host
   local task, seq = sched.prepare()
-  local tls_stream, e, en = start(stream, s.context, name, name .. ":" .. port, function(...)
+  local tls_stream, e, en = start(stream, s, name, name .. ":" .. port, function(...)
     sched.wake(task, seq, ...)
   end)
   if not tls_stream then return nil, handshake_error(host, port, e, en, nil, ctx) end

@@ -96,14 +96,15 @@ local function first_flight(self)
   return send(self)
 end
 
--- start(stream, context, host, session_key, fn) -> a stream carrying TLS
--- inside `stream` (which it owns from then on), or nil, "ESSL: ...", "ESSL"
--- (or the outer stream's write error) when the handshake cannot start.
--- host, session_key and fn as for stream:tls_start: fn(true) once the
--- handshake is done, fn(nil, message, ename, verify_code) when it fails.
-function M.start(stream, context, host, session_key, fn)
+-- start(stream, context, host, session_key, fn[, alpn]) -> a stream
+-- carrying TLS inside `stream` (which it owns from then on), or nil,
+-- "ESSL: ...", "ESSL" (or the outer stream's write error) when the
+-- handshake cannot start. host, session_key, fn and alpn as for
+-- stream:tls_start: fn(true) once the handshake is done, fn(nil, message,
+-- ename, verify_code) when it fails.
+function M.start(stream, context, host, session_key, fn, alpn)
   if type(fn) ~= "function" then check.argerror("tls_over.start", "#5", "function expected, got " .. type(fn)) end
-  local engine, err, ename = core.tls.engine(context, host, session_key)
+  local engine, err, ename = core.tls.engine(context, host, session_key, alpn)
   if not engine then return nil, err, ename end
   local self = setmetatable({ outer = stream, engine = engine, on_done = fn, handshaking = true,
     reading = false, read_cb = false, is_closed = false, ended = false, failed = false,

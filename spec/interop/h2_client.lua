@@ -7,9 +7,10 @@ local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local H = dofile(dir .. "/harness.lua")
 
 local base, cafile, h2c_base, h1_base, goaway_base = arg[1], arg[2], arg[3], arg[4], arg[5]
--- a script's own context offers h2 when its alpn says so
-local ctx = lurl.ssl_context { cafile = cafile, alpn = { "h2", "http/1.1" } }
-local s = lurl.session { http2 = true, connector = lurl.connector { ssl = ctx } }
+-- a script's own context made without an alpn option: by default
+-- (http2 = true) each connection offers h2 and http/1.1
+local ctx = lurl.ssl_context { cafile = cafile }
+local s = lurl.session { connector = lurl.connector { ssl = ctx } }
 
 H.check("GET over h2: version 2, ALPN h2", function()
   local r = H.ok(s:get(base .. "/static/hello.txt"))
@@ -86,9 +87,15 @@ H.check("http2 = \"required\" refuses a server that offers only http/1.1", funct
   c:close()
 end)
 
-H.check("without http2 (and a context offering only http/1.1) the same server answers over HTTP/1.1", function()
-  local c = lurl.session { connector = lurl.connector { ssl = lurl.ssl_context { cafile = cafile } } }
-  H.eq(H.ok(c:get(base .. "/static/hello.txt")).version, "1.1", "version")
+H.check("http2 = false, or a context whose alpn lists only http/1.1: the same server answers over HTTP/1.1", function()
+  local c = lurl.session { http2 = false, connector = lurl.connector { ssl = ctx } }
+  H.eq(H.ok(c:get(base .. "/static/hello.txt")).version, "1.1", "version, http2 = false")
+  c:close()
+  local only = lurl.ssl_context { cafile = cafile, alpn = { "http/1.1" } }
+  c = lurl.session { connector = lurl.connector { ssl = only } }
+  local r = H.ok(c:get(base .. "/static/hello.txt"))
+  H.eq(r.version, "1.1", "version, alpn = { \"http/1.1\" }")
+  H.eq(r.tls.alpn, "http/1.1", "alpn")
   c:close()
 end)
 

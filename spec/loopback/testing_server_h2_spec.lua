@@ -126,17 +126,21 @@ describe("testing server over HTTP/2 with TLS", function()
   it("speaks h2 when ALPN chooses it and HTTP/1.1 when the client offers only that", function()
     local server = support.server(routes, { http2 = true, ssl = lurl.ssl_context {
       server = true, certfile = P .. "server.pem", keyfile = P .. "server.key", alpn = { "h2", "http/1.1" } } })
-    local function session(alpn)
-      return lurl.session { http2 = alpn and true or false,
-        connector = lurl.connector { ssl = lurl.ssl_context { cafile = P .. "ca.pem", alpn = alpn } } }
+    -- a session as made without options: its connections offer h2 whatever
+    -- the context, unless the context's alpn option says otherwise
+    local function body(session_opts, alpn, request_opts)
+      session_opts.connector = lurl.connector { ssl = lurl.ssl_context { cafile = P .. "ca.pem", alpn = alpn } }
+      local s = lurl.session(session_opts)
+      local text = assert(s:get(server:url("/hello"), request_opts)):text()
+      s:close()
+      return text
     end
-    local s2, s1 = session { "h2", "http/1.1" }, session(nil)
-    local resp = assert(s2:get(server:url("/hello")))
-    assert.are.equal("hello 2", resp:text())
+    assert.are.equal("hello 2", body({}))
     assert.are.equal("h2", server.received[1].tls.alpn)
-    assert.are.equal("hello 1.1", assert(s1:get(server:url("/hello"))):text())
-    s2:close()
-    s1:close()
+    assert.are.equal("hello 1.1", body({ http2 = false }))
+    assert.are.equal("hello 1.1", body({}, { "http/1.1" }))
+    assert.are.equal("hello 2", body({ http2 = "required" }, { "h2", "http/1.1" }))
+    assert.are.equal("hello 1.0", body({}, nil, { version = "1.0" }))
     server:close()
   end)
 end)

@@ -213,6 +213,24 @@ describe("TLS inside TLS", function()
       assert.are.equal("", c:close())
     end)
 
+    it("offers the connection's own ALPN list unless the context has one", function()
+      local h2_server = lurl.ssl_context { server = true, certfile = P .. "server.pem", keyfile = P .. "server.key",
+        alpn = { "h2", "http/1.1" } }
+      local function agreed(client_ctx, alpn)
+        local c = assert(core.tls.engine(client_ctx, "localhost", nil, alpn))
+        assert.is_true(shuttle(c, assert(core.tls.engine(h2_server))))
+        return c:info().alpn
+      end
+      assert.are.equal("http/1.1", agreed(ctx))
+      assert.are.equal("h2", agreed(ctx, "\2h2\8http/1.1"))
+      local own = lurl.ssl_context { cafile = P .. "ca.pem", alpn = { "http/1.1" } }
+      assert.are.equal("http/1.1", agreed(own, "\2h2\8http/1.1"))
+      for _, bad in ipairs { "", "\5h2", "\0", "\2h2\0" } do
+        assert.has_error(function() core.tls.engine(ctx, "localhost", nil, bad) end,
+          "bad argument #4 to 'engine' (ALPN list in wire format expected)")
+      end
+    end)
+
     it("resumes a session saved under its key", function()
       local own, server = ca(), server_context("server") -- the server's ticket keys are its context's
       for round = 1, 2 do
