@@ -175,7 +175,7 @@ local E2BIG, EINVAL, EILSEQ = 7, 22, 84 -- Linux <errno.h>
 -- (size_t)-1, through a signed type: LuaJIT turns the double -1 into 2^63
 local SIZE_MAX = ffi.cast("size_t", ffi.cast("int64_t", -1))
 local OUTSZ = 65536
-local outbuf = have_iconv and ffi.new("char[?]", OUTSZ)
+local outbuf = false -- made on the first conversion: most runs decode only UTF-8
 local inp, inleft = ffi.new("char *[1]"), ffi.new("size_t[1]")
 local outp, outleft = ffi.new("char *[1]"), ffi.new("size_t[1]")
 
@@ -251,6 +251,7 @@ end
 -- length of a byte order mark taken off before).
 local function iconv_decode(cd, s, mode, label, unit, shift)
   C.iconv(cd, nil, nil, nil, nil) -- a failed earlier use may have left state behind
+  outbuf = outbuf or ffi.new("char[?]", OUTSZ)
   local base = ffi.cast("char *", s)
   inp[0], inleft[0] = base, #s
   local parts, flushing = {}, false

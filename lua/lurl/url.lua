@@ -40,19 +40,27 @@ local function hex_escape(c) return ("%%%02X"):format(c:byte()) end
 -- 6.2.2.2): kept, upper-cased, when it encodes a protected or unsafe byte,
 -- decoded when it encodes a safe one; a '%' that starts no escape is encoded.
 -- Without requote every '%' is data and is encoded.
+--
+-- The byte tables are made on the first string with something to encode:
+-- most URLs have nothing, and the tables of the eight quoters were the
+-- largest part of what `require "lurl"` allocates.
 local function quoter(spec)
   local safe = ALLOWED .. (spec.safe or "") .. (spec.qs and "" or "+&=;") .. (spec.protected or "")
-  local is_safe, is_protected, map = {}, {}, {}
-  for i = 1, #safe do is_safe[safe:sub(i, i)] = true end
-  for c in (spec.protected or ""):gmatch(".") do is_protected[c] = true end
-  for b = 0, 255 do
-    local c = string.char(b)
-    map[c] = is_safe[c] and c or hex_escape(c)
-  end
-  if spec.qs then map[" "] = "+" end
+  local is_safe, is_protected, map
   -- %w first: a class is scanned item by item for every byte
   local class = "[^%w" .. safe:gsub("%w", ""):gsub("%p", "%%%0") .. "]"
   local requote = spec.requote ~= false
+
+  local function make_tables()
+    is_safe, is_protected, map = {}, {}, {}
+    for i = 1, #safe do is_safe[safe:sub(i, i)] = true end
+    for c in (spec.protected or ""):gmatch(".") do is_protected[c] = true end
+    for b = 0, 255 do
+      local c = string.char(b)
+      map[c] = is_safe[c] and c or hex_escape(c)
+    end
+    if spec.qs then map[" "] = "+" end
+  end
 
   local function escape(h)
     local c = string.char(tonumber(h, 16))
@@ -62,6 +70,7 @@ local function quoter(spec)
 
   return function(s)
     if not s:find(class) then return s end -- nothing to encode (and no '%')
+    if not map then make_tables() end
     if not requote then return (s:gsub(class, map)) end
     local out, i = {}, 1
     while true do
