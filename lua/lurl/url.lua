@@ -43,7 +43,7 @@ local function hex_escape(c) return ("%%%02X"):format(c:byte()) end
 --
 -- The byte tables are made on the first string with something to encode:
 -- most URLs have nothing, and the tables of the eight quoters were the
--- largest part of what `require "lurl"` allocates.
+-- largest part of what loading the library allocates.
 local function quoter(spec)
   local safe = ALLOWED .. (spec.safe or "") .. (spec.qs and "" or "+&=;") .. (spec.protected or "")
   local is_safe, is_protected, map
