@@ -560,6 +560,7 @@ int rt_open_stream(lua_State *L) {
     static const luaL_Reg methods[] = {{"read_start", stream_read_start},
                                        {"read_stop", stream_read_stop},
                                        {"write", stream_write},
+                                       {"send_file", stream_send_file},
                                        {"shutdown", stream_shutdown},
                                        {"close", stream_close},
                                        {"closed", stream_closed},

@@ -52,6 +52,9 @@ int stream_read_socket(l_stream *t, int on);
  * completes (0: none). Returns 1 (sent), 0 (queued) or a libuv error. */
 int stream_send_copy(lua_State *L, l_stream *t, const char *data, size_t len, int fn_idx);
 
+/* stream:send_file(path, offset, length, fn) (l_sendfile.c). */
+int stream_send_file(lua_State *L);
+
 /* TLS hooks of the stream's methods (tls.c). */
 int tls_start(lua_State *L);
 int tls_info(lua_State *L);

@@ -82,7 +82,27 @@ end
 -- Stream a file from disk, chunk by chunk: the size it had when the body
 -- was made (what Content-Length announced); a file that shrank meanwhile
 -- fails the request.
-local function send_file(emit, part, ctx)
+local function shrank(part, now, ctx)
+  return body_error(("'%s' shrank to %d bytes while it was sent (%d expected)"):format(part.file, now, part.size), ctx)
+end
+
+-- raw(path, size): the file straight to the socket, when the connection can
+-- and the bytes go as they are (see M.send).
+local function send_raw(raw, part, ctx)
+  local ok, err, where = raw(part.file, part.size)
+  if ok ~= nil or not where then return ok, err end
+  if err:find("^ESHORT") then
+    local st = fs.stat(part.file)
+    return nil, shrank(part, st and st.size or 0, ctx)
+  end
+  return nil, body_error(("cannot %s '%s': %s"):format(where, part.file, tostring(err)), ctx)
+end
+
+local function send_file(emit, part, ctx, raw)
+  if raw and part.size > 0 then
+    local ok, err = send_raw(raw, part, ctx)
+    if ok ~= false then return ok, err end
+  end
   local f, err = fs.open(part.file, "r")
   if not f then return nil, body_error("cannot open '" .. part.file .. "': " .. tostring(err), ctx) end
   local sent, ok = 0, true
@@ -92,8 +112,7 @@ local function send_file(emit, part, ctx)
     if not data then
       ok, err = nil, body_error("cannot read '" .. part.file .. "': " .. tostring(err), ctx)
     elseif data == "" then
-      ok, err = nil, body_error(("'%s' shrank to %d bytes while it was sent (%d expected)")
-        :format(part.file, sent, part.size), ctx)
+      ok, err = nil, shrank(part, sent, ctx)
     else
       sent = sent + #data
       ok, err = emit(data)
@@ -145,14 +164,17 @@ local function emitter(send, chunked, compress)
   return function(data) return out(enc:feed(data)) end, function() return out(enc:finish()) end
 end
 
--- send(body, send, left, chunked, declared, ctx) -> true, or nil and an
--- error: every part through send(data) (conn:send bound to the request's
+-- send(body, send, left, chunked, declared, ctx[, raw]) -> true, or nil and
+-- an error: every part through send(data) (conn:send bound to the request's
 -- deadline), compressed with body.compress ("gzip" or "deflate") and framed
 -- when chunked. left() tells the seconds the request has left (nil: no
 -- limit). declared: the Content-Length the head announced, which the bytes
--- must match.
-function M.send(body, send, left, chunked, declared, ctx)
+-- must match. raw(path, size), when the connection offers it, sends a file
+-- part without Lua strings; only parts that go as they are (neither
+-- compressed nor chunked) take it.
+function M.send(body, send, left, chunked, declared, ctx, raw)
   local emit, finish = emitter(send, chunked, body.compress)
+  if chunked or body.compress then raw = nil end
   local total = 0
   for _, part in ipairs(body.parts) do
     local ok, err
@@ -164,7 +186,7 @@ function M.send(body, send, left, chunked, declared, ctx)
         return nil, body_error(("'%s' is larger than the %d bytes Content-Length announced")
           :format(part.file, declared), ctx)
       end
-      ok, err = send_file(emit, part, ctx)
+      ok, err = send_file(emit, part, ctx, raw)
       total = total + part.size
     else
       ok, err = send_generator(emit, part, declared and declared - total, left, ctx)

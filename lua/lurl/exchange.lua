@@ -68,12 +68,30 @@ end
 -- the server cannot have acted on what it may have received.
 -- Send data on c: true, or nil and the typed error. last: the end of an
 -- HTTP/2 stream's body (an HTTP/1.1 connection ignores it).
-local function send_on(c, data, deadline, ctx, last)
-  local ok, err, ename = c:send(data, deadline, ctx, last)
+-- The outcome of a send as true, or nil and the typed error.
+local function sent(ctx, ok, err, ename)
   if ok then return true end
   if type(err) == "table" then return nil, err end
   return nil, connection_error(ename == "EPIPE" and "ServerDisconnectedError" or "ClientOSError",
     "cannot send request: " .. tostring(err), { "error", err, ename }, ctx)
+end
+
+local function send_on(c, data, deadline, ctx, last)
+  return sent(ctx, c:send(data, deadline, ctx, last))
+end
+
+-- The file parts of a body straight from disk to the socket, when the
+-- connection can (conn:send_file): file(path, size) -> true; false when it
+-- cannot; nil, message, where ("open" or "read") when the file failed (for
+-- lurl.body to name); nil and the typed error when the connection did.
+local function file_sender(c, deadline, ctx)
+  if not c.send_file then return nil end
+  return function(path, size)
+    local ok, err, ename, where = c:send_file(path, 0, size, deadline, ctx)
+    if ok ~= nil then return ok end
+    if where then return nil, err, where end
+    return sent(ctx, ok, err, ename)
+  end
 end
 
 -- How long a request sent with Expect: 100-continue waits for the 100
@@ -90,7 +108,7 @@ local function send_parts(c, ex, deadline, ctx, chunked)
     if secs == 0 then return nil, deadline:error(why, ctx) end
     return send_on(c, data, deadline, ctx)
   end
-  return body_mod.send(ex.body, send, left, chunked, ex.declared, ctx)
+  return body_mod.send(ex.body, send, left, chunked, ex.declared, ctx, file_sender(c, deadline, ctx))
 end
 
 -- The body after a head that went alone.
