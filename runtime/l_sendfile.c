@@ -99,13 +99,18 @@ static void took(pump *p, ssize_t got) {
     }
 }
 
-static void on_read(uv_fs_t *req) {
-    pump *p = req->data;
-    ssize_t got = req->result;
-    uv_fs_req_cleanup(req);
+/* The file operation in flight is done: its result. */
+static ssize_t fs_done(pump *p) {
+    ssize_t res = p->fs.result;
+    uv_fs_req_cleanup(&p->fs);
     p->rt->pending_reqs--;
     p->reading = 0;
-    took(p, got);
+    return res;
+}
+
+static void on_read(uv_fs_t *req) {
+    pump *p = req->data;
+    took(p, fs_done(p));
     kick(p);
 }
 
@@ -115,10 +120,7 @@ static size_t piece(const pump *p) {
 
 static void on_open(uv_fs_t *req) {
     pump *p = req->data;
-    ssize_t fd = req->result;
-    uv_fs_req_cleanup(req);
-    p->rt->pending_reqs--;
-    p->reading = 0;
+    ssize_t fd = fs_done(p);
     if (fd < 0)
         fail(p, (int)fd, "open");
     else
