@@ -118,6 +118,8 @@ local function new(opts)
     h2 = {},           -- key -> HTTP/2 connections (lurl.h2conn), each in its slot
     h2_opening = {},   -- key -> connections being opened that may speak h2
     h2_gate = {},      -- key -> requests waiting for them
+    h1_origins = {},   -- key -> true: its last connection offered h2 and got HTTP/1.1
+    h1_origin_count = 0,
   }, mt)
   self.on_close = function(c) return M.forget(self, c) end
   self.on_h2_close = function(c) return M.forget_h2(self, c) end
@@ -527,6 +529,29 @@ local function h2_wait(self, key, deadline, ctx, avoid)
   return self.h2[key] and h2_stream(self, key, avoid)
 end
 
+-- Origins whose last connection offered h2 by ALPN and got HTTP/1.1: their
+-- requests open connections of their own at once rather than wait to share
+-- one being opened (with 16 new TLS connections at a time, waiting made the
+-- handshakes to an HTTP/1.1 server go one by one). Forgotten all at once
+-- past H1_ORIGINS_MAX, so that a list of many hosts keeps memory bounded.
+local H1_ORIGINS_MAX = 4096
+local function note_protocol(self, key, h2)
+  local known = self.h1_origins
+  if h2 or known[key] then
+    if h2 and known[key] then
+      known[key] = nil
+      self.h1_origin_count = self.h1_origin_count - 1
+    end
+    return
+  end
+  if self.h1_origin_count >= H1_ORIGINS_MAX then
+    known = {}
+    self.h1_origins, self.h1_origin_count = known, 0
+  end
+  known[key] = true
+  self.h1_origin_count = self.h1_origin_count + 1
+end
+
 local function h2_opened(self, key)
   local n = self.h2_opening[key] - 1
   self.h2_opening[key] = n > 0 and n or nil
@@ -740,7 +765,8 @@ function Connector:acquire(ex, deadline)
   -- a request sent again (fresh) after its stream was refused may take a
   -- stream of another HTTP/2 connection, so that the refused ones of a
   -- GOAWAY share the new connection instead of opening one each
-  if ex.http2 then
+  local may_h2 = ex.http2 and not self.h1_origins[key]
+  if may_h2 then
     local stream, err = h2_wait(self, key, deadline, ex.context, ex.avoid)
     if err then deadline:end_connect(); return nil, err end
     if stream then
@@ -765,9 +791,10 @@ function Connector:acquire(ex, deadline)
     return hold(self, g), true
   end
   local ok, c
-  if ex.http2 then self.h2_opening[key] = (self.h2_opening[key] or 0) + 1 end
+  if may_h2 then self.h2_opening[key] = (self.h2_opening[key] or 0) + 1 end
   ok, c, err = pcall(open, self, ex, deadline)
-  if ex.http2 then h2_settle(self, key, ok and c) end
+  if may_h2 then h2_settle(self, key, ok and c) end
+  if ex.http2 and ok and c then note_protocol(self, key, c.h2) end
   deadline:end_connect()
   deadline:end_sock_connect()
   if not ok or not c then

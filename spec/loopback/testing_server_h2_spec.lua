@@ -143,4 +143,21 @@ describe("testing server over HTTP/2 with TLS", function()
     assert.are.equal("hello 1.0", body({}, nil, { version = "1.0" }))
     server:close()
   end)
+
+  it("opens connections at once to an origin whose server chose HTTP/1.1", function()
+    local server = support.server(routes, { ssl = lurl.ssl_context {
+      server = true, certfile = P .. "server.pem", keyfile = P .. "server.key" } })
+    local s = lurl.session { connector = lurl.connector { force_close = true,
+      ssl = lurl.ssl_context { cafile = P .. "ca.pem" } } }
+    -- the first connection offers h2 and learns that the origin has none;
+    -- until then requests wait for it, as they would to share an h2 one
+    assert.are.equal("hello 1.1", assert(s:get(server:url("/hello"))):text())
+    local tasks = {}
+    for i = 1, 8 do tasks[i] = lurl.spawn(function() return assert(s:get(server:url("/hello"))):text() end) end
+    lurl.sleep(0)
+    assert.are.equal(8, s.connector:stats().connecting)
+    for _, t in ipairs(tasks) do assert.are.equal("hello 1.1", t:join()) end
+    s:close()
+    server:close()
+  end)
 end)
