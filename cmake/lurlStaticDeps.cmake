@@ -5,12 +5,14 @@
 # libpsl and libidn2 stay shared: their libunistring has no archive in the
 # packages lurl installs. liblurl.a and the embedding API keep the shared
 # libraries (lurlrt's link line); only the CLI changes. The binary stays
-# position-independent (ASLR over the parsers of untrusted input).
+# position-independent (ASLR over the parsers of untrusted input). The
+# sanitizer and fuzzing builds keep the shared link: their runtime comes
+# through lurlrt's link line (fuzz/CMakeLists.txt).
 #
 # Sets LURL_STATIC_DEPS_FOUND and LURL_STATIC_ARCHIVES (in link order).
 set(LURL_STATIC_DEPS_FOUND OFF)
 set(LURL_STATIC_ARCHIVES)
-if(LURL_STATIC_DEPS AND NOT LURL_SANITIZE)
+if(LURL_STATIC_DEPS AND NOT LURL_SANITIZE AND NOT LURL_FUZZ)
   set(missing)
   foreach(name luajit-5.1 uv_a nghttp2 cares brotlidec brotlienc brotlicommon zstd ssl crypto z)
     string(MAKE_C_IDENTIFIER ${name} id)
