@@ -168,8 +168,16 @@ local function exchange(c, ex, deadline)
   deadline:enter("head", ex.t_sent)
   if not ok then
     -- the peer may have answered and closed before reading everything
+    -- (RFC 9112 section 9.5: a client sending a body watches for an
+    -- answer). When the peer reset the connection, what it sent before is
+    -- read first: the failure of a write can be told before the answer that
+    -- came ahead of it has been read off the socket, and the reset ends the
+    -- read side too, so this waits for nothing else.
     local ev = c.queue[c.queue.head]
-    if ev and ev[1] == "head" then return read_head(c, deadline, ctx) end
+    if (ev and ev[1] == "head") or err.errno == "ECONNRESET" or err.errno == "EPIPE" then
+      local head = read_head(c, deadline, ctx)
+      if head then return head end
+    end
     return nil, err, not c.first_byte_at and err.kind ~= "TimeoutError" and err.kind ~= "ClientPayloadError"
   end
   if tr then emit_sent(tr, ex) end
