@@ -7,9 +7,9 @@
  * libuv's thread pool, so that a slow disk never blocks the loop. fn(true, sent) once every byte
  * was written, or fn(nil, "ENAME: message", "ENAME", where): where is "open" or "read" when the
  * file failed (ESHORT: it ended before offset + length), nil when the
- * socket did. The stream takes no other write until fn runs. TLS streams write
- * Lua strings (their transport encrypts from them): the caller sends those
- * piece by piece. */
+ * socket did. The stream takes no other write until fn runs. On a TLS stream
+ * it returns false and starts nothing: TLS writes Lua strings (its transport
+ * encrypts from them), so the caller sends the file piece by piece. */
 #define _GNU_SOURCE /* preadv2, RWF_NOWAIT */
 #include <errno.h>
 #include <fcntl.h>
@@ -194,7 +194,10 @@ int stream_send_file(lua_State *L) {
     luaL_checktype(L, 5, LUA_TFUNCTION);
     luaL_argcheck(L, offset >= 0 && offset < 9.0e15, 3, "offset must be 0 or more");
     luaL_argcheck(L, length > 0 && length < 9.0e15, 4, "length must be 1 byte or more");
-    if (t->tls || t->handshaking) return luaL_argerror(L, 1, "TLS streams take strings: use write");
+    if (t->tls || t->handshaking) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     pump *p = calloc(1, sizeof *p);
     if (p) p->buf[0] = malloc(PUMP_PIECE), p->buf[1] = malloc(PUMP_PIECE);
     if (!p || !p->buf[0] || !p->buf[1]) {

@@ -168,16 +168,15 @@ end
 
 -- send_file(path, offset, size, deadline, ctx) -> true; nil and an error as
 -- send's, and where ("open" or "read") when the file failed (ESHORT: it
--- ended early); or false when the stream cannot take a file (TLS
--- writes Lua strings): the caller then sends it piece by piece. The bytes go
--- from disk to a plain socket without becoming Lua strings.
+-- ended early); or false when the stream cannot take a file (TLS, a stream
+-- made in Lua): the caller then sends it piece by piece. The bytes go from
+-- disk to a plain socket without becoming Lua strings.
 function Conn:send_file(path, offset, size, deadline, ctx)
   local tcp = self.tcp
-  local smt = getmetatable(tcp)
-  if not (smt and smt.__name == "lurl.stream") or tcp:tls_info() then return false end
+  if not tcp.send_file then return false end
   if self.closed then return nil, "ECONNRESET: connection closed by the peer", "ECONNRESET" end
   local ok, e, en = tcp:send_file(path, offset, size, self.write_cb)
-  if not ok then return nil, e, en end
+  if not ok then return ok, e, en end
   self.writer, self.writer_seq = sched.prepare()
   return deadline:park(self.writer, "write", ctx)
 end

@@ -537,19 +537,19 @@ end
 local H1_ORIGINS_MAX = 4096
 local function note_protocol(self, key, h2)
   local known = self.h1_origins
-  if h2 or known[key] then
-    if h2 and known[key] then
+  if h2 then
+    if known[key] then
       known[key] = nil
       self.h1_origin_count = self.h1_origin_count - 1
     end
-    return
+  elseif not known[key] then
+    if self.h1_origin_count >= H1_ORIGINS_MAX then
+      known = {}
+      self.h1_origins, self.h1_origin_count = known, 0
+    end
+    known[key] = true
+    self.h1_origin_count = self.h1_origin_count + 1
   end
-  if self.h1_origin_count >= H1_ORIGINS_MAX then
-    known = {}
-    self.h1_origins, self.h1_origin_count = known, 0
-  end
-  known[key] = true
-  self.h1_origin_count = self.h1_origin_count + 1
 end
 
 local function h2_opened(self, key)
