@@ -1,4 +1,4 @@
--- luacheck settings for lua/, spec/, examples/, bench/ and fuzz/ (scripts/lint
+-- luacheck settings for lua/, spec/, examples/, bench/, fuzz/ and cmake/ (scripts/lint
 -- runs it). Every warning class is on unless a line below says why not.
 
 -- Everything runs inside lurl, on LuaJIT: bit, jit, newproxy, unpack and the
