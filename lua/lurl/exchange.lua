@@ -108,13 +108,13 @@ local function send_parts(c, ex, deadline, ctx, chunked)
     if secs == 0 then return nil, deadline:error(why, ctx) end
     return send_on(c, data, deadline, ctx)
   end
-  return body_mod.send(ex.body, send, left, chunked, ex.declared, ctx, file_sender(c, deadline, ctx))
+  return body_mod.send(ex.body, send, left, chunked, ex.p.declared, ctx, file_sender(c, deadline, ctx))
 end
 
 -- The body after a head that went alone.
 local function send_body(c, ex, deadline, ctx)
   if type(ex.body) == "string" then return send_on(c, ex.body, deadline, ctx) end
-  return send_parts(c, ex, deadline, ctx, ex.chunked)
+  return send_parts(c, ex, deadline, ctx, ex.p.chunked)
 end
 
 -- Expect: 100-continue (RFC 9110 section 10.1.1): the head, then the body
@@ -152,7 +152,7 @@ end
 -- The head, then a streamed body part by part.
 local function send_request(c, ex, deadline, ctx)
   if c.h2 then return send_h2(c, ex, deadline, ctx) end
-  if ex.expect100 then return send_expecting(c, ex, deadline, ctx) end
+  if ex.p.expect100 then return send_expecting(c, ex, deadline, ctx) end
   local ok, err = send_on(c, ex.bytes or h1.encode(ex), deadline, ctx)
   if not ok or type(ex.body) ~= "table" then return ok, err end
   return send_body(c, ex, deadline, ctx)
@@ -218,7 +218,7 @@ local function make_response(session, ex, head, c, deadline)
     _fields_block = head[FIELDS], -- resp.headers is made from it when first read
     _conn = c, _exchange = ex, _trace = ex.trace, _release = release, _connector = connector,
     -- reused only when the request and the response both keep it (lurl.prepare's keeps_alive)
-    _keep_alive = head[KEEP_ALIVE] and ex.keep_alive,
+    _keep_alive = head[KEEP_ALIVE] and ex.p.keep_alive,
     _tls = c.tls or false, ip = c.ip, _sets_cookies = head[SETS_COOKIES] or false,
     _decode = decode,
     _max_body = ex.max_body, _charset_resolver = session.fallback_charset_resolver,
@@ -293,7 +293,7 @@ local function may_replay(connector, ex, c, reused, replayable, refused)
   local body = ex.body
   if type(body) == "table" and not body.replayable then return false end
   if refused then
-    ex.refused = ex.refused + 1
+    ex.refused = (ex.refused or 0) + 1
     return ex.refused <= MAX_REFUSED
   end
   return not ex.fresh and reused and replayable and connector.retry_stale and (h1.IDEMPOTENT[ex.method] or c.unsent)
@@ -346,23 +346,23 @@ local function perform(session, ex, deadline)
 end
 
 -- new(session, p, opts, headers, bytes, tr) -> the exchange record
--- of one hop: what lurl.prepare made (p) with the hop's own headers and
--- encoded bytes (the cookies added), the options that shape the exchange,
--- the error context and the trace, and the record of its timings (t_*,
--- queue, dns, connect, handshake) that resp.timings reads. The connector
--- takes it too (key, url, port, ssl, proxy, fresh, sizes). Every field it gets
--- later is here from the start, so it never grows.
+-- of one hop: what lurl.prepare made (p, which the rarely read fields come
+-- from) with the hop's own headers and encoded bytes (the cookies added),
+-- the options that shape the exchange, the error context and the trace,
+-- and the record of its timings (t_*) that resp.timings reads. The
+-- connector takes it too (key, url, port, ssl, proxy, fresh, sizes). The
+-- fields of every request are here from the start, 31 of them, so that the
+-- table is made once at 32 slots; those of opening a connection (queue,
+-- dns, connect, handshake, proxy_time) and of a retry (avoid, refused)
+-- are added when that happens.
 function M.new(session, p, opts, headers, bytes, tr)
   local method = p.method
   local decode = opts.auto_decompress
   if decode == nil then decode = session.auto_decompress end
   return {
-    method = method, url = p.u, url_string = p.url_string, fragment = p.fragment, target = p.target,
-    proxy = p.proxy, http2 = p.http2,
-    body = p.body, stream = opts.stream,
-    headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl,
-    chunked = p.chunked, declared = p.declared, decode = decode, expect100 = p.expect100,
-    version = p.version, keep_alive = p.keep_alive,
+    method = method, url = p.u, url_string = p.url_string, target = p.target, version = p.version, p = p,
+    proxy = p.proxy, http2 = p.http2, body = p.body, stream = opts.stream,
+    headers = headers, bytes = bytes, port = p.port, key = p.key, ssl = p.ssl, decode = decode,
     max_body = opts.max_body_size or session.max_body_size,
     max_decompressed = opts.max_decompressed_size or session.max_decompressed_size,
     read_until_eof = opts.read_until_eof,
@@ -370,9 +370,7 @@ function M.new(session, p, opts, headers, bytes, tr)
     max_field_size = opts.max_field_size or session.max_field_size,
     read_bufsize = opts.read_bufsize or session.read_bufsize,
     context = { url = p.url_string, method = method }, trace = tr or false, reused = false, fresh = false,
-    avoid = false, refused = 0,
     t_start = sched.now(), t_send = 0, t_sent = 0, t_first = false, t_end = false,
-    queue = false, dns = false, connect = false, handshake = false, proxy_time = false,
   }
 end
 

@@ -138,7 +138,8 @@ end
 -- The URL as requested, its fragment kept (aiohttp's real_url; resp.url
 -- and what went on the wire have none, RFC 9110 section 7.1).
 local function real_url(ex)
-  return ex.fragment and (ex.url_string .. "#" .. ex.fragment) or ex.url_string
+  local fragment = ex.p.fragment
+  return fragment and (ex.url_string .. "#" .. fragment) or ex.url_string
 end
 
 function lazy.real_url(r)
