@@ -59,12 +59,18 @@ typedef struct {
     int settings_seen;      /* the peer's max_concurrent_streams was reported */
     uint32_t peer_max;      /* ... as this */
     size_t max_header_list; /* this side's SETTINGS_MAX_HEADER_LIST_SIZE */
-    rt_buf hdr;             /* the header block being received: sizes, names, values */
+    rt_buf hdr;             /* the header block being received: sizes, names, values
+                               (server), or field lines (client) */
     size_t hdr_size;        /* its size as 6.5.2 counts it */
     int hdr_count;
-    char hdr_status; /* the first digit of its :status, or 0 */
-    rt_buf out;      /* frames to send */
-    rt_buf nv;       /* a header list to submit */
+    char hdr_status;                       /* the first digit of its :status, or 0 */
+    int hdr_code;                          /* client: its :status */
+    int hdr_cookies;                       /* client: it has Set-Cookie */
+    rt_buf codings;                        /* client: its Content-Encoding values, joined */
+    size_t max_field;                      /* client: the limit on one field's line (0: none) */
+    size_t long_off, long_name, long_size; /* client: the first field over it */
+    rt_buf out;                            /* frames to send */
+    rt_buf nv;                             /* a header list to submit */
     h2_stream *list;
     int nstreams;
     char fail_ename[48]; /* the connection failed: why (sticky) */
@@ -200,6 +206,10 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     h->hdr_size = 0;
     h->hdr_count = 0;
     h->hdr_status = 0;
+    h->hdr_code = 0;
+    h->hdr_cookies = 0;
+    h->codings.len = 0;
+    h->long_size = 0;
     if (!h->server || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     h2_stream *r = calloc(1, sizeof *r);
     if (!r) return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -218,6 +228,46 @@ static int refuse_headers(h2_session *h, int32_t sid) {
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
+static int append(rt_buf *b, const void *p, size_t n) {
+    if (rt_buf_reserve(b, n, SIZE_MAX)) return -1;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* A client keeps a head as the field lines lurl parses for HTTP/1.1
+ * responses, with :status (RFC 9113 8.3.2), the Content-Encoding values
+ * (one list, RFC 9110 5.3) and Set-Cookie's presence apart, so that the
+ * head reaches Lua as one string. nghttp2 has checked the fields (8.2:
+ * lowercase names, no pseudo-header after a regular one). */
+static int client_field(h2_session *h, const uint8_t *name, size_t namelen, const uint8_t *value,
+                        size_t valuelen) {
+    if (namelen && name[0] == ':') {
+        if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
+            h->hdr_code = 0;
+            for (size_t i = 0; i < valuelen; i++)
+                h->hdr_code = h->hdr_code * 10 + (value[i] - '0');
+        }
+        return 0;
+    }
+    size_t line = namelen + valuelen + 2; /* as HTTP/1.1's max_field_size counts it */
+    if (h->max_field && line > h->max_field && !h->long_size) {
+        h->long_off = h->hdr.len;
+        h->long_name = namelen;
+        h->long_size = line;
+    }
+    if (append(&h->hdr, name, namelen) || append(&h->hdr, ": ", 2) ||
+        append(&h->hdr, value, valuelen) || append(&h->hdr, "\r\n", 2))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (namelen == 16 && memcmp(name, "content-encoding", 16) == 0) {
+        if ((h->codings.len && append(&h->codings, ", ", 2)) ||
+            append(&h->codings, value, valuelen))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (namelen == 10 && memcmp(name, "set-cookie", 10) == 0) h->hdr_cookies = 1;
+    return 0;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *ud) {
@@ -227,6 +277,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     size_t add = namelen + valuelen + H2_FIELD_OVERHEAD;
     if (add > h->max_header_list - h->hdr_size) return refuse_headers(h, f->hd.stream_id);
     h->hdr_size += add;
+    if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen) h->hdr_status = (char)value[0];
+    if (!h->server) return client_field(h, name, namelen, value, valuelen);
     size_t lens[2] = {namelen, valuelen};
     if (rt_buf_reserve(&h->hdr, sizeof lens + namelen + valuelen, SIZE_MAX))
         return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -236,7 +288,6 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     memcpy(p + sizeof lens + namelen, value, valuelen);
     h->hdr.len += sizeof lens + namelen + valuelen;
     h->hdr_count++;
-    if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen) h->hdr_status = (char)value[0];
     return 0;
 }
 
@@ -248,11 +299,9 @@ static const char *head_kind(const h2_session *h, const nghttp2_frame *f) {
     return h->hdr_status == '1' ? "informational" : "response";
 }
 
-/* { "headers", sid, names, values, end_stream, kind } */
-static void push_headers(h2_session *h, const nghttp2_frame *f) {
+/* Server: { "headers", sid, names, values, end_stream, kind }. */
+static void push_fields(h2_session *h) {
     lua_State *L = h->L;
-    new_event(h, "headers", 6);
-    set_int(L, 2, f->hd.stream_id);
     lua_createtable(L, h->hdr_count, 0);
     lua_createtable(L, h->hdr_count, 0);
     const char *p = h->hdr.p;
@@ -268,6 +317,39 @@ static void push_headers(h2_session *h, const nghttp2_frame *f) {
     }
     lua_rawseti(L, -3, 4);
     lua_rawseti(L, -2, 3);
+}
+
+/* Client: { "headers", sid, field_lines, status, end_stream, kind,
+ * codings or false, sets_cookies[, long_name, long_size] }: long_name and
+ * long_size tell the first field over max_field_size. */
+static void push_lines(h2_session *h) {
+    lua_State *L = h->L;
+    lua_pushlstring(L, h->hdr.p ? h->hdr.p : "", h->hdr.len);
+    lua_rawseti(L, -2, 3);
+    if (h->hdr_code) set_int(L, 4, h->hdr_code);
+    if (h->codings.len)
+        lua_pushlstring(L, h->codings.p, h->codings.len);
+    else
+        lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, 7);
+    lua_pushboolean(L, h->hdr_cookies);
+    lua_rawseti(L, -2, 8);
+    if (h->long_size) {
+        lua_pushlstring(L, h->hdr.p + h->long_off, h->long_name);
+        lua_rawseti(L, -2, 9);
+        set_int(L, 10, (lua_Number)h->long_size);
+    }
+    rt_buf_release(&h->codings, H2_HDR_KEEP);
+}
+
+static void push_headers(h2_session *h, const nghttp2_frame *f) {
+    lua_State *L = h->L;
+    new_event(h, "headers", h->server ? 6 : 10);
+    set_int(L, 2, f->hd.stream_id);
+    if (h->server)
+        push_fields(h);
+    else
+        push_lines(h);
     lua_pushboolean(L, f->hd.flags & NGHTTP2_FLAG_END_STREAM);
     lua_rawseti(L, -2, 5);
     lua_pushstring(L, head_kind(h, f));
@@ -785,6 +867,7 @@ static void free_session(h2_session *h) {
     rt_buf_release(&h->out, 0);
     rt_buf_release(&h->nv, 0);
     rt_buf_release(&h->hdr, 0);
+    rt_buf_release(&h->codings, 0);
 }
 
 /* close(): free nghttp2's state now rather than at collection. */
@@ -842,7 +925,8 @@ static int session_gc(lua_State *L) {
 }
 
 /* session{ server = false, max_concurrent_streams = 100,
- * max_header_list_size = 65536, initial_window_size = 262144,
+ * max_header_list_size = 65536, max_field_size = none (client: a field
+ * line's limit, reported with the head), initial_window_size = 262144,
  * connection_window_size = 16 MiB } -> session. This side's SETTINGS go
  * first (after the client preface, RFC 9113 3.4), with push off on a
  * client (8.4), then the connection window. */
@@ -858,6 +942,7 @@ static int l_session(lua_State *L) {
     lua_pop(L, 1);
     uint32_t max_streams = (uint32_t)opt_number(L, "max_concurrent_streams", 100, 0, 4294967295.0);
     uint32_t max_list = (uint32_t)opt_number(L, "max_header_list_size", 65536, 1, 4294967295.0);
+    size_t max_field = (size_t)opt_number(L, "max_field_size", 0, 0, 4294967295.0);
     uint32_t window = (uint32_t)opt_number(L, "initial_window_size", 262144, 0, H2_MAX_WINDOW);
     int32_t conn = (int32_t)opt_number(L, "connection_window_size", 16 << 20, 65535, H2_MAX_WINDOW);
     h2_session *h = lua_newuserdata(L, sizeof *h);
@@ -872,6 +957,7 @@ static int l_session(lua_State *L) {
     lua_setfenv(L, -2);
     h->server = server;
     h->max_header_list = max_list;
+    h->max_field = max_field;
     h->qhead = 1;
     if (open_session(h)) return luaL_error(L, "out of memory");
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},

@@ -74,28 +74,19 @@ local function flush_later(self)
   sched.later(flush, self)
 end
 
--- RFC 9113 section 8.3.1: the head of a response as lurl.conn's head event.
-local function head_event(names, values, end_stream, max_field)
-  local status, lines, codings, cookies = nil, {}, nil, false
-  for i = 1, #names do
-    local name, value = names[i], values[i]
-    if name == ":status" then status = tonumber(value)
-    elseif max_field and #name + #value + 2 > max_field then
-      -- the limit HTTP/1.1's parser puts on a header line, per field here
-      -- (nghttp2's own is on the whole list)
-      return { "error", ("header field %s is %d bytes, over max_field_size %d"):format(name, #name + #value + 2,
-        max_field), "HPE_HEADER_OVERFLOW" }
-    else
-      lines[#lines + 1] = name .. ": " .. value .. "\r\n"
-      -- several Content-Encoding fields are one list (RFC 9110 section 5.3)
-      if name == "content-encoding" then codings = codings and codings .. ", " .. value or value end
-      if name == "set-cookie" then cookies = true end
-    end
+-- RFC 9113 section 8.3.1: the head of a response (core.h2's headers event:
+-- its field lines, status, codings, Set-Cookie's presence and the first
+-- field over max_field_size) as lurl.conn's head event.
+local function head_event(ev, max_field)
+  if ev[9] then
+    -- the limit HTTP/1.1's parser puts on a header line, per field here
+    -- (nghttp2's own is on the whole list)
+    return { "error", ("header field %s is %d bytes, over max_field_size %d"):format(ev[9], ev[10], max_field),
+      "HPE_HEADER_OVERFLOW" }
   end
   -- RFC 9113 section 8.3.2: no reason phrase on the wire
-  local ev = { "head", status, status_mod.reason(status), 2, 0, table.concat(lines), true, cookies, codings or false }
-  if end_stream then ev.done = true end
-  return ev
+  local status = ev[4]
+  return { "head", status, status_mod.reason(status), 2, 0, ev[3], true, ev[8], ev[7], done = ev[5] }
 end
 
 local RST_NAMES = { [0] = "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
@@ -132,7 +123,7 @@ local function on_event(self, ev)
   if kind == "headers" then
     if ev[6] == "response" then
       ch.first_byte_at = ch.first_byte_at or sched.now()
-      push(ch, head_event(ev[3], ev[4], ev[5], self.max_field_size))
+      push(ch, head_event(ev, self.max_field_size))
       if ev[5] then ch.ended = true end
     elseif ev[6] == "trailers" and ev[5] then
       -- trailers end the body (RFC 9113 section 8.1); like HTTP/1.1's,
@@ -199,7 +190,10 @@ function M.new(stream, key, opts)
     goaway_last = false,
     read_at = false, on_close = opts.on_close, keepalive_timeout = opts.keepalive_timeout, idle_timer = false,
     max_field_size = opts.max_field_size, settled = false, on_settled = false, on_stream_end = opts.on_stream_end,
-    h = core.h2.session { max_header_list_size = opts.max_field_size and opts.max_field_size * 8 or nil },
+    h = core.h2.session {
+      max_header_list_size = opts.max_field_size and opts.max_field_size * 8 or nil,
+      max_field_size = opts.max_field_size,
+    },
   }, mt)
   self.write_cb = function(ok, err, ename) if not ok then write_failed(self, err, ename) end end
   stream:read_start(function(data, err, ename) return on_read(self, data, err, ename) end)

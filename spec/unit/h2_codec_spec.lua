@@ -129,8 +129,11 @@ describe("core.h2 session", function()
     assert.same({ "headers", 1, GET, get("/hello"), true, "request" }, req)
     local head = select(p.cev, "headers", sid)[1]
     assert.equal("response", head[6])
-    assert.same({ ":status", "content-type" }, head[3])
-    assert.same({ "200", "text/plain" }, head[4])
+    -- a client gets the head as field lines, :status apart
+    assert.equal("content-type: text/plain\r\n", head[3])
+    assert.equal(200, head[4])
+    assert.is_false(head[7])
+    assert.is_false(head[8])
     assert.is_false(head[5])
     assert.equal("/hello", body_of(p.cev, sid))
     local data = select(p.cev, "data", sid)
@@ -140,6 +143,24 @@ describe("core.h2 session", function()
     assert.equal(0, p.c:streams())
     assert.equal(0, p.s:streams())
     assert.is_true(p.c:want_read())
+  end)
+
+  it("gives a client the head's codings, cookies and first field over max_field_size", function()
+    local p = run(pair({ max_field_size = 40 }, nil, function(ev, q)
+      if ev[1] == "headers" then
+        respond(q.s, ev[2], "", { "content-encoding", "set-cookie", "x-long", "content-encoding", "x-longer" },
+          { "gzip", "a=1", ("v"):rep(40), "br", ("w"):rep(50) })
+      end
+    end))
+    local sid = assert(p.c:request(GET, get(), true))
+    run(p)
+    local head = select(p.cev, "headers", sid)[1]
+    assert.equal("gzip, br", head[7])
+    assert.is_true(head[8])
+    assert.equal("x-long", head[9])
+    assert.equal(48, head[10])
+    assert.matches("^content%-type: text/plain\r\ncontent%-encoding: gzip\r\nset%-cookie: a=1\r\nx%-long: v+\r\n"
+      .. "content%-encoding: br\r\nx%-longer: w+\r\n$", head[3])
   end)
 
   it("reports the peer's SETTINGS_MAX_CONCURRENT_STREAMS when it changes", function()
@@ -232,7 +253,8 @@ describe("core.h2 session", function()
     assert.equal("question", body_of(p.sev, sid))
     local ct = select(p.cev, "headers", sid)
     assert.equal("response", ct[1][6])
-    assert.same({ "headers", sid, { "grpc-status", "grpc-message" }, { "0", "fine" }, true, "trailers" }, ct[2])
+    assert.same({ "headers", sid, "grpc-status: 0\r\ngrpc-message: fine\r\n", nil, true, "trailers", false, false },
+      ct[2])
     assert.equal("payload", body_of(p.cev, sid))
     assert.same({ "close", sid, NO_ERROR }, select(p.cev, "close", sid)[1])
   end)
@@ -245,7 +267,7 @@ describe("core.h2 session", function()
       .. frame(HEADERS, END_HEADERS + END_STREAM, sid, string.char(0x88)))
     local heads = {}
     for ev in function() return raw:event() end do
-      if ev[1] == "headers" then heads[#heads + 1] = ev[6] .. " " .. ev[4][1] end
+      if ev[1] == "headers" then heads[#heads + 1] = ev[6] .. " " .. ev[4] end
     end
     assert.same({ "informational 103", "response 200" }, heads)
   end)
