@@ -31,8 +31,8 @@
 /* RFC 9113 6.5.2: a field's size is its name's, its value's and 32. */
 #define H2_FIELD_OVERHEAD 32
 #define H2_MAX_WINDOW 2147483647 /* RFC 9113 6.9.1: 2^31 - 1 */
-/* The environment table's slots: the event queue, streams by id. */
-enum { ENV_EVENTS = 1, ENV_STREAMS = 2 };
+/* The environment table's slot: the event queue. */
+enum { ENV_EVENTS = 1 };
 
 /* A stream this side knows: a request it sent, or one a client opened. */
 typedef struct h2_stream {
@@ -50,8 +50,8 @@ typedef struct h2_stream {
 
 typedef struct {
     nghttp2_session *s;
-    lua_State *L;    /* during a method: the caller's state, where callbacks queue */
-    int ev, streams; /* during a method: stack indexes of the queue and the streams */
+    lua_State *L; /* during a method: the caller's state, where callbacks queue */
+    int ev;       /* during a method: the stack index of the queue */
     int qhead, qtail;
     int server;
     int in_recv;            /* a GOAWAY sent now is nghttp2 failing the connection */
@@ -153,11 +153,17 @@ static void queue(h2_session *h) {
 
 /* ---- streams ---- */
 
+/* A stream is nghttp2's user data from its HEADERS on (a client's request
+ * gives it to nghttp2_submit_request, a server sets it as the peer's
+ * HEADERS begin); a request not sent yet (queued, or refused unsent by a
+ * GOAWAY) is found in the list. A map of its own keyed by stream id would
+ * take a new key for every request. */
 static h2_stream *find(h2_session *h, int32_t sid) {
-    lua_rawgeti(h->L, h->streams, sid);
-    h2_stream *r = lua_touserdata(h->L, -1);
-    lua_pop(h->L, 1);
-    return r;
+    h2_stream *r = nghttp2_session_get_stream_user_data(h->s, sid);
+    if (r) return r;
+    for (r = h->list; r; r = r->next)
+        if (r->sid == sid) return r;
+    return NULL;
 }
 
 static void link_stream(h2_session *h, h2_stream *r, int32_t sid) {
@@ -166,8 +172,6 @@ static void link_stream(h2_session *h, h2_stream *r, int32_t sid) {
     if (h->list) h->list->prev = r;
     h->list = r;
     h->nstreams++;
-    lua_pushlightuserdata(h->L, r);
-    lua_rawseti(h->L, h->streams, sid);
 }
 
 static void free_stream(h2_session *h, h2_stream *r) {
@@ -192,8 +196,9 @@ static void close_stream(h2_session *h, h2_stream *r, uint32_t code) {
         lua_rawseti(h->L, -2, 4);
     }
     queue(h);
-    lua_pushnil(h->L);
-    lua_rawseti(h->L, h->streams, r->sid);
+    /* nghttp2 may still hold the stream (a request it never sent): it must
+     * not lead to the record after this */
+    nghttp2_session_set_stream_user_data(h->s, r->sid, NULL);
     free_stream(h, r);
 }
 
@@ -214,7 +219,9 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
     h2_stream *r = calloc(1, sizeof *r);
     if (!r) return NGHTTP2_ERR_CALLBACK_FAILURE;
     link_stream(h, r, f->hd.stream_id);
-    return 0;
+    return nghttp2_session_set_stream_user_data(s, f->hd.stream_id, r)
+               ? NGHTTP2_ERR_CALLBACK_FAILURE
+               : 0;
 }
 
 /* A header list over this side's SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113
@@ -541,17 +548,15 @@ static int settle(lua_State *L, h2_session *h, int rv) {
 
 /* ---- methods ---- */
 
-/* The session at 1, bound to this call: its queue and streams tables are
- * pushed, for the callbacks. */
+/* The session at 1, bound to this call: its queue is pushed, for the
+ * callbacks. */
 static h2_session *enter(lua_State *L) {
     h2_session *h = luaL_checkudata(L, 1, H2_MT);
     if (!h->s) luaL_argerror(L, 1, "HTTP/2 session is closed");
     lua_getfenv(L, 1);
     lua_rawgeti(L, -1, ENV_EVENTS);
-    lua_rawgeti(L, -2, ENV_STREAMS);
     h->L = L;
-    h->streams = lua_gettop(L);
-    h->ev = h->streams - 1;
+    h->ev = lua_gettop(L);
     return h;
 }
 
@@ -670,7 +675,7 @@ static int l_request(lua_State *L) {
     h2_stream *r = new_stream(L, end_stream);
     nghttp2_data_provider body = {.source = {.ptr = r}, .read_callback = read_body};
     int32_t sid = nghttp2_submit_request(h->s, NULL, (const nghttp2_nv *)h->nv.p, n,
-                                         end_stream ? NULL : &body, NULL);
+                                         end_stream ? NULL : &body, r);
     rt_buf_release(&h->nv, H2_HDR_KEEP);
     if (sid < 0) {
         free(r);
@@ -949,11 +954,9 @@ static int l_session(lua_State *L) {
     memset(h, 0, sizeof *h);
     luaL_getmetatable(L, H2_MT);
     lua_setmetatable(L, -2);
-    lua_createtable(L, 2, 0);
+    lua_createtable(L, 1, 0);
     lua_newtable(L);
     lua_rawseti(L, -2, ENV_EVENTS);
-    lua_newtable(L);
-    lua_rawseti(L, -2, ENV_STREAMS);
     lua_setfenv(L, -2);
     h->server = server;
     h->max_header_list = max_list;
