@@ -115,7 +115,7 @@ function M.new(stream, key, opts)
   local self = setmetatable({
     key = key, tcp = stream,
     parser = core.h1.parser("response", opts.max_line_size, opts.max_field_size),
-    queue = { head = 1, tail = 0 }, buffered = 0, low_water = 0, high_water = 0, reusable = true, requests = 0,
+    queue = event_queue.new(), buffered = 0, low_water = 0, high_water = 0, reusable = true, requests = 0,
     read_at = false,
     on_close = opts.on_close,
   }, mt)

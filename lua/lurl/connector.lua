@@ -106,7 +106,7 @@ local function new(opts)
     max_line_size = opts.max_line_size, max_field_size = opts.max_field_size,
     idle = {},         -- key -> idle connections, most recently used last
     idle_count = 0,
-    busy = {},         -- conn -> true while a request holds it
+    busy = {},         -- HTTP/1.1 conn -> true while a request holds it (hold)
     busy_count = 0,
     count = 0,         -- open or opening connections
     per_key = {},      -- key -> open or opening connections
@@ -254,13 +254,33 @@ local function unpool(self, c)
   end
 end
 
+-- A request holds c. An HTTP/1.1 connection goes in busy (the connector
+-- closes it with itself); an HTTP/2 stream, new for each request, says so
+-- itself (its connection closes it), so that busy is not a set whose keys
+-- change with every request (its table would rehash every few requests).
+local function hold(self, c)
+  if c.h2 then c.held = true else self.busy[c] = true end
+  self.busy_count = self.busy_count + 1
+  return c
+end
+
+-- c is held no more -> whether it was.
+local function unhold(self, c)
+  if c.h2 then
+    if not c.held then return false end
+    c.held = false
+  else
+    if not self.busy[c] then return false end
+    self.busy[c] = nil
+  end
+  self.busy_count = self.busy_count - 1
+  return true
+end
+
 -- Called by every connection of this pool as it closes, for any reason.
 function M.forget(self, c)
   unpool(self, c)
-  if self.busy[c] then
-    self.busy[c] = nil
-    self.busy_count = self.busy_count - 1
-  end
+  unhold(self, c)
   unslot(self, c.key)
   -- the origin's last connection: its (empty) idle list goes too
   if not self.per_key[c.key] then self.idle[c.key] = nil end
@@ -367,12 +387,6 @@ local function grant(self, key, fresh)
     M.dispatch(self)
   end
   return g
-end
-
-local function hold(self, c)
-  self.busy[c] = true
-  self.busy_count = self.busy_count + 1
-  return c
 end
 
 -- Return what a waiter was handed but cannot use.
@@ -809,9 +823,7 @@ end
 -- release(conn, reusable[, now]): back to the idle list, or closed. now:
 -- the clock, when the caller just read it.
 function Connector:release(c, reusable, now)
-  if not self.busy[c] then return end
-  self.busy[c] = nil
-  self.busy_count = self.busy_count - 1
+  if not unhold(self, c) then return end
   -- a stream of an HTTP/2 connection goes (reset unless it ended, its
   -- place given back if it never opened); its connection stays
   if c.h2 then
@@ -837,10 +849,7 @@ end
 -- detach(conn) -> its stream: a connection acquired for an upgrade leaves
 -- the pool (its slot is free again) and becomes the caller's.
 function Connector:detach(c)
-  if self.busy[c] then
-    self.busy[c] = nil
-    self.busy_count = self.busy_count - 1
-  end
+  unhold(self, c)
   unslot(self, c.key)
   M.dispatch(self)
   return c:detach()

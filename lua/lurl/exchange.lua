@@ -223,7 +223,7 @@ local function make_response(session, ex, head, c, deadline)
     _decode = decode,
     _max_body = ex.max_body, _charset_resolver = session.fallback_charset_resolver,
     -- the body state fields, present from the start so the table never grows
-    _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
+    ok = false, _body = false, _eof = false, _error = false, _pos = false, _pending = false, _ppos = false, _gc = false,
     _received = 0, _total = 0,
     -- total covers a streamed body too, until it is read, released or closed (aiohttp)
     _deadline = deadline,

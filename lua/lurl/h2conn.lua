@@ -5,6 +5,7 @@
 -- can_reuse, close, first_byte_at, read_at, the head event's layout), so
 -- the layers above it work the same over HTTP/1.1 and HTTP/2. Flow control
 -- follows the reader: the window of a stream opens as its body is read.
+local new_tab = require "table.new"
 local core = require "lurl.core"
 local event_queue = require "lurl.event_queue"
 local sched = require "lurl.sched"
@@ -24,7 +25,7 @@ end
 
 local Channel = {}
 local channel_mt = { __name = "lurl.h2_stream", __index = Channel }
-function channel_mt.__tostring(ch) return ("lurl.h2_stream (%s, stream %s)"):format(ch.key, tostring(ch.sid)) end
+function channel_mt.__tostring(ch) return ("lurl.h2_stream (%s, stream %s)"):format(ch.key, ch.sid or "not open") end
 
 local DONE, EOF = { "done" }, { "eof" } -- shared: they carry nothing
 
@@ -213,9 +214,12 @@ end
 -- exceed the peer's limit on streams.
 function Conn:channel()
   self.reserved = self.reserved + 1
+  -- every field it gets is here from the start, so that it never grows
   return setmetatable({ conn = self, key = self.key, h2 = true, tls = self.tls, ip = self.ip,
-    queue = { head = 1, tail = 0 }, active = false, opened = false, ended = false, closed = false, reusable = true,
-    first_byte_at = nil, read_at = false, requests = 0 }, channel_mt)
+    queue = event_queue.new(), active = false, opened = false, ended = false, closed = false, reusable = true,
+    held = false, -- a request has it (lurl.connector's hold)
+    sid = false, first_byte_at = false, read_at = false, requests = 0,
+    reader = false, reader_seq = false, writer = false, writer_seq = false }, channel_mt)
 end
 
 -- No stream open: the connection closes after keepalive_timeout unless a
@@ -251,13 +255,17 @@ local DROP = { connection = true, ["keep-alive"] = true, ["proxy-connection"] = 
 -- open(ex, end_stream): the HEADERS frame (section 8.3.1's pseudo-headers
 -- first) -> true, or nil, message, ename.
 function Channel:open(ex, end_stream)
-  local names = { ":method", ":scheme", ":authority", ":path" }
-  local values = { ex.method, ex.url.scheme, ex.headers:get("Host") or url.host_header(ex.url), url.target(ex.url) }
   local lower, given = ex.headers:fields()
+  local names, values = new_tab(#lower + 4, 0), new_tab(#lower + 4, 0)
+  names[1], names[2], names[3], names[4] = ":method", ":scheme", ":authority", ":path"
+  values[1], values[2] = ex.method, ex.url.scheme
+  values[3], values[4] = ex.headers:get("Host") or url.host_header(ex.url), url.target(ex.url)
+  local n = 4
   for i = 1, #lower do
     local name, value = lower[i], given[i]
     if not DROP[name] and (name ~= "te" or value:lower() == "trailers") then
-      names[#names + 1], values[#values + 1] = name, value
+      n = n + 1
+      names[n], values[n] = name, value
     end
   end
   local conn = self.conn

@@ -2,6 +2,7 @@
 --   h["content-type"]        first value, any case
 --   h:get_all("set-cookie")  every value, in order
 --   for name, value in h:items() do ... end   wire order, original case
+local new_tab = require "table.new"
 local check = require "lurl.check"
 
 local M = {}
@@ -39,8 +40,8 @@ end
 local function lowers(h)
   local l = h[LOWER]
   if l then return l end
-  l = {}
   local names = h[NAMES]
+  l = new_tab(#names, 0)
   for i = 1, #names do l[i] = names[i]:lower() end
   h[LOWER] = l
   return l

@@ -345,18 +345,24 @@ local function read_all(self)
   -- the stream readers took some already: the body is what they left, and
   -- they are at its end
   local taken = self._total > 0
-  local rest = take_pending(self)
-  local parts = rest and { rest } or {}
-  local size = rest and #rest or 0
+  -- a body of one piece (the usual small one) needs no table of pieces
+  local body, parts = take_pending(self), nil
+  local size = body and #body or 0
   while true do
     local chunk, err = pull(self)
     if chunk == nil then return nil, err end
     if chunk == false then break end
-    parts[#parts + 1] = chunk
+    if not body then
+      body = chunk
+    elseif parts then
+      parts[#parts + 1] = chunk
+    else
+      parts = { body, chunk }
+    end
     size = size + #chunk
     if M.too_big(self, size) then return nil, self._error end
   end
-  self._body = #parts == 1 and parts[1] or table.concat(parts)
+  self._body = parts and table.concat(parts) or body or ""
   if taken then self._pos = #self._body + 1 end
   return self._body
 end

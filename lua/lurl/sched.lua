@@ -32,7 +32,7 @@ local function report(task)
 end
 
 local function finish(task, ok, res)
-  if task.timer then task.timer:close(); task.timer = nil end
+  if task.timer then task.timer:close(); task.timer = false end
   if ok then
     task.state, task.results = "done", res
   else
@@ -41,7 +41,7 @@ local function finish(task, ok, res)
     if errors.is(err, "CancelledError") then task.state = "cancelled" end
   end
   local joiners = task.joiners
-  task.joiners = nil
+  task.joiners = false
   if task.on_done then
     -- a task started from C: its host callback takes the outcome
     if ok then task.on_done(true, unpack(res, 1, res.n))
@@ -91,11 +91,11 @@ local function run_ready()
     rhead = rhead + 1
     local args = task.start_args
     if args then
-      task.start_args = nil
+      task.start_args = false
       step(task, unpack(args, 1, args.n))
     else
       local a, b, c, d = task.r1, task.r2, task.r3, task.r4
-      task.r1, task.r2, task.r3, task.r4 = nil, nil, nil, nil
+      task.r1, task.r2, task.r3, task.r4 = false, false, false, false
       step(task, a, b, c, d)
     end
   end
@@ -158,9 +158,17 @@ local function schedule(task, a, b, c, d)
 end
 
 -- on_done(ok, ...) is set for tasks started from C (lurl_call).
+--
+-- Every field a task ever gets is here from the start, and one it is done
+-- with is set to false, not nil: a field added later makes a table rehash,
+-- which forgets the fields that are nil at that moment, and abandon and
+-- r1..r4 come and go with every wait, so the table would rehash again and
+-- again.
 local function new_task(on_done, fn, ...)
-  local task = setmetatable({ fn = fn, state = "running", seq = 0, on_done = on_done }, task_mt)
-  task.co = coroutine.create(body)
+  local task = setmetatable({ fn = fn, state = "running", seq = 0, on_done = on_done,
+    co = coroutine.create(body), start_args = false, waiting = false, cancel_requested = false, abandon = false,
+    r1 = false, r2 = false, r3 = false, r4 = false, timer = false, timer_clock = false, on_timer = false,
+    joiners = false, results = false, error = false, traceback = false }, task_mt)
   task.start_args = pack(task, ...)
   rtail = rtail + 1
   ready[rtail] = task
@@ -223,7 +231,7 @@ function M.park(task, seconds, abandon)
   end
   task.abandon = abandon
   local first, b, c, d = coroutine.yield()
-  task.abandon = nil
+  task.abandon = false
   if seconds then task.timer:stop() end
   if (first == TIMEOUT or first == CANCEL) and abandon then abandon() end
   if first == CANCEL or task.cancel_requested then
