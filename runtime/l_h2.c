@@ -55,7 +55,7 @@ typedef struct {
     int qhead, qtail;
     int server;
     int in_recv;            /* a GOAWAY sent now is nghttp2 failing the connection */
-    int32_t last_data_sid;  /* the newest event is a data event of this stream */
+    int32_t data_sid;       /* the stream whose body bytes wait in data, or 0 */
     int settings_seen;      /* the peer's max_concurrent_streams was reported */
     uint32_t peer_max;      /* ... as this */
     size_t max_header_list; /* this side's SETTINGS_MAX_HEADER_LIST_SIZE */
@@ -69,6 +69,7 @@ typedef struct {
     rt_buf codings;                        /* client: its Content-Encoding values, joined */
     size_t max_field;                      /* client: the limit on one field's line (0: none) */
     size_t long_off, long_name, long_size; /* client: the first field over it */
+    rt_buf data;                           /* body bytes of one stream, not yet an event */
     rt_buf out;                            /* frames to send */
     rt_buf nv;                             /* a header list to submit */
     h2_stream *list;
@@ -133,8 +134,7 @@ static int push_error(lua_State *L, const char *ename, const char *msg) {
 
 /* ---- events ---- */
 
-/* A new event table { kind, ... } on top of the stack. */
-static void new_event(h2_session *h, const char *kind, int n) {
+static void event_table(h2_session *h, const char *kind, int n) {
     lua_createtable(h->L, n, 0);
     lua_pushstring(h->L, kind);
     lua_rawseti(h->L, -2, 1);
@@ -148,7 +148,37 @@ static void set_int(lua_State *L, int i, lua_Number v) {
 /* Queue the event on top of the stack. */
 static void queue(h2_session *h) {
     lua_rawseti(h->L, h->ev, ++h->qtail);
-    h->last_data_sid = 0;
+}
+
+/* { "data", sid, bytes, end_stream }: the body bytes that came for a
+ * stream, DATA frame after DATA frame, until another event or the end of
+ * recv. A server sends a body in frames of its own size (nginx: 8 KiB);
+ * an event a frame cost Lua a string and a table for each. */
+static void flush_data(h2_session *h, int end_stream) {
+    if (!h->data_sid) return;
+    event_table(h, "data", 4);
+    set_int(h->L, 2, h->data_sid);
+    lua_pushlstring(h->L, h->data.p ? h->data.p : "", h->data.len);
+    lua_rawseti(h->L, -2, 3);
+    lua_pushboolean(h->L, end_stream);
+    lua_rawseti(h->L, -2, 4);
+    queue(h);
+    h->data_sid = 0;
+    rt_buf_release(&h->data, H2_OUT_KEEP);
+}
+
+/* Body bytes wait for sid now (those of another stream become its event). */
+static void data_for(h2_session *h, int32_t sid) {
+    if (h->data_sid == sid) return;
+    flush_data(h, 0);
+    h->data_sid = sid;
+}
+
+/* A new event table { kind, ... } on top of the stack, after the body
+ * bytes that came before it. */
+static void new_event(h2_session *h, const char *kind, int n) {
+    flush_data(h, 0);
+    event_table(h, kind, n);
 }
 
 /* ---- streams ---- */
@@ -365,23 +395,11 @@ static void push_headers(h2_session *h, const nghttp2_frame *f) {
     rt_buf_release(&h->hdr, H2_HDR_KEEP);
 }
 
-/* END_STREAM on a DATA frame: the stream's last data event says so, or an
- * empty one does. */
+/* END_STREAM on a DATA frame: its data event says so (an empty one when
+ * no bytes wait). */
 static void end_data(h2_session *h, int32_t sid) {
-    if (h->last_data_sid == sid) {
-        lua_rawgeti(h->L, h->ev, h->qtail);
-        lua_pushboolean(h->L, 1);
-        lua_rawseti(h->L, -2, 4);
-        lua_pop(h->L, 1);
-        return;
-    }
-    new_event(h, "data", 4);
-    set_int(h->L, 2, sid);
-    lua_pushliteral(h->L, "");
-    lua_rawseti(h->L, -2, 3);
-    lua_pushboolean(h->L, 1);
-    lua_rawseti(h->L, -2, 4);
-    queue(h);
+    data_for(h, sid);
+    flush_data(h, 1);
 }
 
 /* { "settings", max_concurrent_streams } when the peer's limit changed. */
@@ -426,21 +444,13 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
     return 0;
 }
 
-/* { "data", sid, bytes, end_stream } */
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data,
                          size_t len, void *ud) {
     (void)s;
     (void)flags;
     h2_session *h = ud;
-    new_event(h, "data", 4);
-    set_int(h->L, 2, sid);
-    lua_pushlstring(h->L, (const char *)data, len);
-    lua_rawseti(h->L, -2, 3);
-    lua_pushboolean(h->L, 0);
-    lua_rawseti(h->L, -2, 4);
-    queue(h);
-    h->last_data_sid = sid;
-    return 0;
+    data_for(h, sid);
+    return append(&h->data, data, len) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void *ud) {
@@ -578,11 +588,11 @@ static int l_recv(lua_State *L) {
     size_t n;
     const char *p = luaL_checklstring(L, 2, &n);
     if (h->fail_ename[0]) return push_failure(L, h);
-    h->last_data_sid = 0;
     h->in_recv = 1;
     ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)p, n);
     int rd = rv < 0 ? (int)rv : drain(h);
     h->in_recv = 0;
+    flush_data(h, 0);
     return settle(L, h, rd);
 }
 
@@ -873,6 +883,7 @@ static void free_session(h2_session *h) {
     rt_buf_release(&h->nv, 0);
     rt_buf_release(&h->hdr, 0);
     rt_buf_release(&h->codings, 0);
+    rt_buf_release(&h->data, 0);
 }
 
 /* close(): free nghttp2's state now rather than at collection. */

@@ -163,6 +163,19 @@ describe("core.h2 session", function()
       .. "content%-encoding: br\r\nx%-longer: w+\r\n$", head[3])
   end)
 
+  it("gives a client the body bytes of one recv as one data event, the end with them", function()
+    local p = run(pair(nil, nil, function(ev, q)
+      if ev[1] == "headers" then respond(q.s, ev[2], ("x"):rep(48 * KiB)) end
+    end))
+    local sid = assert(p.c:request(GET, get(), true))
+    run(p)
+    -- three DATA frames of 16 KiB (SETTINGS_MAX_FRAME_SIZE's default) in one read
+    local data = select(p.cev, "data", sid)
+    assert.equal(1, #data)
+    assert.equal(48 * KiB, #data[1][3])
+    assert.is_true(data[1][4])
+  end)
+
   it("reports the peer's SETTINGS_MAX_CONCURRENT_STREAMS when it changes", function()
     local p = run(pair(nil, { max_concurrent_streams = 7 }))
     assert.same({ { "settings", 7 } }, select(p.cev, "settings"))
