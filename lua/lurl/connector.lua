@@ -116,6 +116,7 @@ local function new(opts)
     closed = false,
     dialer = false,    -- set by lurl.testing.mock: streams without sockets
     h2 = {},           -- key -> HTTP/2 connections (lurl.h2conn), each in its slot
+    h2_spare = {},     -- key -> the HTTP/2 connection a stream last ended on
     h2_opening = {},   -- key -> connections being opened that may speak h2
     h2_gate = {},      -- key -> requests waiting for them
     h1_origins = {},   -- key -> true: its last connection offered h2 and got HTTP/1.1
@@ -124,7 +125,10 @@ local function new(opts)
   self.on_close = function(c) return M.forget(self, c) end
   self.on_h2_close = function(c) return M.forget_h2(self, c) end
   -- a stream ended: a request queued for room may take its place
-  self.on_h2_stream_end = function() return M.dispatch(self) end
+  self.on_h2_stream_end = function(c)
+    self.h2_spare[c.key] = c
+    return M.dispatch(self)
+  end
   return self
 end
 
@@ -337,9 +341,13 @@ local SLOT = setmetatable({}, { __name = "lurl.connector.slot" }) -- leave to op
 local function h2_room(self, key, avoid)
   local list = self.h2[key]
   if not list then return nil end
-  -- the first connection apart: with one connection an origin's lookup
-  -- enters no loop, which would stop LuaJIT compiling the request path
-  local c = list[1]
+  -- the connection a stream last ended on, then the first, apart: then
+  -- the lookup of a request that follows another's end, or of an origin
+  -- with one connection, enters no loop, which would stop LuaJIT
+  -- compiling the request path
+  local c = self.h2_spare[key]
+  if c and c ~= avoid and c:can_open() then return c end
+  c = list[1]
   if c ~= avoid and c:can_open() then return c end
   for i = 2, #list do
     c = list[i]
@@ -502,6 +510,7 @@ end
 
 -- Called by every HTTP/2 connection of this pool as it closes.
 function M.forget_h2(self, c)
+  if self.h2_spare[c.key] == c then self.h2_spare[c.key] = nil end
   local list = self.h2[c.key]
   for i = #(list or {}), 1, -1 do
     if list[i] == c then table.remove(list, i) end
