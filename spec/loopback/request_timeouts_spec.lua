@@ -266,7 +266,8 @@ describe("timeouts", function()
 
     it("head", function()
       local _, err = s:get("never", { timeout = 0.3 })
-      expired("head", err, "total timeout of 0.3s expired after 0.3")
+      -- the elapsed time is the clock's (0.29 or 0.31 under load), not checked to the digit
+      expired("head", err, "total timeout of 0.3s expired after 0.")
       expired("head", err, "waiting for the response head")
     end)
 
