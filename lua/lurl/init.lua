@@ -15,7 +15,6 @@ local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
 local response = require "lurl.response"
-local websocket = require "lurl.websocket"
 local map = require "lurl.map"
 
 local lurl = {
@@ -36,9 +35,6 @@ local lurl = {
   basic_auth_from_url = auth.from_url,
   dummy_cookie_jar = cookies.dummy,
   headers = headers.new,
-  ws_timeout = websocket.timeout,
-  WSMsgType = websocket.MsgType,
-  WSCloseCode = websocket.CloseCode,
 
   spawn = sched.spawn,
   gather = sched.gather,
@@ -72,13 +68,21 @@ lurl.rate_limit = policy("rate_limit", "new")
 lurl.adaptive_throttle = policy("adaptive_throttle", "new")
 lurl.backoff = setmetatable({}, { __index = function(_, k) return require("lurl.policy.backoff")[k] end })
 
--- lurl.testing (servers, the mock transport, the virtual clock) is loaded
--- when first used: scripts that do not test do not pay for it.
+-- Loaded when first read: lurl.testing (servers, the mock transport, the
+-- virtual clock), and what WebSockets alone need; scripts that do not use
+-- them do not pay for them.
+local LAZY = {
+  testing = function() return require "lurl.testing" end,
+  ws_timeout = function() return require("lurl.websocket").timeout end,
+  WSMsgType = function() return require("lurl.websocket").MsgType end,
+  WSCloseCode = function() return require("lurl.websocket").CloseCode end,
+}
 setmetatable(lurl, { __index = function(t, k)
-  if k ~= "testing" then return nil end
-  local m = require "lurl.testing"
-  rawset(t, k, m)
-  return m
+  local load = LAZY[k]
+  if not load then return nil end
+  local v = load()
+  rawset(t, k, v)
+  return v
 end })
 
 -- One-shot helpers: a session for a single request, closed afterwards.

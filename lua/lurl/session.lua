@@ -3,7 +3,6 @@
 -- lurl.redirect; the session checks what the script gave and carries the
 -- request through its middlewares.
 local auth = require "lurl.auth"
-local cjson = require "cjson"
 local connector_mod = require "lurl.connector"
 local cookies = require "lurl.cookies"
 local errors = require "lurl.errors"
@@ -21,10 +20,14 @@ local timeout = require "lurl.timeout"
 local tls = require "lurl.tls"
 local trace = require "lurl.trace"
 local url = require "lurl.url"
-local websocket = require "lurl.websocket"
-local ws_handshake = require "lurl.ws_handshake"
 
 local M = {}
+
+-- What a script may never use is loaded when first used: cjson (a C
+-- module, which the dynamic loader opens) with the first JSON body, the
+-- WebSocket modules with the first ws_connect. A start that loads them
+-- all costs a short script about a millisecond more (bench W3).
+local function json_encode(v) return require("cjson").encode(v) end
 
 M.USER_AGENT = prepare_mod.USER_AGENT
 M.ACCEPT_ENCODING = prepare_mod.ACCEPT_ENCODING
@@ -157,7 +160,7 @@ function M.new(opts)
     timeout = timeout.for_session(opts.timeout),
     raise_for_status = opts.raise_for_status or false,
     skip_auto_headers = prepare_mod.lower_set(opts.skip_auto_headers),
-    json_serialize = opts.json_serialize or cjson.encode,
+    json_serialize = opts.json_serialize or json_encode,
     connector = conn or connector_mod.new(),
     connector_owner = conn == nil or opts.connector_owner ~= false,
     max_line_size = opts.max_line_size or 8190,
@@ -326,6 +329,7 @@ local WS_REQUEST = { "params", "headers", "auth", "proxy", "proxy_auth", "proxy_
   "server_hostname", "cookies" }
 
 local function ws_options(opts)
+  local websocket = require "lurl.websocket"
   opts = check.options("ws_connect", "#2", opts or {}, WS_OPTIONS)
   check_auth("ws_connect", opts.auth)
   check_proxy("ws_connect", opts)
@@ -363,7 +367,7 @@ function Session:ws_connect(raw_url, opts)
   if opts and opts.method and opts.method:upper() ~= "GET" then
     check.argerror("ws_connect", "'method'", "GET expected (RFC 6455 section 4.1)")
   end
-  return ws_handshake.connect(self, raw_url, o, "ws_connect")
+  return require("lurl.ws_handshake").connect(self, raw_url, o, "ws_connect")
 end
 
 -- detach(): the session lets go of its connector without closing it
