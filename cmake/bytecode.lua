@@ -42,8 +42,6 @@ local function opset(names)
   for _, name in ipairs(names) do set[assert(OP[name], name)] = true end
   return set
 end
--- stores into a table
-local STORES = opset { "TSETS", "TSETV", "TSETB" }
 -- where a table under construction may be seen or the path leaves
 local STOP = opset { "RET", "RET0", "RET1", "RETM", "FNEW", "UCLO" }
 
@@ -190,8 +188,8 @@ function Code:sure_keys(pc, reg)
     elseif STOP[op] or touches(ma, a, reg) then
       break
     elseif mb ~= 0 then
-      -- a store into the table (TSETV, TSETB) is not a use of it
-      if (touches(mb, b, reg) and not (STORES[op] and b == reg)) or touches(mc, c, reg) then break end
+      -- a store into the table at a computed key (TSETV) is not a use of it
+      if (touches(mb, b, reg) and not (op == OP.TSETV and b == reg)) or touches(mc, c, reg) then break end
     elseif mc == JUMP then
       local target = i + 1 + d - 0x8000
       if target <= i or self:stores_between(i, target, reg) then break end

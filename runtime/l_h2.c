@@ -21,6 +21,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "h2_head.h"
 #include "rt.h"
 
 #define H2_MT "lurl.h2_session"
@@ -28,8 +29,6 @@
  * the rest back. */
 #define H2_OUT_KEEP ((size_t)1 << 16)
 #define H2_HDR_KEEP ((size_t)1 << 14)
-/* RFC 9113 6.5.2: a field's size is its name's, its value's and 32. */
-#define H2_FIELD_OVERHEAD 32
 #define H2_MAX_WINDOW 2147483647 /* RFC 9113 6.9.1: 2^31 - 1 */
 /* The environment table's slot: the event queue. */
 enum { ENV_EVENTS = 1 };
@@ -59,19 +58,10 @@ typedef struct {
     int settings_seen;      /* the peer's max_concurrent_streams was reported */
     uint32_t peer_max;      /* ... as this */
     size_t max_header_list; /* this side's SETTINGS_MAX_HEADER_LIST_SIZE */
-    rt_buf hdr;             /* the header block being received: sizes, names, values
-                               (server), or field lines (client) */
-    size_t hdr_size;        /* its size as 6.5.2 counts it */
-    int hdr_count;
-    char hdr_status;                       /* the first digit of its :status, or 0 */
-    int hdr_code;                          /* client: its :status */
-    int hdr_cookies;                       /* client: it has Set-Cookie */
-    rt_buf codings;                        /* client: its Content-Encoding values, joined */
-    size_t max_field;                      /* client: the limit on one field's line (0: none) */
-    size_t long_off, long_name, long_size; /* client: the first field over it */
-    rt_buf data;                           /* body bytes of one stream, not yet an event */
-    rt_buf out;                            /* frames to send */
-    rt_buf nv;                             /* a header list to submit */
+    h2_head head;           /* the header block being received */
+    rt_buf data;            /* body bytes of one stream, not yet an event */
+    rt_buf out;             /* frames to send */
+    rt_buf nv;              /* a header list to submit */
     h2_stream *list;
     int nstreams;
     char fail_ename[48]; /* the connection failed: why (sticky) */
@@ -237,14 +227,7 @@ static void close_stream(h2_session *h, h2_stream *r, uint32_t code) {
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
     (void)s;
     h2_session *h = ud;
-    h->hdr.len = 0;
-    h->hdr_size = 0;
-    h->hdr_count = 0;
-    h->hdr_status = 0;
-    h->hdr_code = 0;
-    h->hdr_cookies = 0;
-    h->codings.len = 0;
-    h->long_size = 0;
+    h2_head_begin(&h->head);
     if (!h->server || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     h2_stream *r = calloc(1, sizeof *r);
     if (!r) return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -265,46 +248,6 @@ static int refuse_headers(h2_session *h, int32_t sid) {
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
-static int append(rt_buf *b, const void *p, size_t n) {
-    if (rt_buf_reserve(b, n, SIZE_MAX)) return -1;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-/* A client keeps a head as the field lines lurl parses for HTTP/1.1
- * responses, with :status (RFC 9113 8.3.2), the Content-Encoding values
- * (one list, RFC 9110 5.3) and Set-Cookie's presence apart, so that the
- * head reaches Lua as one string. nghttp2 has checked the fields (8.2:
- * lowercase names, no pseudo-header after a regular one). */
-static int client_field(h2_session *h, const uint8_t *name, size_t namelen, const uint8_t *value,
-                        size_t valuelen) {
-    if (namelen && name[0] == ':') {
-        if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-            h->hdr_code = 0;
-            for (size_t i = 0; i < valuelen; i++)
-                h->hdr_code = h->hdr_code * 10 + (value[i] - '0');
-        }
-        return 0;
-    }
-    size_t line = namelen + valuelen + 2; /* as HTTP/1.1's max_field_size counts it */
-    if (h->max_field && line > h->max_field && !h->long_size) {
-        h->long_off = h->hdr.len;
-        h->long_name = namelen;
-        h->long_size = line;
-    }
-    if (append(&h->hdr, name, namelen) || append(&h->hdr, ": ", 2) ||
-        append(&h->hdr, value, valuelen) || append(&h->hdr, "\r\n", 2))
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (namelen == 16 && memcmp(name, "content-encoding", 16) == 0) {
-        if ((h->codings.len && append(&h->codings, ", ", 2)) ||
-            append(&h->codings, value, valuelen))
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
-    if (namelen == 10 && memcmp(name, "set-cookie", 10) == 0) h->hdr_cookies = 1;
-    return 0;
-}
-
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *ud) {
@@ -312,87 +255,30 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     (void)flags;
     h2_session *h = ud;
     size_t add = namelen + valuelen + H2_FIELD_OVERHEAD;
-    if (add > h->max_header_list - h->hdr_size) return refuse_headers(h, f->hd.stream_id);
-    h->hdr_size += add;
-    if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen) h->hdr_status = (char)value[0];
-    if (!h->server) return client_field(h, name, namelen, value, valuelen);
-    size_t lens[2] = {namelen, valuelen};
-    if (rt_buf_reserve(&h->hdr, sizeof lens + namelen + valuelen, SIZE_MAX))
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    char *p = h->hdr.p + h->hdr.len;
-    memcpy(p, lens, sizeof lens);
-    memcpy(p + sizeof lens, name, namelen);
-    memcpy(p + sizeof lens + namelen, value, valuelen);
-    h->hdr.len += sizeof lens + namelen + valuelen;
-    h->hdr_count++;
-    return 0;
+    if (add > h->max_header_list - h->head.size) return refuse_headers(h, f->hd.stream_id);
+    return h2_head_add(&h->head, name, namelen, value, valuelen) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 /* What a header block is: a request (server), a 1xx, the final response,
  * or trailers (RFC 9113 8.1). */
 static const char *head_kind(const h2_session *h, const nghttp2_frame *f) {
     if (h->server) return f->headers.cat == NGHTTP2_HCAT_REQUEST ? "request" : "trailers";
-    if (!h->hdr_status) return "trailers";
-    return h->hdr_status == '1' ? "informational" : "response";
+    if (!h->head.status) return "trailers";
+    return h->head.status < 200 ? "informational" : "response";
 }
 
-/* Server: { "headers", sid, names, values, end_stream, kind }. */
-static void push_fields(h2_session *h) {
-    lua_State *L = h->L;
-    lua_createtable(L, h->hdr_count, 0);
-    lua_createtable(L, h->hdr_count, 0);
-    const char *p = h->hdr.p;
-    for (int i = 1; i <= h->hdr_count; i++) {
-        size_t lens[2];
-        memcpy(lens, p, sizeof lens);
-        p += sizeof lens;
-        lua_pushlstring(L, p, lens[0]);
-        lua_rawseti(L, -3, i);
-        lua_pushlstring(L, p + lens[0], lens[1]);
-        lua_rawseti(L, -2, i);
-        p += lens[0] + lens[1];
-    }
-    lua_rawseti(L, -3, 4);
-    lua_rawseti(L, -2, 3);
-}
-
-/* Client: { "headers", sid, field_lines, status, end_stream, kind,
- * codings or false, sets_cookies[, long_name, long_size] }: long_name and
- * long_size tell the first field over max_field_size. */
-static void push_lines(h2_session *h) {
-    lua_State *L = h->L;
-    lua_pushlstring(L, h->hdr.p ? h->hdr.p : "", h->hdr.len);
-    lua_rawseti(L, -2, 3);
-    if (h->hdr_code) set_int(L, 4, h->hdr_code);
-    if (h->codings.len)
-        lua_pushlstring(L, h->codings.p, h->codings.len);
-    else
-        lua_pushboolean(L, 0);
-    lua_rawseti(L, -2, 7);
-    lua_pushboolean(L, h->hdr_cookies);
-    lua_rawseti(L, -2, 8);
-    if (h->long_size) {
-        lua_pushlstring(L, h->hdr.p + h->long_off, h->long_name);
-        lua_rawseti(L, -2, 9);
-        set_int(L, 10, (lua_Number)h->long_size);
-    }
-    rt_buf_release(&h->codings, H2_HDR_KEEP);
-}
-
+/* { "headers", sid, ..., end_stream, kind, ... }: the block as its side
+ * takes it (h2_head_push). */
 static void push_headers(h2_session *h, const nghttp2_frame *f) {
     lua_State *L = h->L;
     new_event(h, "headers", h->server ? 6 : 10);
     set_int(L, 2, f->hd.stream_id);
-    if (h->server)
-        push_fields(h);
-    else
-        push_lines(h);
+    h2_head_push(&h->head, L, H2_HDR_KEEP);
     lua_pushboolean(L, f->hd.flags & NGHTTP2_FLAG_END_STREAM);
     lua_rawseti(L, -2, 5);
     lua_pushstring(L, head_kind(h, f));
     lua_rawseti(L, -2, 6);
     queue(h);
-    rt_buf_release(&h->hdr, H2_HDR_KEEP);
 }
 
 /* END_STREAM on a DATA frame: its data event says so (an empty one when
@@ -450,7 +336,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
     (void)flags;
     h2_session *h = ud;
     data_for(h, sid);
-    return append(&h->data, data, len) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+    return rt_buf_append(&h->data, data, len) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t code, void *ud) {
@@ -761,9 +647,7 @@ static int l_data(lua_State *L) {
         r->out.len -= r->off;
         r->off = 0;
     }
-    if (rt_buf_reserve(&r->out, n, SIZE_MAX)) return luaL_error(L, "out of memory");
-    if (n) memcpy(r->out.p + r->out.len, p, n);
-    r->out.len += n;
+    if (rt_buf_append(&r->out, p, n)) return luaL_error(L, "out of memory");
     r->eof = end_stream;
     return resume(L, h, r);
 }
@@ -881,8 +765,7 @@ static void free_session(h2_session *h) {
     h->s = NULL;
     rt_buf_release(&h->out, 0);
     rt_buf_release(&h->nv, 0);
-    rt_buf_release(&h->hdr, 0);
-    rt_buf_release(&h->codings, 0);
+    h2_head_free(&h->head);
     rt_buf_release(&h->data, 0);
 }
 
@@ -971,7 +854,8 @@ static int l_session(lua_State *L) {
     lua_setfenv(L, -2);
     h->server = server;
     h->max_header_list = max_list;
-    h->max_field = max_field;
+    h->head.client = !server;
+    h->head.max_field = max_field;
     h->qhead = 1;
     if (open_session(h)) return luaL_error(L, "out of memory");
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams},

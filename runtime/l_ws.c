@@ -318,9 +318,7 @@ static int reader_feed(lua_State *L) {
         r->buf.len = left;
         r->off = 0;
     }
-    if (rt_buf_reserve(&r->buf, n, SIZE_MAX)) return nomem(L, "a frame");
-    memcpy(r->buf.p + r->buf.len, s, n);
-    r->buf.len += n;
+    if (rt_buf_append(&r->buf, s, n)) return nomem(L, "a frame");
     return 1;
 }
 

@@ -80,6 +80,14 @@ int rt_buf_reserve(rt_buf *b, size_t need, size_t limit) {
     return 0;
 }
 
+int rt_buf_append(rt_buf *b, const void *p, size_t n) {
+    if (n == 0) return 0;
+    if (rt_buf_reserve(b, n, SIZE_MAX)) return -1;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
 void rt_buf_release(rt_buf *b, size_t keep) {
     b->len = 0;
     if (b->cap <= keep) return;

@@ -90,6 +90,9 @@ typedef struct {
  * out of memory (b is unchanged). */
 int rt_buf_reserve(rt_buf *b, size_t need, size_t limit);
 
+/* Append n bytes at p; 0, or -1 when out of memory (b is unchanged). */
+int rt_buf_append(rt_buf *b, const void *p, size_t n);
+
 /* Empty b; give its memory back when it is larger than keep (a burst). */
 void rt_buf_release(rt_buf *b, size_t keep);
 
